@@ -1,0 +1,1 @@
+"""The chat side of SingSong: people, chats, platforms, and the `singsong` command."""

@@ -1,0 +1,175 @@
+"""The `singsong` command (the contract is in DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from engine.errors import InvalidRequest, ToolMissing
+from engine.theory import Key, parse_key
+
+log = logging.getLogger("singsong")
+EXTENSION_ALIASES = {"midi": "mid", "oga": "ogg", "opus": "ogg"}
+
+
+class UserError(Exception):
+    """A mistake in the command line: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _key(text: str) -> Key:
+    try:
+        return parse_key(text)
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _int_between(low: int, high: int, what: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a whole number (got {text!r})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high} "
+                                             f"(got {value})")
+        return value
+    return parse
+
+
+def _tempo(text: str) -> float:
+    from engine.melody.compose import MAX_TEMPO_BPM, MIN_TEMPO_BPM
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"tempo must be a number of BPM (got {text!r})") from None
+    if not MIN_TEMPO_BPM <= value <= MAX_TEMPO_BPM:
+        raise argparse.ArgumentTypeError(f"tempo must be between {MIN_TEMPO_BPM:.0f} and "
+                                         f"{MAX_TEMPO_BPM:.0f} BPM (got {value:g})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.melody.compose import MAX_BARS
+
+    parser = _Parser(prog="singsong", description="SingSong: voice notes into songs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    melody = commands.add_parser("melody", help="compose a new melody",
+                                 description="Compose a new pop melody. The output format "
+                                 "follows OUT's extension: .mid (melody, chords, bass), "
+                                 ".ogg/.mp3/.wav (rendered), .png (piano roll).")
+    melody.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                        help="file to write; with --count, a folder for the MIDI files")
+    melody.add_argument("--seed", type=_int_between(0, 2**63 - 1, "seed"), default=None,
+                        help="same seed and options, same melody (default: a random seed)")
+    melody.add_argument("--key", type=_key, default=None, help="e.g. C, F#m, Bb minor "
+                        "(default: chosen by the seed)")
+    melody.add_argument("--bars", type=_int_between(1, MAX_BARS, "bars"), default=8)
+    melody.add_argument("--tempo", type=_tempo, default=110.0, metavar="BPM")
+    melody.add_argument("--count", type=_int_between(1, 10000, "count"), default=None,
+                        help="write this many melodies (seeds seed..seed+N-1) as MIDI "
+                        "files into the folder OUT")
+    melody.add_argument("--json", action="store_true", help="print what was made as JSON")
+    melody.set_defaults(run=run_melody)
+    return parser
+
+
+def _format_of(path: Path) -> str:
+    from engine.pipeline import MELODY_FORMATS
+
+    ext = path.suffix.lower().lstrip(".")
+    ext = EXTENSION_ALIASES.get(ext, ext)
+    if ext not in MELODY_FORMATS:
+        raise UserError(f"cannot tell what to write from the name {str(path)!r}: "
+                        f"end it in .{', .'.join(MELODY_FORMATS)}")
+    return ext
+
+
+def _check_writable_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise UserError(f"cannot write into {str(folder)!r}: it is not an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {str(folder)!r}: permission denied")
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write atomically: a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
+
+
+def run_melody(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pipeline import melody
+    from engine.timing import StageTimer
+
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    out: Path = args.output
+    timer = StageTimer()
+    if args.count is None:
+        fmt = _format_of(out)
+        _check_writable_folder(out.parent if str(out.parent) else Path("."))
+        piece = melody(seed=seed, key=args.key, bars=args.bars, tempo_bpm=args.tempo,
+                       formats=(fmt,))
+        with timer.stage("write"):
+            write_file(out, piece.files[fmt])
+        log.info("wrote %s (%s, seed %d)", out, piece.melody.key.name, seed)
+        return {"path": str(out), "paths": [str(out)], "format": fmt, **piece.summary(),
+                "timings_s": {**piece.timings_s, **timer.report()}}
+    if out.exists() and not out.is_dir():
+        raise UserError(f"with --count, OUT must be a folder; {str(out)!r} is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the folder {str(out)!r}: {error.strerror}") from None
+    _check_writable_folder(out)
+    made = []
+    for offset in range(args.count):
+        piece = melody(seed=seed + offset, key=args.key, bars=args.bars, tempo_bpm=args.tempo,
+                       formats=("mid",))
+        path = out / f"{seed + offset}.mid"
+        with timer.stage("write"):
+            write_file(path, piece.files["mid"])
+        made.append({"path": str(path), **piece.summary()})
+    return {"paths": [m["path"] for m in made], "melodies": made, "timings_s": timer.report()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        result = args.run(args)
+    except (UserError, InvalidRequest) as error:
+        print(f"singsong {args.command}: {error}", file=sys.stderr)
+        return 2
+    except ToolMissing as error:
+        print(f"singsong {args.command}: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Pictures people get with their music: a piano roll of the melody."""
+
+from __future__ import annotations
+
+import io
+
+from engine.melody.compose import Melody
+from engine.theory import PITCH_CLASS_NAMES, chord_name
+
+NOTE_COLOUR = "#e4572e"
+CHORD_COLOUR = "#6c757d"
+
+
+def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
+    """A PNG piano roll: notes against time, bar lines, chord names above, in the real key."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pitches = [n.pitch for n in melody.notes] or [60]
+    low, high = min(pitches) - 2, max(pitches) + 2
+    width = min(16.0, 4.0 + 1.2 * melody.n_bars)
+    fig, ax = plt.subplots(figsize=(width, 4.0), dpi=100)
+    try:
+        for note in melody.notes:
+            ax.add_patch(matplotlib.patches.FancyBboxPatch(
+                (note.start_s, note.pitch - 0.4), note.end_s - note.start_s - 0.01, 0.8,
+                boxstyle="round,pad=0,rounding_size=0.08", color=NOTE_COLOUR,
+                alpha=0.55 + 0.45 * note.velocity / 127,
+            ))
+        bar_s = melody.step_s * 16
+        for bar in range(melody.n_bars + 1):
+            ax.axvline(bar * bar_s, color="#adb5bd", lw=0.8 if bar % 4 else 1.6, zorder=0)
+        for span in melody.chords:
+            ax.text(span.start_s + 0.03, high + 0.3, chord_name(span.root, span.quality),
+                    fontsize=8, color=CHORD_COLOUR, va="bottom")
+        ticks = [p for p in range(low, high + 1) if p % 12 in (0, 4, 7)]
+        ax.set_yticks(ticks, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in ticks])
+        ax.set_xlim(0, melody.duration_s)
+        ax.set_ylim(low - 0.5, high + 1.5)
+        ax.set_xlabel("time (s)")
+        ax.grid(axis="y", color="#e9ecef", lw=0.5)
+        ax.set_title(title or f"{melody.key.name}, {melody.tempo_bpm:g} BPM, "
+                     f"{len(melody.notes)} notes", fontsize=10)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
