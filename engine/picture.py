@@ -35,7 +35,8 @@ def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
         for span in melody.chords:
             ax.text(span.start_s + 0.03, high + 0.3, chord_name(span.root, span.quality),
                     fontsize=8, color=CHORD_COLOUR, va="bottom")
-        ticks = [p for p in range(low, high + 1) if p % 12 in (0, 4, 7)]
+        # Label each octave's tonic and the notes of the tonic triad.
+        ticks = [p for p in range(low, high + 1) if p % 12 in melody.key.stable_pitch_classes()]
         ax.set_yticks(ticks, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in ticks])
         ax.set_xlim(0, melody.duration_s)
         ax.set_ylim(low - 0.5, high + 1.5)

@@ -39,7 +39,8 @@ MAX_REPEATS = 8
 SOFT_REPEATS = 4
 REPEAT_PENALTY = 1.0  # logit units per repeat beyond SOFT_REPEATS
 PHRASE_BARS = 4
-MODEL_CENTRE_PITCH = 69  # the middle of POP909's melodies once key-normalised
+MODEL_CENTRE_PITCH = 74  # the median of POP909's melodies once key-normalised (D5)
+LANDING_POSITIONS = (0, 4, 8)  # where a final note may land in the last bar: beats 1-3
 MAJOR_SHARE = 0.57  # POP909: 630 major and 477 minor key spans
 
 MIN_TEMPO_BPM, MAX_TEMPO_BPM = 40.0, 240.0
@@ -125,7 +126,7 @@ def compose(
     bars: int | None = 8,
     n_notes: int | None = None,
     tempo_bpm: float = 110.0,
-    pitch_range: tuple[int, int] = (55, 84),
+    pitch_range: tuple[int, int] = (60, 86),
     temperature: float = 1.0,
     top_p: float = 0.95,
     model: MelodyLstm | None = None,
@@ -277,9 +278,20 @@ def _current_run(notes: list[GridNote]) -> tuple[int, int]:
 
 def _settle_phrase_ends(draft: _Draft, key: Key, exact_count: bool) -> None:
     """End the melody on the tonic, held to the end of its bar, and each 4-bar phrase on a
-    degree of the tonic triad: for each such note, the stable pitch the model rated highest."""
+    degree of the tonic triad: for each such note, the stable pitch the model rated highest.
+
+    With a length in bars, the melody lands on the last note of the final bar that starts on
+    beat 1, 2 or 3, and what the model wrote after it is let go.
+    """
     if not draft.notes:
         return
+    if not exact_count:
+        final_bar = draft.notes[-1].bar
+        landings = [i for i, n in enumerate(draft.notes)
+                    if n.bar == final_bar and n.pos in LANDING_POSITIONS]
+        if landings:
+            del draft.notes[landings[-1] + 1:]
+            del draft.pitch_probs[landings[-1] + 1:]
     normal_tonic = (key.tonic - key.relative_major_tonic) % 12
     normal_key = Key(normal_tonic, key.mode)
     pitches = np.arange(PITCH_MIN, PITCH_MAX + 1)
@@ -301,6 +313,11 @@ def _settle_phrase_ends(draft: _Draft, key: Key, exact_count: bool) -> None:
     bar_end = (final.bar + 1) * STEPS_PER_BAR
     held = max(final.dur, min(MAX_DUR_STEPS, bar_end - final.onset))
     draft.notes[last] = GridNote(final.bar, final.pos, final.pitch, held)
+    # The harmony comes home with the melody: the tonic chord under the final note.
+    tonic_chord = (normal_tonic, "maj" if key.mode == "major" else "min")
+    first_half = final.onset // (STEPS_PER_BAR // 2)
+    for half in range(first_half, min(len(draft.chords), 2 * (final.bar + 1))):
+        draft.chords[half] = tonic_chord
     if exact_count:
         draft.bar = final.bar
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ class TrainConfig:
     dropout: float = 0.25
     window: int = 256
     batch: int = 32
-    epochs: int = 20
+    epochs: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-5
     seed: int = 909
@@ -201,6 +203,16 @@ def split_songs(songs: list[Pop909Song]) -> tuple[list[Pop909Song], list[Pop909S
     return [s for s in songs if s.number % 10], [s for s in songs if s.number % 10 == 0]
 
 
+def _git_commit() -> str | None:
+    """The commit of the code that trained the weights, when run from a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="POP909 folder")
@@ -221,7 +233,9 @@ def main(argv: list[str] | None = None) -> None:
                          seed=args.seed)
     model, record = train(train_songs, valid_songs, config)
     record["skipped_songs_not_4_4"] = sorted(set(TRAIN_SONGS) - {s.number for s in songs})
-    record["command"] = "python -m engine.melody.train " + " ".join(argv or [])
+    record["command"] = "python -m engine.melody.train " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    record["code_commit"] = _git_commit()
     record["total_time_s"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(args.out, model.export(), record)

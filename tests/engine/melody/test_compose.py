@@ -20,8 +20,11 @@ def test_key_is_honoured(key_name: str) -> None:
     in_key = sum(n.pitch % 12 in key.scale_pitch_classes() for n in notes) / len(notes)
     assert all(m.key == key for m in melodies)
     assert in_key > 0.85
-    # Every melody comes home: its last note is the tonic.
+    # Every melody comes home: its last note is the tonic, over the tonic chord.
     assert all(m.notes[-1].pitch % 12 == key.tonic for m in melodies)
+    tonic_chord = (key.tonic, "maj" if key.mode == "major" else "min")
+    assert all((m.chords[-1].root, m.chords[-1].quality) == tonic_chord for m in melodies)
+    assert all(m.chords[-1].end_s == pytest.approx(m.duration_s) for m in melodies)
 
 
 @pytest.mark.parametrize(("low", "high"), [(48, 60), (60, 72), (55, 84), (40, 52)])
