@@ -16,6 +16,7 @@ from engine.theory import Key, parse_key
 
 log = logging.getLogger("singsong")
 EXTENSION_ALIASES = {"midi": "mid", "oga": "ogg", "opus": "ogg"}
+MAX_READ_BYTES = 20 * 1024 * 1024
 
 
 class UserError(Exception):
@@ -85,18 +86,50 @@ def build_parser() -> argparse.ArgumentParser:
                         "files into the folder OUT")
     melody.add_argument("--json", action="store_true", help="print what was made as JSON")
     melody.set_defaults(run=run_melody)
+
+    from engine.arrange import DEFAULT_STYLE, STYLES
+
+    sing = commands.add_parser("sing", help="sing a voice note on a new melody",
+                               description="Sing a voice note (any audio ffmpeg reads) on a "
+                               "new melody over a band. OUT: .ogg (Opus), .mp3 or .wav for the "
+                               "song, .png for the picture of the voice against the melody.")
+    sing.add_argument("input", type=Path, metavar="INPUT", help="the voice note")
+    lyrics = commands.add_parser("lyrics", help="sing typed lyrics on a new melody",
+                                 description="Speak the lyrics with espeak-ng, then sing them "
+                                 "like a voice note (at most 300 characters).")
+    lyrics.add_argument("text", metavar="TEXT", help="the words to sing")
+    for sub, run in ((sing, run_sing), (lyrics, run_lyrics)):
+        sub.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
+        sub.add_argument("--seed", type=_int_between(0, 2**63 - 1, "seed"), default=None,
+                         help="same seed and input, same song (default: random)")
+        sub.add_argument("--style", choices=sorted(STYLES), default=DEFAULT_STYLE,
+                         help=f"the band (default {DEFAULT_STYLE}; robot also tunes hard)")
+        sub.add_argument("--melody-out", type=Path, metavar="M.mid",
+                         help="write the notes the voice was put on as a one-track MIDI file")
+        sub.add_argument("--stems", type=Path, metavar="DIR", help="write vocal.wav, "
+                         "backing.wav and pitch.png into this folder")
+        sub.add_argument("--json", action="store_true", help="print what was made as JSON")
+        sub.set_defaults(run=run)
     return parser
 
 
-def _format_of(path: Path) -> str:
-    from engine.pipeline import MELODY_FORMATS
-
+def _format_of(path: Path, formats: tuple[str, ...]) -> str:
     ext = path.suffix.lower().lstrip(".")
     ext = EXTENSION_ALIASES.get(ext, ext)
-    if ext not in MELODY_FORMATS:
+    if ext not in formats:
         raise UserError(f"cannot tell what to write from the name {str(path)!r}: "
-                        f"end it in .{', .'.join(MELODY_FORMATS)}")
+                        f"end it in .{', .'.join(formats)}")
     return ext
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{str(folder)!r} must be a folder, and it is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the folder {str(folder)!r}: {error.strerror}") from None
+    _check_writable_folder(folder)
 
 
 def _check_writable_folder(folder: Path) -> None:
@@ -118,14 +151,14 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 def run_melody(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.pipeline import melody
+    from engine.pipeline import MELODY_FORMATS, melody
     from engine.timing import StageTimer
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     out: Path = args.output
     timer = StageTimer()
     if args.count is None:
-        fmt = _format_of(out)
+        fmt = _format_of(out, MELODY_FORMATS)
         _check_writable_folder(out.parent if str(out.parent) else Path("."))
         piece = melody(seed=seed, key=args.key, bars=args.bars, tempo_bpm=args.tempo,
                        formats=(fmt,))
@@ -136,11 +169,7 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
                 "timings_s": {**piece.timings_s, **timer.report()}}
     if out.exists() and not out.is_dir():
         raise UserError(f"with --count, OUT must be a folder; {str(out)!r} is a file")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create the folder {str(out)!r}: {error.strerror}") from None
-    _check_writable_folder(out)
+    _make_folder(out)
     made = []
     for offset in range(args.count):
         piece = melody(seed=seed + offset, key=args.key, bars=args.bars, tempo_bpm=args.tempo,
@@ -150,6 +179,70 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
             write_file(path, piece.files["mid"])
         made.append({"path": str(path), **piece.summary()})
     return {"paths": [m["path"] for m in made], "melodies": made, "timings_s": timer.report()}
+
+
+SONG_FORMATS = ("ogg", "mp3", "wav", "png")
+
+
+def run_sing(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pipeline import sing
+
+    source: Path = args.input
+    if not source.is_file():
+        raise UserError(f"cannot read {str(source)!r}: no such file")
+    try:
+        data = source.read_bytes() if source.stat().st_size <= MAX_READ_BYTES else b""
+    except OSError as error:
+        raise UserError(f"cannot read {str(source)!r}: {error.strerror}") from None
+    if not data and source.stat().st_size > MAX_READ_BYTES:
+        raise UserError(f"{str(source)!r} is {source.stat().st_size / 2**20:.0f} MB; "
+                        "the limit is 20 MB")
+    return _write_song(args, lambda fmt, seed, extras: sing(
+        data, seed=seed, style=args.style, audio_format=fmt, extras=extras))
+
+
+def run_lyrics(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pipeline import lyrics
+
+    return _write_song(args, lambda fmt, seed, extras: lyrics(
+        args.text, seed=seed, style=args.style, audio_format=fmt, extras=extras))
+
+
+def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    from engine.timing import StageTimer
+
+    out: Path = args.output
+    fmt = _format_of(out, SONG_FORMATS)
+    folders = [out.parent if str(out.parent) else Path(".")]
+    if args.melody_out is not None:
+        _format_of(args.melody_out, ("mid",))
+        folders.append(args.melody_out.parent if str(args.melody_out.parent) else Path("."))
+    for folder in folders:
+        _check_writable_folder(folder)
+    if args.stems is not None:
+        _make_folder(args.stems)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    song = make("wav" if fmt == "png" else fmt, seed, fmt == "png" or args.stems is not None)
+    if song.summary["input_truncated"]:
+        print("note: the clip is longer than a minute; only its first minute was sung",
+              file=sys.stderr)
+    timer = StageTimer()
+    written = []
+    with timer.stage("write"):
+        write_file(out, song.picture if fmt == "png" else song.audio)
+        written.append(out)
+        if args.melody_out is not None:
+            write_file(args.melody_out, song.melody_midi)
+            written.append(args.melody_out)
+        if args.stems is not None:
+            for name, data in (("vocal.wav", song.stems["vocal"]),
+                               ("backing.wav", song.stems["backing"]),
+                               ("pitch.png", song.picture)):
+                write_file(args.stems / name, data)
+                written.append(args.stems / name)
+    timings = {**song.timings_s, "write": timer.report()["write"]}
+    return {"path": str(out), "paths": [str(p) for p in written], "format": fmt,
+            **song.summary, "timings_s": timings}
 
 
 def main(argv: list[str] | None = None) -> int:

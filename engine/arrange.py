@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
-import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
-import soundfile as sf
 
-from engine.errors import ToolMissing
+from engine.errors import InvalidRequest, ToolMissing
 from engine.melody.compose import Melody
+from engine.retune import SungNote
 from engine.theory import chord_pitch_classes
 
 SAMPLE_RATE = 44100
-RENDER_TIMEOUT_S = 120.0
+DRUM_CHANNEL = 9
+SYNTH_BLOCK = 64  # FluidSynth renders in blocks of this many frames
 SOUNDFONT_PATHS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
@@ -83,25 +83,84 @@ def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
     return buffer.getvalue()
 
 
+class _Synth:
+    """One FluidSynth instance per process: the soundfont (148 MB) is loaded once."""
+
+    def __init__(self, soundfont: Path, sample_rate: int) -> None:
+        import fluidsynth
+
+        self.sample_rate = sample_rate
+        # No chorus: its modulation runs on between renders, and the same seed must give
+        # the same file.
+        self.synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
+                                      **{"synth.chorus.active": 0})
+        self._frames = 0
+        self.soundfont_id = self.synth.sfload(str(soundfont))
+        if self.soundfont_id < 0:
+            raise ToolMissing(f"FluidSynth could not load the soundfont {soundfont}")
+
+    def render(self, midi: pretty_midi.PrettyMIDI, tail_s: float) -> np.ndarray:
+        events: list[tuple[int, int, int, int, int]] = []  # frame, on?, channel, key, velocity
+        melodic = (c for c in range(16) if c != DRUM_CHANNEL)
+        for instrument in midi.instruments:
+            channel = DRUM_CHANNEL if instrument.is_drum else next(melodic, None)
+            if channel is None:
+                raise ValueError("more than 15 melodic tracks")
+            bank = 128 if instrument.is_drum else 0
+            self.synth.program_select(channel, self.soundfont_id, bank, instrument.program)
+            for note in instrument.notes:
+                events.append((self._frame(note.start), 1, channel, note.pitch, note.velocity))
+                events.append((self._frame(note.end), 0, channel, note.pitch, 0))
+        events.sort()  # at one instant, note-offs (0) come before note-ons (1)
+        total = self._frame(midi.get_end_time() + tail_s)
+        chunks, cursor = [], 0
+        for frame, on, channel, key, velocity in events:
+            if frame > cursor:
+                chunks.append(self._take(frame - cursor))
+                cursor = frame
+            if on:
+                self.synth.noteon(channel, key, velocity)
+            else:
+                self.synth.noteoff(channel, key)
+        if total > cursor:
+            chunks.append(self._take(total - cursor))
+        self._silence()
+        stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
+        mono: np.ndarray = stereo.mean(axis=1)
+        return mono
+
+    def _silence(self) -> None:
+        """Stop every voice and let the reverb ring out, so the next render starts clean.
+
+        FluidSynth works in blocks of 64 frames: ending on a block boundary makes every render
+        start at the same phase, so the same MIDI gives the same samples.
+        """
+        self.synth.system_reset()
+        self._take((-self._frames) % SYNTH_BLOCK)
+        for _ in range(100):
+            if not self._take(64 * SYNTH_BLOCK).any():
+                return
+
+    def _take(self, frames: int) -> np.ndarray:
+        self._frames += frames
+        samples: np.ndarray = self.synth.get_samples(frames) if frames else np.zeros(0, np.int16)
+        return samples
+
+    def _frame(self, seconds: float) -> int:
+        return round(seconds * self.sample_rate)
+
+
+@cache
+def _synth(sample_rate: int) -> _Synth:
+    return _Synth(find_soundfont(), sample_rate)
+
+
 def render(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE,
            tail_s: float = 1.0) -> np.ndarray:
-    """Render MIDI through the FluidSynth program; mono float samples, `tail_s` of release."""
-    fluidsynth = shutil.which("fluidsynth")
-    if fluidsynth is None:
-        raise ToolMissing("fluidsynth is not installed (Debian: apt-get install fluidsynth)")
-    with tempfile.TemporaryDirectory(prefix="singsong-render-") as folder:
-        mid_path, wav_path = Path(folder, "in.mid"), Path(folder, "out.wav")
-        midi.write(str(mid_path))
-        command = [fluidsynth, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "float",
-                   "-F", str(wav_path), str(find_soundfont()), str(mid_path)]
-        result = subprocess.run(command, capture_output=True, timeout=RENDER_TIMEOUT_S,
-                                check=False)
-        if result.returncode != 0 or not wav_path.exists():
-            raise RuntimeError(f"fluidsynth failed: {result.stderr.decode()[-500:]}")
-        audio, _ = sf.read(str(wav_path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
-    wanted = int((midi.get_end_time() + tail_s) * sample_rate)
-    return _fit_length(mono, wanted)
+    """Render MIDI through FluidSynth with a General MIDI soundfont: mono float samples of
+    the whole piece plus `tail_s` seconds of release."""
+    samples = _synth(sample_rate).render(midi, tail_s)
+    return _fit_length(samples, round((midi.get_end_time() + tail_s) * sample_rate))
 
 
 def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
@@ -109,3 +168,146 @@ def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
         return samples[:length]
     return np.concatenate([samples, np.zeros(length - len(samples), samples.dtype)])
 
+
+
+# --- The band behind a sung voice -------------------------------------------------------
+
+KICK, SIDE_STICK, SNARE, CLAP, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 39, 42, 46, 49, 51
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the band plays: instruments (General MIDI programs), the drum pattern on the
+    16ths of a bar, how the chords and the bass move, and the swing of the off-beat 8ths."""
+
+    name: str
+    chord_program: int
+    bass_program: int
+    pad_program: int | None
+    drums: dict[int, tuple[int, ...]]  # drum note -> steps of the bar it plays on
+    chord_steps: tuple[int, ...]  # where the chord is struck (0..15), each held to the next
+    arpeggio: bool
+    bass_steps: tuple[int, ...]
+    swing: float  # how late each off-beat 8th comes, in 16ths (0 = straight)
+    velocity: int
+    crash_every_bars: int = 4
+
+
+STYLES: dict[str, Style] = {
+    "pop": Style(
+        name="pop", chord_program=0, bass_program=33, pad_program=None,
+        drums={KICK: (0, 6, 8), SNARE: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
+        chord_steps=(0, 4, 8, 12), arpeggio=False, bass_steps=(0, 2, 4, 6, 8, 10, 12, 14),
+        swing=0.0, velocity=84,
+    ),
+    "lofi": Style(
+        name="lofi", chord_program=4, bass_program=32, pad_program=None,
+        drums={KICK: (0, 7, 10), SIDE_STICK: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
+        chord_steps=(0, 10), arpeggio=False, bass_steps=(0, 7, 10), swing=0.6, velocity=68,
+        crash_every_bars=0,
+    ),
+    "ballad": Style(
+        name="ballad", chord_program=0, bass_program=32, pad_program=48,
+        drums={KICK: (0, 8), SIDE_STICK: (4, 12), RIDE: (0, 4, 8, 12)},
+        chord_steps=(0, 2, 4, 6, 8, 10, 12, 14), arpeggio=True, bass_steps=(0, 8),
+        swing=0.0, velocity=64, crash_every_bars=8,
+    ),
+    "robot": Style(
+        name="robot", chord_program=81, bass_program=38, pad_program=89,
+        drums={KICK: (0, 4, 8, 12), CLAP: (4, 12), CLOSED_HAT: (2, 6, 10, 14)},
+        chord_steps=(2, 6, 10, 14), arpeggio=False, bass_steps=(0, 2, 4, 6, 8, 10, 12, 14),
+        swing=0.0, velocity=80,
+    ),
+}
+DEFAULT_STYLE = "pop"
+
+
+def style_named(name: str) -> Style:
+    try:
+        return STYLES[name.strip().lower()]
+    except KeyError:
+        raise InvalidRequest(f"unknown style {name!r}: choose one of "
+                             f"{', '.join(STYLES)}") from None
+
+
+def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_midi.PrettyMIDI:
+    """Chords, bass and drums for a melody, with `intro_bars` of band before it starts.
+
+    The harmony is the chord sequence the melody model wrote with the melody; the intro
+    plays the first chord.
+    """
+    step_s = melody.step_s
+    bar_s = 16 * step_s
+    intro_s = intro_bars * bar_s
+    n_bars = melody.n_bars + intro_bars
+    chords_at = _chord_per_half_bar(melody, intro_bars)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=melody.tempo_bpm)
+    chords = pretty_midi.Instrument(program=style.chord_program, name="chords")
+    bass = pretty_midi.Instrument(program=style.bass_program, name="bass")
+    drums = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
+
+    def at(bar: int, step: float) -> float:
+        swung = step + (style.swing if int(step) % 4 == 2 else 0.0)
+        return (bar * 16 + swung) * step_s
+
+    for bar in range(n_bars):
+        for half in range(2):
+            root, quality = chords_at[2 * bar + half]
+            voicing = [CHORD_LOW + (pc - CHORD_LOW) % 12 for pc in
+                       chord_pitch_classes(root, quality)]
+            steps = [s for s in style.chord_steps if s // 8 == half]
+            for index, step in enumerate(steps):
+                end_step = next((s for s in style.chord_steps if s > step), 16 * (half + 1))
+                start, end = at(bar, step), at(bar, end_step) - 0.01
+                pitches = [sorted(voicing)[index % 3]] if style.arpeggio else voicing
+                for pitch in pitches:
+                    chords.notes.append(pretty_midi.Note(style.velocity - 14, pitch, start, end))
+            for step in (s for s in style.bass_steps if s // 8 == half):
+                end_step = next((s for s in style.bass_steps if s > step), 16)
+                pitch = BASS_LOW + (root - BASS_LOW) % 12
+                bass.notes.append(pretty_midi.Note(style.velocity, pitch, at(bar, step),
+                                                   at(bar, end_step) - 0.02))
+        for drum, drum_steps in style.drums.items():
+            for step in drum_steps:
+                accent = 10 if step % 8 == 0 else 0
+                drums.notes.append(pretty_midi.Note(min(127, style.velocity - 6 + accent), drum,
+                                                    at(bar, step), at(bar, step) + step_s))
+        if style.crash_every_bars and bar % style.crash_every_bars == 0 and bar >= intro_bars:
+            drums.notes.append(pretty_midi.Note(style.velocity, CRASH, at(bar, 0),
+                                                at(bar, 0) + 4 * step_s))
+    midi.instruments += [chords, bass, drums]
+    if style.pad_program is not None:
+        pad = pretty_midi.Instrument(program=style.pad_program, name="pad")
+        for span in melody.chords:
+            for pc in chord_pitch_classes(span.root, span.quality):
+                pad.notes.append(pretty_midi.Note(style.velocity - 24, 60 + pc,
+                                                  intro_s + span.start_s, intro_s + span.end_s))
+        midi.instruments.append(pad)
+    return midi
+
+
+def _chord_per_half_bar(melody: Melody, intro_bars: int) -> list[tuple[int, str]]:
+    """(root, quality) for every half bar of intro and melody; gaps hold the last chord."""
+    half_s = 8 * melody.step_s
+    halves = 2 * (melody.n_bars + intro_bars)
+    tonic = (melody.key.tonic, "maj" if melody.key.mode == "major" else "min")
+    first = (melody.chords[0].root, melody.chords[0].quality) if melody.chords else tonic
+    out: list[tuple[int, str]] = []
+    for half in range(halves):
+        t = (half - 2 * intro_bars) * half_s + 1e-6
+        playing = [c for c in melody.chords if c.start_s <= t < c.end_s]
+        if playing:
+            out.append((playing[0].root, playing[0].quality))
+        else:
+            out.append(out[-1] if out else first)
+    return out
+
+
+def sung_midi(sung: Sequence[SungNote], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
+    """The notes a voice was put on, as a one-track MIDI file (track 'melody')."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
+    track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
+    track.notes = [pretty_midi.Note(velocity=96, pitch=n.pitch, start=n.start_s, end=n.end_s)
+                   for n in sung]
+    midi.instruments.append(track)
+    return midi

@@ -1,4 +1,5 @@
-"""Audio in and out through ffmpeg: encoding to the formats people receive, loudness."""
+"""Audio in and out through ffmpeg: decoding what people send (with limits), encoding what
+they receive."""
 
 from __future__ import annotations
 
@@ -6,15 +7,92 @@ import io
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from engine.errors import InvalidRequest, ToolMissing
 
 AUDIO_FORMATS = ("ogg", "mp3", "wav")
 ENCODE_TIMEOUT_S = 60.0
+DECODE_TIMEOUT_S = 30.0
+MAX_INPUT_BYTES = 20 * 1024 * 1024  # what a Telegram bot may download
+MAX_INPUT_S = 60.0  # longer clips are cut to their first minute
+ACCEPTED = "a voice note or an audio file (OGG, MP3, M4A, WAV, FLAC, WebM or a video's sound)"
+
+
+class BadAudio(InvalidRequest):
+    """The input cannot be used as audio; the message says why and what is accepted."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # mono float32 in -1..1
+    sample_rate: int
+    truncated: bool  # the input was longer than the limit and was cut
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX_INPUT_S,
+           max_bytes: int = MAX_INPUT_BYTES) -> DecodedAudio:
+    """Decode any audio ffmpeg reads to mono float samples at `sample_rate` Hz.
+
+    At most `max_bytes` in; only the first `max_duration_s` seconds are decoded (truncated
+    says when more was there). ffmpeg runs without a shell, under a timeout, and its output
+    is bounded by the duration limit. Raises BadAudio for empty, oversized, unreadable or
+    soundless input.
+    """
+    if not data:
+        raise BadAudio(f"the file is empty: send {ACCEPTED}")
+    if len(data) > max_bytes:
+        raise BadAudio(f"the file is {len(data) / 2**20:.1f} MB; the limit is "
+                       f"{max_bytes / 2**20:.0f} MB")
+    with tempfile.TemporaryDirectory(prefix="singsong-decode-") as folder:
+        source = Path(folder, "input")
+        source.write_bytes(data)
+        return _decode_path(source, sample_rate, max_duration_s)
+
+
+def decode_file(path: Path, *, sample_rate: int = 22050,
+                max_duration_s: float = MAX_INPUT_S) -> DecodedAudio:
+    """decode() for a file on disk (checked against the same size limit)."""
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise BadAudio(f"the file is {path.stat().st_size / 2**20:.1f} MB; the limit is "
+                       f"{MAX_INPUT_BYTES / 2**20:.0f} MB")
+    return _decode_path(path, sample_rate, max_duration_s)
+
+
+def _decode_path(path: Path, sample_rate: int, max_duration_s: float) -> DecodedAudio:
+    # Decode a little past the limit to learn whether there was more.
+    limit_s = max_duration_s + 0.05
+    command = [ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error",
+               "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
+               "-t", f"{limit_s:.3f}", "-f", "f32le", "pipe:1"]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise BadAudio(f"the file took too long to read: send {ACCEPTED}") from None
+    if result.returncode != 0 and not result.stdout:
+        message = result.stderr.decode(errors="replace")
+        if "matches no streams" in message:
+            raise BadAudio(f"there is no sound in this file: send {ACCEPTED}")
+        raise BadAudio(f"this is not audio SingSong can read: send {ACCEPTED}")
+    usable = len(result.stdout) // 4 * 4
+    samples = np.frombuffer(result.stdout[:usable], dtype="<f4")
+    # Float WAVs can hold NaN or infinities; treat them as silence and clip the rest.
+    samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    if samples.size == 0:
+        raise BadAudio(f"there is no sound in this file: send {ACCEPTED}")
+    max_samples = round(max_duration_s * sample_rate)
+    truncated = samples.size > max_samples
+    return DecodedAudio(samples[:max_samples].astype(np.float32), sample_rate, truncated)
 _CODEC_ARGS = {
     # Opus in Ogg: what Telegram shows as a voice bubble; 64 kb/s keeps 60 s under 1 MB.
     "ogg": ["-c:a", "libopus", "-b:a", "64k", "-vbr", "on", "-application", "audio", "-f", "ogg"],
@@ -61,3 +139,38 @@ def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:
     """Scale so the loudest sample sits at `peak` (about -1 dBFS); silence stays silent."""
     top = float(np.max(np.abs(samples))) if samples.size else 0.0
     return samples if top == 0.0 else samples * (peak / top)
+
+
+def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770); -inf for silence."""
+    import pyloudnorm
+
+    if len(samples) < int(0.4 * sample_rate):  # shorter than one gating block
+        samples = np.pad(samples, (0, int(0.4 * sample_rate) - len(samples)))
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples.astype(np.float64)))
+
+
+def loudness_gain(samples: np.ndarray, sample_rate: int, target_lufs: float) -> float:
+    """The linear gain that brings the samples to `target_lufs` (1 for silence)."""
+    loudness = integrated_loudness(samples, sample_rate)
+    return 1.0 if not np.isfinite(loudness) else float(10 ** ((target_lufs - loudness) / 20))
+
+
+def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
+                 lookahead_s: float = 0.005, release_s: float = 0.05) -> np.ndarray:
+    """A smooth gain envelope (at most 1) that keeps `samples * gain` under `ceiling`.
+
+    The gain falls ahead of each peak (look-ahead) and recovers over `release_s`; apply it
+    to every stem alike and the stems still add up to the limited mix.
+    """
+    magnitude = np.abs(samples).astype(np.float64)
+    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    if needed.min() >= 1.0:
+        return np.ones(len(samples), np.float32)
+    window = max(1, int(lookahead_s * sample_rate))
+    held = minimum_filter1d(needed, size=2 * window + 1, mode="nearest")
+    release = max(1, int(release_s * sample_rate))
+    smooth = minimum_filter1d(held, size=release, mode="nearest", origin=(release - 1) // 2)
+    gain = uniform_filter1d(smooth, size=window, mode="nearest")
+    envelope: np.ndarray = np.minimum(gain, held).astype(np.float32)
+    return envelope

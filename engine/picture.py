@@ -1,8 +1,11 @@
-"""Pictures people get with their music: a piano roll of the melody."""
+"""Pictures people get with their music: a piano roll of a melody, a voice against its tune."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+
+import numpy as np
 
 from engine.melody.compose import Melody
 from engine.theory import PITCH_CLASS_NAMES, chord_name
@@ -44,6 +47,44 @@ def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
         ax.grid(axis="y", color="#e9ecef", lw=0.5)
         ax.set_title(title or f"{melody.key.name}, {melody.tempo_bpm:g} BPM, "
                      f"{len(melody.notes)} notes", fontsize=10)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def voice_png(sung: Sequence[tuple[int, float, float]], before: tuple[np.ndarray, np.ndarray],
+              after: tuple[np.ndarray, np.ndarray], title: str) -> bytes:
+    """A PNG of the voice's pitch before (as spoken, moved onto the song's time line) and
+    after retuning, against the melody's notes. Contours are (times_s, MIDI pitch, NaN where
+    unvoiced); sung notes are (pitch, start_s, end_s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pitches = [p for p, _, _ in sung] or [60]
+    low, high = min(pitches) - 7, max(pitches) + 5
+    end_s = max([e for _, _, e in sung] + [float(np.nanmax(after[0], initial=1.0))])
+    fig, ax = plt.subplots(figsize=(min(16.0, 4.0 + end_s / 2), 4.0), dpi=100)
+    try:
+        for pitch, start, end in sung:
+            ax.add_patch(matplotlib.patches.Rectangle((start, pitch - 0.5), end - start, 1.0,
+                                                      color=NOTE_COLOUR, alpha=0.35, lw=0))
+        ax.plot(before[0], np.clip(before[1], low, high), ".", ms=1.5, color="#adb5bd",
+                label="your voice, spoken")
+        ax.plot(after[0], np.clip(after[1], low, high), ".", ms=1.5, color="#1d3557",
+                label="your voice, sung")
+        ticks = [p for p in range(low, high + 1) if p % 12 == 0]
+        ax.set_yticks(ticks, [f"C{p // 12 - 1}" for p in ticks])
+        ax.set_xlim(0, end_s)
+        ax.set_ylim(low, high)
+        ax.set_xlabel("time (s)")
+        ax.grid(axis="y", color="#e9ecef", lw=0.5)
+        ax.legend(loc="upper right", fontsize=8, markerscale=6)
+        ax.set_title(title, fontsize=10)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")

@@ -6,10 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import arrange, audio, picture
+import numpy as np
+from scipy.signal import resample_poly
+
+from engine import arrange, audio, notes, picture, pitch, retune, singer
 from engine.errors import InvalidRequest
 from engine.melody.compose import Melody, compose
 from engine.melody.model import load_model
+from engine.retune import SungNote
 from engine.theory import Key, chord_name
 from engine.timing import StageTimer
 
@@ -84,3 +88,176 @@ def melody(
         with timer.stage("picture"):
             files["png"] = picture.piano_roll_png(tune)
     return MelodyPiece(melody=tune, files=files, timings_s=timer.report())
+
+
+# --- Voice note to song -----------------------------------------------------------------
+
+VOICE_RATE = 22050
+INTRO_BARS = 1
+SONG_STRETCH = 1.35  # a line takes longer to sing than to say
+MIN_SONG_TEMPO, MAX_SONG_TEMPO = 72.0, 140.0
+VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.0, -23.0, -14.0
+NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
+            "spoken or sung, without much noise around it")
+MIN_VOICE_S = 0.5
+TOO_SHORT = "the clip is only {:.1f} s long: send at least half a second of voice (a few words)"
+TOO_FEW_SYLLABLES = ("I heard only one syllable: say or sing a few words (at least two "
+                     "syllables) and I will turn them into a song")
+
+
+@dataclass(frozen=True)
+class Song:
+    """A finished song: the mix (encoded), what the voice sings, stems, picture, summary."""
+
+    audio: bytes
+    audio_format: str
+    melody: Melody  # the composer's melody: key, tempo, chords and its rhythm
+    sung: tuple[SungNote, ...]  # the notes the voice was put on, on the song's time line
+    melody_midi: bytes  # one track, 'melody', holding exactly `sung`
+    stems: dict[str, bytes]  # 'vocal' and 'backing' as WAV, adding up to the mix (extras)
+    picture: bytes  # PNG: the voice's pitch before and after, against the melody (extras)
+    summary: dict[str, Any]
+    timings_s: dict[str, float]
+
+
+def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
+         audio_format: str = "ogg", extras: bool = True) -> Song:
+    """A voice note (any audio ffmpeg reads) sung on a new melody over a band.
+
+    extras: also make the stems and the picture (skip them when only the song is wanted).
+
+    Raises audio.BadAudio (an InvalidRequest) with a message for the sender when the input
+    cannot be used: empty, too large, not audio, or no voice in it.
+    """
+    timer = StageTimer()
+    band = arrange.style_named(style)
+    with timer.stage("decode"):
+        voice = audio.decode(audio_data, sample_rate=VOICE_RATE)
+    return _sing_voice(voice, seed, band, audio_format, extras, timer)
+
+
+def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
+           audio_format: str = "ogg", extras: bool = True) -> Song:
+    """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters)."""
+    timer = StageTimer()
+    band = arrange.style_named(style)
+    with timer.stage("speak"):
+        speech = singer.speak(text)
+    with timer.stage("decode"):
+        voice = audio.decode(speech, sample_rate=VOICE_RATE)
+    song = _sing_voice(voice, seed, band, audio_format, extras, timer)
+    song.summary["lyrics"] = singer.clean_lyrics(text)
+    return song
+
+
+def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio_format: str,
+                extras: bool, timer: StageTimer) -> Song:
+    if audio_format not in audio.AUDIO_FORMATS:
+        raise InvalidRequest(f"unknown audio format {audio_format!r}: use "
+                             f"{', '.join(audio.AUDIO_FORMATS)}")
+    if voice.duration_s < MIN_VOICE_S:
+        raise audio.BadAudio(TOO_SHORT.format(voice.duration_s))
+    with timer.stage("pitch"):
+        f0 = pitch.track(voice.samples, voice.sample_rate)
+    with timer.stage("syllables"):
+        syllables = notes.syllables(voice.samples, voice.sample_rate, f0)
+        if not syllables:
+            raise audio.BadAudio(NO_VOICE)
+        if len(syllables) < 2:
+            raise audio.BadAudio(TOO_FEW_SYLLABLES)
+        voice_range = notes.comfortable_range(f0)
+    with timer.stage("compose"):
+        tune = compose(seed=seed, n_notes=len(syllables), pitch_range=voice_range)
+        tune = tune.at_tempo(_song_tempo(tune, syllables))
+    intro_s = INTRO_BARS * 16 * tune.step_s
+    with timer.stage("retune"):
+        alignment = retune.align(syllables, [n.pitch for n in tune.notes],
+                                 [n.start_s + intro_s for n in tune.notes],
+                                 tune.notes[-1].end_s + intro_s)
+        voiced_hz = f0.f0_hz[f0.voiced]
+        sung_voice = retune.retune(
+            voice.samples, voice.sample_rate, alignment,
+            tuning="robot" if band.name == "robot" else "natural",
+            pitch_floor_hz=max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7),
+            pitch_ceiling_hz=min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5),
+        )
+    with timer.stage("backing"):
+        backing = arrange.render(arrange.backing_midi(tune, band, INTRO_BARS))
+    with timer.stage("mix"):
+        vocal = _on_time_line(sung_voice, arrange.SAMPLE_RATE)
+        length = max(len(vocal), len(backing))
+        vocal, backing = _pad_to(vocal, length), _pad_to(backing, length)
+        vocal_gain = audio.loudness_gain(vocal, arrange.SAMPLE_RATE, VOCAL_LUFS)
+        backing_gain = audio.loudness_gain(backing, arrange.SAMPLE_RATE, BACKING_LUFS)
+        vocal, backing = vocal * vocal_gain, backing * backing_gain
+        vocal, backing = _master(vocal, backing)
+        mix = vocal + backing
+    with timer.stage("encode"):
+        encoded = audio.encode(mix, arrange.SAMPLE_RATE, audio_format)
+    melody_midi = arrange.midi_bytes(arrange.sung_midi(alignment.sung, tune.tempo_bpm))
+    stems: dict[str, bytes] = {}
+    image = b""
+    if extras:
+        with timer.stage("extras"):
+            stems = {"vocal": audio.wav_bytes(vocal, arrange.SAMPLE_RATE),
+                     "backing": audio.wav_bytes(backing, arrange.SAMPLE_RATE)}
+            image = _voice_picture(f0, sung_voice, alignment, tune)
+    summary = {
+        **melody_summary(tune),
+        "style": band.name,
+        "syllables": len(syllables),
+        "duration_s": round(len(mix) / arrange.SAMPLE_RATE, 3),
+        "input_duration_s": round(voice.duration_s, 3),
+        "input_truncated": voice.truncated,
+        "notes": [{"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4)}
+                  for n in alignment.sung],
+    }
+    return Song(audio=encoded, audio_format=audio_format, melody=tune, sung=alignment.sung,
+                melody_midi=melody_midi, stems=stems, picture=image, summary=summary,
+                timings_s=timer.report())
+
+
+def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bring the mix to MASTER_LUFS under a peak limiter; the same gain goes on both stems,
+    so they still add up to the mix. Limiting costs loudness: one correction pass wins it
+    back."""
+    rate = arrange.SAMPLE_RATE
+    mix = vocal + backing
+    gain = audio.loudness_gain(mix, rate, MASTER_LUFS)
+    for _ in range(2):
+        envelope = gain * audio.limiter_gain(mix * gain, rate)
+        gain *= audio.loudness_gain(mix * envelope, rate, MASTER_LUFS)
+    envelope = gain * audio.limiter_gain(mix * gain, rate)
+    return vocal * envelope, backing * envelope
+
+
+def _song_tempo(tune: Melody, syllables: list[notes.Syllable]) -> float:
+    """The tempo at which the melody takes about SONG_STRETCH times as long as the speech."""
+    beats = (tune.notes[-1].start_step + tune.notes[-1].dur_steps) / 4
+    spoken_s = max(syllables[-1].end_s - syllables[0].onset_s, 0.3)
+    tempo = 60.0 * beats / (spoken_s * SONG_STRETCH)
+    return float(np.clip(round(tempo), MIN_SONG_TEMPO, MAX_SONG_TEMPO))
+
+
+def _on_time_line(voice: retune.RetunedVoice, sample_rate: int) -> np.ndarray:
+    """The retuned voice resampled to `sample_rate`, preceded by silence up to its start."""
+    samples = resample_poly(voice.samples, sample_rate, voice.sample_rate).astype(np.float32)
+    return np.concatenate([np.zeros(round(voice.start_s * sample_rate), np.float32), samples])
+
+
+def _pad_to(samples: np.ndarray, length: int) -> np.ndarray:
+    return np.pad(samples, (0, max(0, length - len(samples))))
+
+
+def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
+                   alignment: retune.Alignment, tune: Melody) -> bytes:
+    before_t = alignment.time_map.to_output(f0.times_s)
+    inside = (f0.times_s >= alignment.time_map.input_s[0]) & (
+        f0.times_s <= alignment.time_map.input_s[-1])
+    after = pitch.track(sung_voice.samples, sung_voice.sample_rate)
+    return picture.voice_png(
+        [(n.pitch, n.start_s, n.end_s) for n in alignment.sung],
+        (before_t[inside], f0.midi()[inside]),
+        (after.times_s + sung_voice.start_s, after.midi()),
+        title=f"{tune.key.name}, {tune.tempo_bpm:g} BPM, {len(alignment.sung)} notes",
+    )

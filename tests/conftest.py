@@ -20,3 +20,21 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def pop909_root(shared_data: Path) -> Path:
     return shared_data / "melodies" / "pop909" / "POP909"
+
+
+def ffmpeg_make(*args: str, suffix: str) -> bytes:
+    """Bytes of a file made by the real ffmpeg (lavfi sources, conversions)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / f"out{suffix}"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args, str(target)], check=True,
+                       timeout=120)
+        return target.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def speech_clip(shared_data: Path) -> Path:
+    """14 s of read speech (LibriSpeech, CC BY 4.0), a woman's voice."""
+    return shared_data / "speech" / "198-209-0000.ogg"

@@ -8,7 +8,7 @@ triad, picking the stable pitch the model itself likes best there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -84,6 +84,15 @@ class Melody:
     @property
     def duration_s(self) -> float:
         return self.n_bars * STEPS_PER_BAR * self.step_s
+
+    def at_tempo(self, tempo_bpm: float) -> Melody:
+        """The same melody played at another tempo."""
+        scale = self.tempo_bpm / tempo_bpm
+        notes = tuple(replace(n, start_s=n.start_s * scale, end_s=n.end_s * scale)
+                      for n in self.notes)
+        chords = tuple(replace(c, start_s=c.start_s * scale, end_s=c.end_s * scale)
+                       for c in self.chords)
+        return replace(self, notes=notes, chords=chords, tempo_bpm=tempo_bpm)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "melody_lstm.npz"
@@ -115,5 +116,11 @@ def load_model_file(path: Path) -> MelodyLstm:
 
 @cache
 def load_model(path: Path = DEFAULT_WEIGHTS) -> MelodyLstm:
-    """The shipped model, loaded once per process."""
+    """The shipped model, loaded once per process.
+
+    Loading also sets the process's BLAS to one thread: the model's products are small, so
+    threads only add hand-offs (and stalls on a busy machine), and jobs run in parallel
+    processes, one per core.
+    """
+    threadpool_limits(limits=1, user_api="blas")
     return load_model_file(path)

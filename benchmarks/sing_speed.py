@@ -1,0 +1,101 @@
+"""How fast a voice note becomes a song, and how much memory a worker needs. Prints JSON.
+
+With models loaded (melody model, soundfont), each LibriSpeech clip (14-17 s) is sung a few
+times: wall time per stage (median) and in all (target 0.75 s for 15 s, a real-time factor
+of 0.05); then the whole `singsong sing` process; then the peak resident memory of a worker
+process that sings every clip (target 600 MB).
+
+    .venv/bin/python -m benchmarks.sing_speed [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SPEECH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "speech"
+
+
+def worker(clips: list[Path], runs: int) -> dict[str, object]:
+    """Sing each clip `runs` times in this process; report timings and peak memory."""
+    from engine import arrange
+    from engine.melody.model import load_model
+    from engine.pipeline import sing
+
+    started = time.perf_counter()
+    load_model()
+    arrange.render(arrange.melody_midi(__import__("engine.melody.compose",
+                                                  fromlist=["compose"]).compose(seed=0)))
+    warm_s = time.perf_counter() - started
+    sing(clips[0].read_bytes(), seed=0, extras=False)  # first call: imports, caches
+    stages: dict[str, list[float]] = {}
+    totals: list[float] = []
+    durations: list[float] = []
+    for clip in clips:
+        data = clip.read_bytes()
+        for seed in range(runs):
+            start = time.perf_counter()
+            song = sing(data, seed=seed, extras=False)
+            totals.append(time.perf_counter() - start)
+            durations.append(song.summary["input_duration_s"])
+            for name, seconds in song.timings_s.items():
+                stages.setdefault(name, []).append(seconds)
+    per_15_s = np.array(totals) * 15.0 / np.array(durations)
+    return {
+        "load_models_s": round(warm_s, 3),
+        "song_s": {"median": round(float(np.median(totals)), 3),
+                   "p95": round(float(np.percentile(totals, 95)), 3)},
+        "song_s_per_15_s_of_voice": {"median": round(float(np.median(per_15_s)), 3),
+                                     "p95": round(float(np.percentile(per_15_s, 95)), 3)},
+        "real_time_factor_median": round(float(np.median(np.array(totals) /
+                                                          np.array(durations))), 4),
+        "stage_median_s": {k: round(float(np.median(v)), 4) for k, v in stages.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    clips = sorted(SPEECH.glob("*.ogg"))
+    if args.worker:
+        print(json.dumps(worker(clips, args.runs)))
+        return
+    # The worker runs in its own process so that its peak memory is its own.
+    result = subprocess.run([sys.executable, "-m", "benchmarks.sing_speed", "--worker",
+                             "--runs", str(args.runs)], capture_output=True, text=True,
+                            check=True)
+    in_process = json.loads(result.stdout)
+    singsong = Path(sys.executable).parent / "singsong"
+    process_s = []
+    with tempfile.TemporaryDirectory() as folder:
+        for clip in clips:
+            start = time.perf_counter()
+            subprocess.run([str(singsong), "sing", str(clip), "-o", f"{folder}/x.ogg",
+                            "--seed", "1"], check=True, capture_output=True)
+            process_s.append(time.perf_counter() - start)
+    per_15 = in_process["song_s_per_15_s_of_voice"]
+    print(json.dumps({
+        "clips": [c.name for c in clips],
+        "worker": in_process,
+        "process_singsong_sing_s": {"median": round(float(np.median(process_s)), 3),
+                                    "max": round(float(np.max(process_s)), 3)},
+        "targets_met": {
+            "song_per_15_s_at_most_0.75_s": per_15["median"] <= 0.75,
+            "worker_peak_rss_at_most_600_mb": in_process["peak_rss_mb"] <= 600,
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""From a voice to units of singing: syllables (for the voice path) and the speaker's range."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+from scipy.signal import find_peaks
+
+from engine.pitch import HOP_S, PitchTrack, hz_to_midi
+
+WINDOW_S = 0.03
+SMOOTH_S = 0.03
+FLOOR_BELOW_PEAK_DB = 30.0  # nuclei quieter than this below the loudest are breath or noise
+MIN_DIP_DB = 2.0  # two peaks are two syllables only if the level dips this much between
+MIN_GAP_S = 0.09  # nor closer than this
+MIN_VOICED_S = 0.04
+
+
+@dataclass(frozen=True)
+class Syllable:
+    """One syllable: its sound from start_s to end_s, its voiced nucleus from onset_s (the
+    instant a singer puts on the beat) to voiced_end_s."""
+
+    start_s: float
+    onset_s: float
+    voiced_end_s: float
+    end_s: float
+    f0_hz: float  # median f0 of the nucleus
+
+    @property
+    def voiced_s(self) -> float:
+        return self.voiced_end_s - self.onset_s
+
+
+def frame_levels_db(samples: np.ndarray, sample_rate: int, times_s: np.ndarray) -> np.ndarray:
+    """RMS level in dB of a WINDOW_S window centred on each time."""
+    half = int(WINDOW_S * sample_rate / 2)
+    padded = np.pad(samples.astype(np.float64), half)
+    energy = np.concatenate([[0.0], np.cumsum(padded**2)])
+    centres = np.clip(np.rint(times_s * sample_rate).astype(int), 0, len(samples))
+    window_energy = energy[centres + 2 * half] - energy[centres]
+    levels: np.ndarray = 10.0 * np.log10(window_energy / max(2 * half, 1) + 1e-10)
+    return levels
+
+
+def syllables(samples: np.ndarray, sample_rate: int, track: PitchTrack) -> list[Syllable]:
+    """Syllable nuclei as voiced peaks of loudness (after de Jong and Wempe, 2009)."""
+    if track.f0_hz.size < 3:
+        return []
+    times = track.times_s
+    level = uniform_filter1d(frame_levels_db(samples, sample_rate, times),
+                             max(1, round(SMOOTH_S / HOP_S)))
+    voiced = track.voiced
+    floor = level.max() - FLOOR_BELOW_PEAK_DB
+    peaks, _ = find_peaks(level, height=floor, distance=max(1, round(MIN_GAP_S / HOP_S)))
+    peaks = [int(p) for p in peaks if voiced[p]]
+    peaks = _merge_without_dip(peaks, level)
+    if not peaks:
+        return []
+    bounds = [int(np.argmin(level[a:b])) + a for a, b in itertools.pairwise(peaks)]
+    starts = [0, *bounds]
+    ends = [*bounds, len(level) - 1]
+    found = []
+    for peak, lo, hi in zip(peaks, starts, ends, strict=True):
+        first, last = peak, peak
+        while first > lo and voiced[first - 1]:
+            first -= 1
+        while last < hi and voiced[last + 1]:
+            last += 1
+        if (last - first + 1) * HOP_S < MIN_VOICED_S:
+            continue
+        sound = np.flatnonzero(level[lo:hi + 1] > floor)
+        start = lo + int(sound[0]) if sound.size else first
+        end = lo + int(sound[-1]) if sound.size else last
+        found.append(Syllable(
+            start_s=float(times[min(start, first)]),
+            onset_s=float(times[first]),
+            voiced_end_s=float(times[last] + HOP_S),
+            end_s=float(times[max(end, last)] + HOP_S),
+            f0_hz=float(np.median(track.f0_hz[first:last + 1])),
+        ))
+    return found
+
+
+def _merge_without_dip(peaks: list[int], level: np.ndarray) -> list[int]:
+    """Neighbouring peaks without a dip of MIN_DIP_DB between them are one syllable."""
+    merged: list[int] = []
+    for peak in peaks:
+        if merged:
+            previous = merged[-1]
+            dip = min(level[previous], level[peak]) - level[previous:peak + 1].min()
+            if dip < MIN_DIP_DB:
+                if level[peak] > level[previous]:
+                    merged[-1] = peak
+                continue
+        merged.append(peak)
+    return merged
+
+
+def comfortable_range(track: PitchTrack, span: int = 12) -> tuple[int, int]:
+    """A singable range of `span` semitones around the voice's own pitch (MIDI notes):
+    a little more room above the median than below, as singers lift when they sing."""
+    voiced = track.f0_hz[track.voiced]
+    centre = float(np.median(hz_to_midi(voiced))) if voiced.size else 57.0
+    low = round(centre - span * 5 / 12)
+    return low, low + span

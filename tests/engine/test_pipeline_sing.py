@@ -1,0 +1,181 @@
+import io
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+from swift_f0 import SwiftF0
+
+from engine.arrange import MELODY_TRACK
+from engine.audio import BadAudio, decode, integrated_loudness
+from engine.errors import InvalidRequest
+from engine.notes import syllables
+from engine.pipeline import Song, lyrics, sing
+from engine.pitch import hz_to_midi, track
+from tests.conftest import ffmpeg_make
+
+
+@pytest.fixture(scope="module")
+def song(speech_clip: Path) -> Song:
+    return sing(speech_clip.read_bytes(), seed=7, style="pop", audio_format="wav")
+
+
+def wav(data: bytes) -> np.ndarray:
+    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
+    return np.asarray(samples)
+
+
+def test_same_seed_same_song(speech_clip: Path, song: Song) -> None:
+    again = sing(speech_clip.read_bytes(), seed=7, style="pop", audio_format="wav")
+    assert again.melody_midi == song.melody_midi and again.sung == song.sung
+    # FluidSynth's output varies by a hair between renders (and the master gain with it):
+    # the same voice and the same band part, to within that hair.
+    for stem, alike in (("vocal", 0.95), ("backing", 0.95)):
+        first, second = wav(song.stems[stem]), wav(again.stems[stem])
+        assert np.corrcoef(first, second)[0, 1] > alike
+    other = sing(speech_clip.read_bytes(), seed=8, style="pop", extras=False)
+    assert other.sung != song.sung
+
+
+def test_melody_midi_holds_exactly_the_sung_notes(song: Song) -> None:
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(song.melody_midi))
+    assert [i.name for i in midi.instruments] == [MELODY_TRACK]
+    notes = midi.instruments[0].notes
+    assert [n.pitch for n in notes] == [s.pitch for s in song.sung]
+    for note, sung in zip(notes, song.sung, strict=True):
+        assert note.start == pytest.approx(sung.start_s, abs=2e-3)
+        assert note.end == pytest.approx(sung.end_s, abs=2e-3)
+    assert len(notes) == song.summary["syllables"]
+
+
+def test_the_vocal_stem_sings_the_melody(song: Song) -> None:
+    """An independent tracker (SwiftF0) on the vocal stem agrees with the melody MIDI."""
+    _, rate = sf.read(io.BytesIO(song.stems["vocal"]), dtype="float32")
+    resampled = decode(song.stems["vocal"], sample_rate=16000).samples
+    assert rate == 44100
+    result = SwiftF0(threads=1).detect(resampled, 16000, fmin=50, fmax=1000)
+    voiced = result.confidence >= 0.5
+    hits = total = 0
+    for note in song.sung:
+        inside = voiced & (result.timestamps >= note.start_s) & (result.timestamps < note.end_s)
+        total += int(inside.sum())
+        hits += int((np.abs(hz_to_midi(result.pitch_hz[inside]) - note.pitch) <= 0.5).sum())
+    assert total > 300
+    assert hits / total > 0.9
+
+
+def test_stems_add_up_to_the_mix_at_the_target_loudness(song: Song) -> None:
+    mix, vocal, backing = wav(song.audio), wav(song.stems["vocal"]), wav(song.stems["backing"])
+    assert len(mix) == len(vocal) == len(backing)
+    residual = mix - (vocal + backing)
+    assert np.sqrt(np.mean(residual**2)) < 0.02 * np.sqrt(np.mean(mix**2))
+    assert integrated_loudness(mix, 44100) == pytest.approx(-14.0, abs=1.0)
+    assert np.abs(mix).max() <= 0.96
+
+
+def test_summary_and_picture(song: Song) -> None:
+    summary = song.summary
+    assert {"key", "tempo_bpm", "duration_s", "notes", "chords", "style", "syllables",
+            "input_truncated"} <= set(summary)
+    assert summary["style"] == "pop" and not summary["input_truncated"]
+    assert summary["duration_s"] == pytest.approx(len(wav(song.audio)) / 44100, abs=0.01)
+    assert song.picture[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"decode", "pitch", "syllables", "compose", "retune", "backing", "mix",
+            "encode", "total"} <= set(song.timings_s)
+
+
+@pytest.mark.parametrize("style", ["lofi", "ballad", "robot"])
+def test_styles(speech_clip: Path, style: str) -> None:
+    result = sing(speech_clip.read_bytes(), seed=1, style=style, extras=False)
+    assert result.audio[:4] == b"OggS" and result.summary["style"] == style
+
+
+def test_unknown_style_is_refused(speech_clip: Path) -> None:
+    with pytest.raises(InvalidRequest, match="unknown style"):
+        sing(speech_clip.read_bytes(), seed=1, style="polka")
+
+
+def test_lyrics_are_sung_one_note_per_syllable() -> None:
+    result = lyrics("Twinkle twinkle little star, how I wonder what you are", seed=3,
+                    audio_format="wav")
+    assert result.summary["lyrics"].startswith("Twinkle")
+    notes = len(result.sung)
+    assert 10 <= notes <= 16  # fourteen written syllables
+    vocal = decode(result.stems["vocal"], sample_rate=22050)
+    heard = syllables(vocal.samples, vocal.sample_rate, track(vocal.samples, 22050))
+    # Every note is heard as a syllable on time (a long note with vibrato may be heard as
+    # two, so more may be heard than were written).
+    assert len(heard) >= 0.8 * notes
+    onsets = np.array([s.onset_s for s in heard])
+    on_time = [np.min(np.abs(onsets - n.start_s)) <= 0.06 for n in result.sung]
+    assert np.mean(on_time) >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "no words"), ("🎵🎵🎵", "no words"), ("la " * 200, "the limit is 300"),
+     ("\x00\x07\x1b\x7f\u200b", "no words")],
+    ids=["empty", "emoji-only", "too-long", "control-characters"],
+)
+def test_bad_lyrics_get_a_message(text: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        lyrics(text, seed=1)
+
+
+def test_lyrics_that_look_like_options_are_just_words() -> None:
+    result = lyrics("--help -w /etc/passwd; rm -rf", seed=2, extras=False)
+    assert result.summary["lyrics"] == "--help -w /etc/passwd; rm -rf"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ffmpeg_make("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "3",
+                             "-c:a", "libopus", suffix=".ogg"), "could not hear a voice"),
+        (lambda: ffmpeg_make("-f", "lavfi", "-i", "anoisesrc=d=3:c=white:a=0.3",
+                             suffix=".wav"), "could not hear a voice"),
+        (lambda: ffmpeg_make("-f", "lavfi", "-i", "sine=f=1800:d=3", "-af",
+                             "vibrato=f=5:d=0.3", suffix=".wav"), "voice|syllable"),
+        (lambda: ffmpeg_make("-f", "lavfi", "-i", "sine=f=220:d=600", "-ar", "8000",
+                             suffix=".wav"), "syllable"),
+    ],
+    ids=["silence", "noise", "whistle", "ten-minute-tone"],
+)
+def test_no_voice_gets_a_clear_message(make, message: str) -> None:
+    with pytest.raises(BadAudio, match=message):
+        sing(make(), seed=1)
+
+
+def test_very_short_clip(speech_clip: Path) -> None:
+    short = ffmpeg_make("-i", str(speech_clip), "-t", "0.3", suffix=".wav")
+    with pytest.raises(BadAudio, match=r"only 0\.3 s long"):
+        sing(short, seed=1)
+
+
+@pytest.mark.parametrize(
+    "args", [["-ar", "8000"], ["-ar", "96000", "-c:a", "flac"], ["-ac", "2", "-c:a", "aac"]],
+    ids=["8kHz", "96kHz", "stereo"],
+)
+def test_odd_formats_still_sing(speech_clip: Path, args: list[str]) -> None:
+    suffix = {"flac": ".flac", "aac": ".m4a"}.get(args[-1], ".wav")
+    data = ffmpeg_make("-i", str(speech_clip), *args, suffix=suffix)
+    result = sing(data, seed=1, extras=False)
+    assert result.summary["syllables"] > 30
+
+
+def test_truncated_and_corrupt_files(speech_clip: Path) -> None:
+    partial = sing(speech_clip.read_bytes()[:60000], seed=1, extras=False)
+    assert 0 < partial.summary["input_duration_s"] < 13
+    with pytest.raises(BadAudio, match="not audio"):
+        sing(b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\xff" * 4000, seed=1)
+
+
+def test_music_instead_of_a_voice_is_sung_or_refused(shared_data: Path) -> None:
+    clip = shared_data / "music" / "sorohanro_-_solo-trumpet-06.ogg"
+    try:
+        result = sing(clip.read_bytes(), seed=1, extras=False)
+    except BadAudio as error:
+        assert str(error)
+    else:
+        assert result.audio[:4] == b"OggS"
