@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
+from scipy.signal import sosfilt
 
 from engine.errors import InvalidRequest, ToolMissing
 
@@ -21,6 +23,7 @@ ENCODE_TIMEOUT_S = 60.0
 DECODE_TIMEOUT_S = 30.0
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # what a Telegram bot may download
 MAX_INPUT_S = 60.0  # longer clips are cut to their first minute
+LIMITER_BLOCK = 32
 ACCEPTED = "a voice note or an audio file (OGG, MP3, M4A, WAV, FLAC, WebM or a video's sound)"
 
 
@@ -95,7 +98,9 @@ def _decode_path(path: Path, sample_rate: int, max_duration_s: float) -> Decoded
     return DecodedAudio(samples[:max_samples].astype(np.float32), sample_rate, truncated)
 _CODEC_ARGS = {
     # Opus in Ogg: what Telegram shows as a voice bubble; 64 kb/s keeps 60 s under 1 MB.
-    "ogg": ["-c:a", "libopus", "-b:a", "64k", "-vbr", "on", "-application", "audio", "-f", "ogg"],
+    # Encoder complexity 5 of 10 takes a third less time for files of the same size.
+    "ogg": ["-c:a", "libopus", "-b:a", "64k", "-vbr", "on", "-application", "audio",
+            "-compression_level", "5", "-f", "ogg"],
     "mp3": ["-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3"],
 }
 
@@ -142,12 +147,37 @@ def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS (ITU-R BS.1770); -inf for silence."""
-    import pyloudnorm
+    """Integrated loudness of mono samples in LUFS (ITU-R BS.1770-4); -inf for silence.
 
-    if len(samples) < int(0.4 * sample_rate):  # shorter than one gating block
-        samples = np.pad(samples, (0, int(0.4 * sample_rate) - len(samples)))
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples.astype(np.float64)))
+    K-weighting as pyloudnorm designs it, then 400 ms blocks every 100 ms with the absolute
+    (-70 LUFS) and relative (-10 LU) gates, computed on cumulative sums rather than block by
+    block: a few milliseconds for a song.
+    """
+    weighted = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64))
+    block, step = int(0.4 * sample_rate), int(0.1 * sample_rate)
+    if len(weighted) < block:
+        weighted = np.pad(weighted, (0, block - len(weighted)))
+    energy = np.concatenate([[0.0], np.cumsum(weighted**2)])
+    starts = np.arange(0, len(weighted) - block + 1, step)
+    power = (energy[starts + block] - energy[starts]) / block
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(power)
+    gated = power[block_lufs > -70.0]
+    if gated.size == 0:
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(gated.mean()) - 10.0
+    final = power[block_lufs > max(relative, -70.0)]
+    return float(-0.691 + 10 * np.log10(final.mean()))
+
+
+@cache
+def _k_weighting(sample_rate: int) -> np.ndarray:
+    """BS.1770's pre-filter (high shelf) and RLB high-pass, as second-order sections."""
+    from pyloudnorm.iirfilter import IIRfilter
+
+    shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf")
+    high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+    return np.array([np.concatenate([f.b, f.a]) for f in (shelf, high_pass)])
 
 
 def loudness_gain(samples: np.ndarray, sample_rate: int, target_lufs: float) -> float:
@@ -161,16 +191,21 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
     """A smooth gain envelope (at most 1) that keeps `samples * gain` under `ceiling`.
 
     The gain falls ahead of each peak (look-ahead) and recovers over `release_s`; apply it
-    to every stem alike and the stems still add up to the limited mix.
+    to every stem alike and the stems still add up to the limited mix. The envelope is
+    worked out on blocks of LIMITER_BLOCK samples (under a millisecond) and held across
+    each block.
     """
-    magnitude = np.abs(samples).astype(np.float64)
-    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    length = len(samples)
+    padded = np.pad(np.abs(samples), (0, (-length) % LIMITER_BLOCK))
+    block_peak = padded.reshape(-1, LIMITER_BLOCK).max(axis=1).astype(np.float64)
+    needed = np.minimum(1.0, ceiling / np.maximum(block_peak, 1e-12))
     if needed.min() >= 1.0:
-        return np.ones(len(samples), np.float32)
-    window = max(1, int(lookahead_s * sample_rate))
+        return np.ones(length, np.float32)
+    block_rate = sample_rate / LIMITER_BLOCK
+    window = max(1, round(lookahead_s * block_rate))
     held = minimum_filter1d(needed, size=2 * window + 1, mode="nearest")
-    release = max(1, int(release_s * sample_rate))
+    release = max(1, round(release_s * block_rate))
     smooth = minimum_filter1d(held, size=release, mode="nearest", origin=(release - 1) // 2)
-    gain = uniform_filter1d(smooth, size=window, mode="nearest")
-    envelope: np.ndarray = np.minimum(gain, held).astype(np.float32)
+    gain = np.minimum(uniform_filter1d(smooth, size=window, mode="nearest"), held)
+    envelope: np.ndarray = np.repeat(gain.astype(np.float32), LIMITER_BLOCK)[:length]
     return envelope

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,19 +171,22 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         tune = compose(seed=seed, n_notes=len(syllables), pitch_range=voice_range)
         tune = tune.at_tempo(_song_tempo(tune, syllables))
     intro_s = INTRO_BARS * 16 * tune.step_s
-    with timer.stage("retune"):
-        alignment = retune.align(syllables, [n.pitch for n in tune.notes],
-                                 [n.start_s + intro_s for n in tune.notes],
-                                 tune.notes[-1].end_s + intro_s)
-        voiced_hz = f0.f0_hz[f0.voiced]
-        sung_voice = retune.retune(
-            voice.samples, voice.sample_rate, alignment,
-            tuning="robot" if band.name == "robot" else "natural",
-            pitch_floor_hz=max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7),
-            pitch_ceiling_hz=min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5),
-        )
-    with timer.stage("backing"):
-        backing = arrange.render(arrange.backing_midi(tune, band, INTRO_BARS))
+    # The band renders in a thread while the voice is retuned: FluidSynth runs outside the
+    # GIL, so on two cores the two overlap.
+    with ThreadPoolExecutor(max_workers=1) as band_thread:
+        band_future = band_thread.submit(_render_band, tune, band, timer)
+        with timer.stage("retune"):
+            alignment = retune.align(syllables, [n.pitch for n in tune.notes],
+                                     [n.start_s + intro_s for n in tune.notes],
+                                     tune.notes[-1].end_s + intro_s)
+            voiced_hz = f0.f0_hz[f0.voiced]
+            sung_voice = retune.retune(
+                voice.samples, voice.sample_rate, alignment,
+                tuning="robot" if band.name == "robot" else "natural",
+                pitch_floor_hz=max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7),
+                pitch_ceiling_hz=min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5),
+            )
+        backing = band_future.result()
     with timer.stage("mix"):
         vocal = _on_time_line(sung_voice, arrange.SAMPLE_RATE)
         length = max(len(vocal), len(backing))
@@ -217,16 +221,20 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
                 timings_s=timer.report())
 
 
+def _render_band(tune: Melody, band: arrange.Style, timer: StageTimer) -> np.ndarray:
+    with timer.stage("backing"):
+        return arrange.render(arrange.backing_midi(tune, band, INTRO_BARS))
+
+
 def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bring the mix to MASTER_LUFS under a peak limiter; the same gain goes on both stems,
-    so they still add up to the mix. Limiting costs loudness: one correction pass wins it
-    back."""
+    so they still add up to the mix. Limiting costs a little loudness: one correction of
+    the gain before the final limiting wins most of it back."""
     rate = arrange.SAMPLE_RATE
     mix = vocal + backing
     gain = audio.loudness_gain(mix, rate, MASTER_LUFS)
-    for _ in range(2):
-        envelope = gain * audio.limiter_gain(mix * gain, rate)
-        gain *= audio.loudness_gain(mix * envelope, rate, MASTER_LUFS)
+    limited = mix * gain * audio.limiter_gain(mix * gain, rate)
+    gain *= audio.loudness_gain(limited, rate, MASTER_LUFS)
     envelope = gain * audio.limiter_gain(mix * gain, rate)
     return vocal * envelope, backing * envelope
 

@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.monotonic()
+    commit = _git_commit()  # now, before the tree can change under a long run
     songs = read_songs(args.data, TRAIN_SONGS)
     train_songs, valid_songs = split_songs(songs)
     log.info("read %d songs (%d train, %d valid) in %.0f s", len(songs), len(train_songs),
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     record["skipped_songs_not_4_4"] = sorted(set(TRAIN_SONGS) - {s.number for s in songs})
     record["command"] = "python -m engine.melody.train " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    record["code_commit"] = _git_commit()
+    record["code_commit"] = commit
     record["total_time_s"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(args.out, model.export(), record)
