@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Speak the lyrics with espeak-ng, then sing them "
                                  "like a voice note (at most 300 characters).")
     lyrics.add_argument("text", metavar="TEXT", help="the words to sing")
+    piano = commands.add_parser("piano", help="turn a hummed or sung clip into piano",
+                                description="Transcribe a hummed or sung clip to piano notes. "
+                                "OUT: .mid, .ogg/.mp3/.wav (played on a piano, as long as the "
+                                "clip) or .png (piano roll).")
+    piano.add_argument("input", type=Path, metavar="INPUT", help="the hummed or sung clip")
+    piano.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
+    piano.add_argument("--quantize", action="store_true",
+                       help="snap the notes to a 16th grid of the detected tempo (default: "
+                       "keep the singer's timing)")
+    piano.add_argument("--json", action="store_true", help="print the notes as JSON")
+    piano.set_defaults(run=run_piano)
+
     for sub, run in ((sing, run_sing), (lyrics, run_lyrics)):
         sub.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
         sub.add_argument("--seed", type=_int_between(0, 2**63 - 1, "seed"), default=None,
@@ -184,19 +196,41 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
 SONG_FORMATS = ("ogg", "mp3", "wav", "png")
 
 
-def run_sing(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.pipeline import sing
-
-    source: Path = args.input
+def _read_input(source: Path) -> bytes:
+    """The input file's bytes, refusing a missing file or one over the 20 MB limit."""
     if not source.is_file():
         raise UserError(f"cannot read {str(source)!r}: no such file")
     try:
-        data = source.read_bytes() if source.stat().st_size <= MAX_READ_BYTES else b""
+        size = source.stat().st_size
+        if size > MAX_READ_BYTES:
+            raise UserError(f"{str(source)!r} is {size / 2**20:.0f} MB; the limit is 20 MB")
+        return source.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read {str(source)!r}: {error.strerror}") from None
-    if not data and source.stat().st_size > MAX_READ_BYTES:
-        raise UserError(f"{str(source)!r} is {source.stat().st_size / 2**20:.0f} MB; "
-                        "the limit is 20 MB")
+
+
+def run_piano(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pipeline import PIANO_FORMATS, piano
+    from engine.timing import StageTimer
+
+    out: Path = args.output
+    fmt = _format_of(out, PIANO_FORMATS)
+    _check_writable_folder(out.parent if str(out.parent) else Path("."))
+    result = piano(_read_input(args.input), quantize=args.quantize, formats=(fmt,))
+    if result.summary["input_truncated"]:
+        print("note: the clip is longer than a minute; only its first minute was played",
+              file=sys.stderr)
+    timer = StageTimer()
+    with timer.stage("write"):
+        write_file(out, result.files[fmt])
+    return {"path": str(out), "paths": [str(out)], "format": fmt, **result.summary,
+            "timings_s": {**result.timings_s, "write": timer.report()["write"]}}
+
+
+def run_sing(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pipeline import sing
+
+    data = _read_input(args.input)
     return _write_song(args, lambda fmt, seed, extras: sing(
         data, seed=seed, style=args.style, audio_format=fmt, extras=extras))
 

@@ -13,6 +13,7 @@ import pretty_midi
 
 from engine.errors import InvalidRequest, ToolMissing
 from engine.melody.compose import Melody
+from engine.notes import HeardNote
 from engine.retune import SungNote
 from engine.theory import chord_pitch_classes
 
@@ -309,5 +310,15 @@ def sung_midi(sung: Sequence[SungNote], tempo_bpm: float) -> pretty_midi.PrettyM
     track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
     track.notes = [pretty_midi.Note(velocity=96, pitch=n.pitch, start=n.start_s, end=n.end_s)
                    for n in sung]
+    midi.instruments.append(track)
+    return midi
+
+
+def heard_midi(notes: Sequence[HeardNote], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
+    """Notes heard in a voice as a piano part: one MIDI track named 'melody'."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
+    track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
+    track.notes = [pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start_s,
+                                    end=n.end_s) for n in notes]
     midi.instruments.append(track)
     return midi

@@ -15,38 +15,51 @@ CHORD_COLOUR = "#6c757d"
 
 
 def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
-    """A PNG piano roll: notes against time, bar lines, chord names above, in the real key."""
+    """A PNG piano roll of a composed melody: bar lines and chord names above its notes."""
+    return notes_png(
+        [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
+        duration_s=melody.duration_s,
+        title=title or f"{melody.key.name}, {melody.tempo_bpm:g} BPM, {len(melody.notes)} notes",
+        bar_s=melody.step_s * 16,
+        chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
+        label_classes=melody.key.stable_pitch_classes(),
+    )
+
+
+def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float, title: str,
+              bar_s: float | None = None, chords: Sequence[tuple[str, float]] = (),
+              label_classes: frozenset[int] = frozenset({0})) -> bytes:
+    """A PNG piano roll of (pitch, start_s, end_s, velocity) notes, with bar lines every
+    `bar_s` seconds (thicker every four bars) and chord names above when given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pitches = [n.pitch for n in melody.notes] or [60]
+    pitches = [n[0] for n in notes] or [60]
     low, high = min(pitches) - 2, max(pitches) + 2
-    width = min(16.0, 4.0 + 1.2 * melody.n_bars)
+    width = min(16.0, 4.0 + duration_s / 1.5)
     fig, ax = plt.subplots(figsize=(width, 4.0), dpi=100)
     try:
-        for note in melody.notes:
+        for pitch, start, end, velocity in notes:
             ax.add_patch(matplotlib.patches.FancyBboxPatch(
-                (note.start_s, note.pitch - 0.4), note.end_s - note.start_s - 0.01, 0.8,
+                (start, pitch - 0.4), max(end - start - 0.01, 0.01), 0.8,
                 boxstyle="round,pad=0,rounding_size=0.08", color=NOTE_COLOUR,
-                alpha=0.55 + 0.45 * note.velocity / 127,
+                alpha=0.55 + 0.45 * velocity / 127,
             ))
-        bar_s = melody.step_s * 16
-        for bar in range(melody.n_bars + 1):
-            ax.axvline(bar * bar_s, color="#adb5bd", lw=0.8 if bar % 4 else 1.6, zorder=0)
-        for span in melody.chords:
-            ax.text(span.start_s + 0.03, high + 0.3, chord_name(span.root, span.quality),
-                    fontsize=8, color=CHORD_COLOUR, va="bottom")
-        # Label each octave's tonic and the notes of the tonic triad.
-        ticks = [p for p in range(low, high + 1) if p % 12 in melody.key.stable_pitch_classes()]
+        if bar_s:
+            for bar in range(int(duration_s / bar_s + 1e-6) + 1):
+                ax.axvline(bar * bar_s, color="#adb5bd", lw=0.8 if bar % 4 else 1.6, zorder=0)
+        for name, start in chords:
+            ax.text(start + 0.03, high + 0.3, name, fontsize=8, color=CHORD_COLOUR,
+                    va="bottom")
+        ticks = [p for p in range(low, high + 1) if p % 12 in label_classes]
         ax.set_yticks(ticks, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in ticks])
-        ax.set_xlim(0, melody.duration_s)
+        ax.set_xlim(0, duration_s)
         ax.set_ylim(low - 0.5, high + 1.5)
         ax.set_xlabel("time (s)")
         ax.grid(axis="y", color="#e9ecef", lw=0.5)
-        ax.set_title(title or f"{melody.key.name}, {melody.tempo_bpm:g} BPM, "
-                     f"{len(melody.notes)} notes", fontsize=10)
+        ax.set_title(title, fontsize=10)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")

@@ -269,3 +269,82 @@ def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
         (after.times_s + sung_voice.start_s, after.midi()),
         title=f"{tune.key.name}, {tune.tempo_bpm:g} BPM, {len(alignment.sung)} notes",
     )
+
+
+# --- Hum or sing to piano -----------------------------------------------------------------
+
+PIANO_FORMATS = ("mid", *audio.AUDIO_FORMATS, "png")
+NO_NOTES = ("no notes heard: hum or sing a tune (a few seconds, one note at a time, without "
+            "much noise around it)")
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """A hummed or sung clip as piano notes, and the files made from them."""
+
+    notes: tuple[notes.HeardNote, ...]
+    duration_s: float  # as long as the clip
+    tuning_cents: float  # how far the singer sat from A = 440 Hz (removed)
+    tempo_bpm: float | None  # the detected tempo, when the notes were quantised
+    files: dict[str, bytes]  # by format: "mid", "ogg", "mp3", "wav", "png"
+    summary: dict[str, Any]
+    timings_s: dict[str, float]
+
+
+def piano(audio_data: bytes, *, quantize: bool = False,
+          formats: Collection[str] = ("mid", "ogg", "png")) -> Transcription:
+    """A hummed or sung clip as a clean piano melody of the same length: MIDI (track
+    'melody'), audio rendered on a piano through FluidSynth, and a piano roll. By default the
+    singer's timing is kept; `quantize` snaps the notes to a 16th grid of the detected tempo.
+
+    Raises audio.BadAudio for input that cannot be used, and for a clip with no notes in it.
+    """
+    unknown = set(formats) - set(PIANO_FORMATS)
+    if unknown:
+        raise InvalidRequest(f"unsupported format {sorted(unknown)[0]!r}: "
+                             f"use {', '.join(PIANO_FORMATS)}")
+    timer = StageTimer()
+    with timer.stage("decode"):
+        voice = audio.decode(audio_data, sample_rate=VOICE_RATE)
+    with timer.stage("pitch"):
+        f0 = pitch.track(voice.samples, voice.sample_rate)
+    with timer.stage("notes"):
+        heard = notes.transcribe(voice.samples, voice.sample_rate, f0)
+        if not heard:
+            raise audio.BadAudio(NO_NOTES)
+        tempo = None
+        if quantize:
+            tempo, anchor = notes.detect_beat(np.array([n.start_s for n in heard]))
+            heard = notes.quantize(heard, tempo, anchor)
+    midi = arrange.heard_midi(heard, tempo or 120.0)
+    files: dict[str, bytes] = {}
+    if "mid" in formats:
+        files["mid"] = arrange.midi_bytes(midi)
+    audio_formats = [f for f in formats if f in audio.AUDIO_FORMATS]
+    if audio_formats:
+        with timer.stage("render"):
+            # As long as the clip: a note still sounding at its end is cut there.
+            length = round(voice.duration_s * arrange.SAMPLE_RATE)
+            samples = _pad_to(arrange.render(midi, tail_s=0.0), length)[:length]
+            samples = audio.peak_normalise(samples)
+        with timer.stage("encode"):
+            for fmt in audio_formats:
+                files[fmt] = audio.encode(samples, arrange.SAMPLE_RATE, fmt)
+    tuning_cents = round(100 * notes.tuning_offset(f0), 1)
+    if "png" in formats:
+        with timer.stage("picture"):
+            files["png"] = picture.notes_png(
+                [(n.pitch, n.start_s, n.end_s, n.velocity) for n in heard], voice.duration_s,
+                title=f"{len(heard)} notes heard" + (f", {tempo:g} BPM" if tempo else ""),
+                bar_s=240.0 / tempo if tempo else None)
+    summary = {
+        "duration_s": round(voice.duration_s, 3),
+        "input_truncated": voice.truncated,
+        "tuning_cents": tuning_cents,
+        "tempo_bpm": tempo,
+        "notes": [{"pitch": n.pitch, "start_s": round(n.start_s, 4),
+                   "end_s": round(n.end_s, 4), "velocity": n.velocity} for n in heard],
+    }
+    return Transcription(notes=tuple(heard), duration_s=voice.duration_s,
+                         tuning_cents=tuning_cents, tempo_bpm=tempo, files=files,
+                         summary=summary, timings_s=timer.report())
