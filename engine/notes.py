@@ -101,11 +101,12 @@ def _merge_without_dip(peaks: list[int], level: np.ndarray) -> list[int]:
 
 
 def comfortable_range(track: PitchTrack, span: int = 12) -> tuple[int, int]:
-    """A singable range of `span` semitones around the voice's own pitch (MIDI notes):
-    a little more room above the median than below, as singers lift when they sing."""
+    """A singable range of `span` semitones for this voice (MIDI notes). People speak near the
+    bottom of their singing range, so it reaches 3 semitones below the median of their
+    speaking pitch and the rest above it."""
     voiced = track.f0_hz[track.voiced]
     centre = float(np.median(hz_to_midi(voiced))) if voiced.size else 57.0
-    low = round(centre - span * 5 / 12)
+    low = round(centre - 3)
     return low, low + span
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -31,18 +33,13 @@ def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float,
               label_classes: frozenset[int] = frozenset({0})) -> bytes:
     """A PNG piano roll of (pitch, start_s, end_s, velocity) notes, with bar lines every
     `bar_s` seconds (thicker every four bars) and chord names above when given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
 
     pitches = [n[0] for n in notes] or [60]
     low, high = min(pitches) - 2, max(pitches) + 2
-    width = min(16.0, 4.0 + duration_s / 1.5)
-    fig, ax = plt.subplots(figsize=(width, 4.0), dpi=100)
-    try:
+    with _figure(min(16.0, 4.0 + duration_s / 1.5)) as (fig, ax):
         for pitch, start, end, velocity in notes:
-            ax.add_patch(matplotlib.patches.FancyBboxPatch(
+            ax.add_patch(FancyBboxPatch(
                 (start, pitch - 0.4), max(end - start - 0.01, 0.01), 0.8,
                 boxstyle="round,pad=0,rounding_size=0.08", color=NOTE_COLOUR,
                 alpha=0.55 + 0.45 * velocity / 127,
@@ -57,15 +54,7 @@ def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float,
         ax.set_yticks(ticks, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in ticks])
         ax.set_xlim(0, duration_s)
         ax.set_ylim(low - 0.5, high + 1.5)
-        ax.set_xlabel("time (s)")
-        ax.grid(axis="y", color="#e9ecef", lw=0.5)
-        ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+        return _png(fig, ax, title)
 
 
 def voice_png(sung: Sequence[tuple[int, float, float]], before: tuple[np.ndarray, np.ndarray],
@@ -73,19 +62,15 @@ def voice_png(sung: Sequence[tuple[int, float, float]], before: tuple[np.ndarray
     """A PNG of the voice's pitch before (as spoken, moved onto the song's time line) and
     after retuning, against the melody's notes. Contours are (times_s, MIDI pitch, NaN where
     unvoiced); sung notes are (pitch, start_s, end_s)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     pitches = [p for p, _, _ in sung] or [60]
     low, high = min(pitches) - 7, max(pitches) + 5
     end_s = max([e for _, _, e in sung] + [float(np.nanmax(after[0], initial=1.0))])
-    fig, ax = plt.subplots(figsize=(min(16.0, 4.0 + end_s / 2), 4.0), dpi=100)
-    try:
+    with _figure(min(16.0, 4.0 + end_s / 2)) as (fig, ax):
         for pitch, start, end in sung:
-            ax.add_patch(matplotlib.patches.Rectangle((start, pitch - 0.5), end - start, 1.0,
-                                                      color=NOTE_COLOUR, alpha=0.35, lw=0))
+            ax.add_patch(Rectangle((start, pitch - 0.5), end - start, 1.0,
+                                   color=NOTE_COLOUR, alpha=0.35, lw=0))
         ax.plot(before[0], np.clip(before[1], low, high), ".", ms=1.5, color="#adb5bd",
                 label="your voice, spoken")
         ax.plot(after[0], np.clip(after[1], low, high), ".", ms=1.5, color="#1d3557",
@@ -94,13 +79,31 @@ def voice_png(sung: Sequence[tuple[int, float, float]], before: tuple[np.ndarray
         ax.set_yticks(ticks, [f"C{p // 12 - 1}" for p in ticks])
         ax.set_xlim(0, end_s)
         ax.set_ylim(low, high)
-        ax.set_xlabel("time (s)")
-        ax.grid(axis="y", color="#e9ecef", lw=0.5)
         ax.legend(loc="upper right", fontsize=8, markerscale=6)
-        ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return _png(fig, ax, title)
+
+
+@contextmanager
+def _figure(width_in: float) -> Iterator[tuple[Any, Any]]:
+    """A 4-inch-high matplotlib figure (Agg, no screen), closed however the drawing ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width_in, 4.0), dpi=100)
+    try:
+        yield fig, ax
     finally:
         plt.close(fig)
+
+
+def _png(fig: Any, ax: Any, title: str) -> bytes:
+    """Label the time axis, title the figure and return it as PNG bytes."""
+    ax.set_xlabel("time (s)")
+    ax.grid(axis="y", color="#e9ecef", lw=0.5)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     return buffer.getvalue()

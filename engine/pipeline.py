@@ -54,6 +54,13 @@ def melody_summary(melody: Melody) -> dict[str, Any]:
     }
 
 
+def _check_formats(formats: Collection[str], allowed: Collection[str]) -> None:
+    unknown = set(formats) - set(allowed)
+    if unknown:
+        raise InvalidRequest(f"unsupported format {sorted(unknown)[0]!r}: "
+                             f"use {', '.join(allowed)}")
+
+
 def melody(
     *,
     seed: int,
@@ -64,10 +71,7 @@ def melody(
 ) -> MelodyPiece:
     """Compose a melody and make the requested files: MIDI (melody, chords and bass), audio
     rendered through FluidSynth (piano melody over the accompaniment), a piano-roll PNG."""
-    unknown = set(formats) - set(MELODY_FORMATS)
-    if unknown:
-        raise InvalidRequest(f"unsupported format {sorted(unknown)[0]!r}: "
-                             f"use {', '.join(MELODY_FORMATS)}")
+    _check_formats(formats, MELODY_FORMATS)
     timer = StageTimer()
     with timer.stage("load_model"):
         load_model()
@@ -101,7 +105,7 @@ VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.0, -23.0, -14.0
 NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
             "spoken or sung, without much noise around it")
 MIN_VOICE_S = 0.5
-TOO_SHORT = "the clip is only {:.1f} s long: send at least half a second of voice (a few words)"
+TOO_SHORT = "the clip is only {:.2f} s long: send at least half a second of voice (a few words)"
 TOO_FEW_SYLLABLES = ("I heard only one syllable: say or sing a few words (at least two "
                      "syllables) and I will turn them into a song")
 
@@ -178,7 +182,8 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         with timer.stage("retune"):
             alignment = retune.align(syllables, [n.pitch for n in tune.notes],
                                      [n.start_s + intro_s for n in tune.notes],
-                                     tune.notes[-1].end_s + intro_s)
+                                     tune.notes[-1].end_s + intro_s,
+                                     voiced_s=f0.times_s[f0.voiced])
             voiced_hz = f0.f0_hz[f0.voiced]
             sung_voice = retune.retune(
                 voice.samples, voice.sample_rate, alignment,
@@ -262,7 +267,9 @@ def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
     before_t = alignment.time_map.to_output(f0.times_s)
     inside = (f0.times_s >= alignment.time_map.input_s[0]) & (
         f0.times_s <= alignment.time_map.input_s[-1])
-    after = pitch.track(sung_voice.samples, sung_voice.sample_rate)
+    lowest_hz = float(pitch.midi_to_hz(min(n.pitch for n in alignment.sung) - 1))
+    after = pitch.track(sung_voice.samples, sung_voice.sample_rate,
+                        floor_hz=min(pitch.FLOOR_HZ, 0.9 * lowest_hz))
     return picture.voice_png(
         [(n.pitch, n.start_s, n.end_s) for n in alignment.sung],
         (before_t[inside], f0.midi()[inside]),
@@ -299,10 +306,7 @@ def piano(audio_data: bytes, *, quantize: bool = False,
 
     Raises audio.BadAudio for input that cannot be used, and for a clip with no notes in it.
     """
-    unknown = set(formats) - set(PIANO_FORMATS)
-    if unknown:
-        raise InvalidRequest(f"unsupported format {sorted(unknown)[0]!r}: "
-                             f"use {', '.join(PIANO_FORMATS)}")
+    _check_formats(formats, PIANO_FORMATS)
     timer = StageTimer()
     with timer.stage("decode"):
         voice = audio.decode(audio_data, sample_rate=VOICE_RATE)

@@ -33,6 +33,7 @@ VIBRATO_FULL_S = 0.35
 VIBRATO_HZ = 5.5
 VIBRATO_CENTS = 25.0
 EPSILON_S = 0.001
+VOICED_FRAME_S = 0.01  # the pitch tracker's hop
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,13 @@ class RetunedVoice:
 
 
 def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Sequence[float],
-          last_end_s: float) -> Alignment:
+          last_end_s: float, voiced_s: np.ndarray | None = None) -> Alignment:
     """Map each syllable onto its note: vowel onset -> note onset, nucleus -> the note.
 
     onsets_s: the notes' onsets on the output time line (one per syllable); last_end_s: where
-    the last note ends.
+    the last note ends; voiced_s: the input's voiced frame times, when known: a voice that
+    goes on sounding after its nucleus (a voiced consonant, a held vowel) keeps its note's
+    pitch, so the note lasts until that voicing ends (short of the next note's glide).
     """
     assert len(syllables) == len(onsets_s) == len(pitches) and syllables
     first = syllables[0]
@@ -106,7 +109,25 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
         sung.append(SungNote(int(pitches[i]), float(onsets_s[i]),
                              float(onsets_s[i] + voiced_out)))
     input_s, output_s = _strictly_increasing(np.array(points_in), np.array(points_out))
-    return Alignment(TimeMap(input_s, output_s), tuple(sung))
+    time_map = TimeMap(input_s, output_s)
+    if voiced_s is not None and voiced_s.size:
+        sung = _held_to_voicing(sung, syllables, time_map, voiced_s)
+    return Alignment(time_map, tuple(sung))
+
+
+def _held_to_voicing(sung: list[SungNote], syllables: Sequence[Syllable], time_map: TimeMap,
+                     voiced_s: np.ndarray) -> list[SungNote]:
+    held = []
+    for i, (note, syllable) in enumerate(zip(sung, syllables, strict=True)):
+        next_in = syllables[i + 1].onset_s if i + 1 < len(syllables) else syllable.end_s
+        after = voiced_s[(voiced_s >= syllable.voiced_end_s) & (voiced_s < next_in)]
+        end = note.end_s
+        if after.size:
+            end = max(end, float(time_map.to_output(after.max() + VOICED_FRAME_S)))
+        if i + 1 < len(sung):
+            end = min(end, max(note.end_s, sung[i + 1].start_s - GLIDE_S))
+        held.append(SungNote(note.pitch, note.start_s, end))
+    return held
 
 
 def _strictly_increasing(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,17 +137,22 @@ def _strictly_increasing(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np
 
 def pitch_contour(alignment: Alignment, tuning: Tuning) -> tuple[np.ndarray, np.ndarray]:
     """Target f0 (Hz) at input times: each note held over its nucleus, with short glides
-    between legato notes and light vibrato on long ones ('robot': hard steps, no vibrato)."""
+    between legato notes and light vibrato on long ones ('robot': hard steps, no vibrato).
+    Whatever is voiced between two notes (a voiced consonant, a held breath) stays on the
+    earlier note until just before the next one."""
     times_out: list[np.ndarray] = []
     midi: list[np.ndarray] = []
-    previous: SungNote | None = None
-    for note in alignment.sung:
-        length = note.end_s - note.start_s
+    sung = alignment.sung
+    for index, note in enumerate(sung):
+        previous = sung[index - 1] if index else None
+        following = sung[index + 1] if index + 1 < len(sung) else None
+        hold_until = max(note.end_s, following.start_s - GLIDE_S) if following else note.end_s
         if tuning == "robot":
-            t = np.array([note.start_s, max(note.end_s - EPSILON_S, note.start_s)])
+            t = np.array([note.start_s, max(hold_until - EPSILON_S, note.start_s)])
             times_out.append(t)
             midi.append(np.full(2, float(note.pitch)))
             continue
+        length = note.end_s - note.start_s
         t = np.arange(note.start_s, note.end_s, CONTOUR_STEP_S)
         t = np.append(t, note.end_s - EPSILON_S) if length > EPSILON_S else t
         since = t - note.start_s
@@ -137,9 +163,11 @@ def pitch_contour(alignment: Alignment, tuning: Tuning) -> tuple[np.ndarray, np.
             # Legato: slide from the previous note over the first GLIDE_S.
             slide = np.clip(since / GLIDE_S, 0, 1)
             values = previous.pitch + (values - previous.pitch) * slide
+        if hold_until > note.end_s:
+            t = np.append(t, hold_until)
+            values = np.append(values, float(note.pitch))
         times_out.append(t)
         midi.append(values)
-        previous = note
     out = np.concatenate(times_out)
     return alignment.time_map.to_input(out), np.asarray(midi_to_hz(np.concatenate(midi)))
 

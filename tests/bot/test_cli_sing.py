@@ -5,6 +5,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
+from engine.arrange import SAMPLE_RATE
 from tests.bot.test_cli import run, run_expecting_exit
 
 
@@ -26,7 +27,7 @@ def test_sing_writes_the_song_melody_and_stems(tmp_path: Path, capsys, speech_cl
     assert [n.pitch for n in midi.instruments[0].notes] == [n["pitch"] for n in made["notes"]]
     vocal, rate = sf.read(stems / "vocal.wav")
     backing, _ = sf.read(stems / "backing.wav")
-    assert rate == 44100 and len(vocal) == len(backing)
+    assert rate == SAMPLE_RATE and len(vocal) == len(backing)
     assert {"decode", "pitch", "retune", "backing", "encode", "write"} <= set(made["timings_s"])
 
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from swift_f0 import SwiftF0
 
-from engine.arrange import MELODY_TRACK
+from engine.arrange import MELODY_TRACK, SAMPLE_RATE
 from engine.audio import BadAudio, decode, integrated_loudness
 from engine.errors import InvalidRequest
 from engine.notes import syllables
@@ -53,7 +53,7 @@ def test_the_vocal_stem_sings_the_melody(song: Song) -> None:
     """An independent tracker (SwiftF0) on the vocal stem agrees with the melody MIDI."""
     _, rate = sf.read(io.BytesIO(song.stems["vocal"]), dtype="float32")
     resampled = decode(song.stems["vocal"], sample_rate=16000).samples
-    assert rate == 44100
+    assert rate == SAMPLE_RATE
     result = SwiftF0(threads=1).detect(resampled, 16000, fmin=50, fmax=1000)
     voiced = result.confidence >= 0.5
     hits = total = 0
@@ -70,7 +70,7 @@ def test_stems_add_up_to_the_mix_at_the_target_loudness(song: Song) -> None:
     assert len(mix) == len(vocal) == len(backing)
     residual = mix - (vocal + backing)
     assert np.sqrt(np.mean(residual**2)) < 0.02 * np.sqrt(np.mean(mix**2))
-    assert integrated_loudness(mix, 44100) == pytest.approx(-14.0, abs=1.0)
+    assert integrated_loudness(mix, SAMPLE_RATE) == pytest.approx(-14.0, abs=1.0)
     assert np.abs(mix).max() <= 0.96
 
 
@@ -79,7 +79,7 @@ def test_summary_and_picture(song: Song) -> None:
     assert {"key", "tempo_bpm", "duration_s", "notes", "chords", "style", "syllables",
             "input_truncated"} <= set(summary)
     assert summary["style"] == "pop" and not summary["input_truncated"]
-    assert summary["duration_s"] == pytest.approx(len(wav(song.audio)) / 44100, abs=0.01)
+    assert summary["duration_s"] == pytest.approx(len(wav(song.audio)) / SAMPLE_RATE, abs=0.01)
     assert song.picture[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"decode", "pitch", "syllables", "compose", "retune", "backing", "mix",
             "encode", "total"} <= set(song.timings_s)
@@ -149,7 +149,7 @@ def test_no_voice_gets_a_clear_message(make, message: str) -> None:
 
 def test_very_short_clip(speech_clip: Path) -> None:
     short = ffmpeg_make("-i", str(speech_clip), "-t", "0.3", suffix=".wav")
-    with pytest.raises(BadAudio, match=r"only 0\.3 s long"):
+    with pytest.raises(BadAudio, match=r"only 0\.30 s long"):
         sing(short, seed=1)
 
 
