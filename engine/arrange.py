@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -13,8 +13,6 @@ import pretty_midi
 
 from engine.errors import InvalidRequest, ToolMissing
 from engine.melody.compose import Melody
-from engine.notes import HeardNote
-from engine.retune import SungNote
 from engine.theory import chord_pitch_classes
 
 # 32 kHz keeps everything up to 16 kHz and costs FluidSynth a quarter less than 44.1 kHz.
@@ -44,13 +42,24 @@ def find_soundfont() -> Path:
                       "fluid-soundfont-gm or timgm6mb-soundfont)")
 
 
-def melody_instrument(melody: Melody, program: int = PIANO) -> pretty_midi.Instrument:
-    """The melody as the MIDI track named 'melody'."""
-    track = pretty_midi.Instrument(program=program, name=MELODY_TRACK)
-    for note in melody.notes:
-        track.notes.append(pretty_midi.Note(velocity=note.velocity, pitch=note.pitch,
-                                            start=note.start_s, end=note.end_s))
+NoteTuple = tuple[int, float, float, int]
+"""A note as (MIDI pitch, start in seconds, end in seconds, velocity)."""
+
+
+def melody_track(notes: Iterable[NoteTuple]) -> pretty_midi.Instrument:
+    """Notes as the piano track named 'melody' (the name every SingSong MIDI file uses)."""
+    track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
+    track.notes = [pretty_midi.Note(velocity=v, pitch=p, start=a, end=b)
+                   for p, a, b, v in notes]
     return track
+
+
+def one_track_midi(notes: Iterable[NoteTuple], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
+    """A MIDI file holding only the 'melody' track: the notes a voice was put on, or the
+    notes heard in a hummed clip."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
+    midi.instruments.append(melody_track(notes))
+    return midi
 
 
 def chord_and_bass(melody: Melody) -> list[pretty_midi.Instrument]:
@@ -75,7 +84,8 @@ def chord_and_bass(melody: Melody) -> list[pretty_midi.Instrument]:
 
 def melody_midi(melody: Melody, accompaniment: bool = True) -> pretty_midi.PrettyMIDI:
     midi = pretty_midi.PrettyMIDI(initial_tempo=melody.tempo_bpm)
-    midi.instruments.append(melody_instrument(melody))
+    midi.instruments.append(
+        melody_track((n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes))
     if accompaniment:
         midi.instruments.extend(chord_and_bass(melody))
     return midi
@@ -306,22 +316,3 @@ def _chord_per_half_bar(melody: Melody, intro_bars: int) -> list[tuple[int, str]
             out.append(out[-1] if out else first)
     return out
 
-
-def sung_midi(sung: Sequence[SungNote], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
-    """The notes a voice was put on, as a one-track MIDI file (track 'melody')."""
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
-    track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
-    track.notes = [pretty_midi.Note(velocity=96, pitch=n.pitch, start=n.start_s, end=n.end_s)
-                   for n in sung]
-    midi.instruments.append(track)
-    return midi
-
-
-def heard_midi(notes: Sequence[HeardNote], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
-    """Notes heard in a voice as a piano part: one MIDI track named 'melody'."""
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
-    track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
-    track.notes = [pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start_s,
-                                    end=n.end_s) for n in notes]
-    midi.instruments.append(track)
-    return midi

@@ -98,6 +98,7 @@ def melody(
 # --- Voice note to song -----------------------------------------------------------------
 
 VOICE_RATE = 22050
+SUNG_VELOCITY = 96
 INTRO_BARS = 1
 SONG_STRETCH = 1.35  # a line takes longer to sing than to say
 MIN_SONG_TEMPO, MAX_SONG_TEMPO = 72.0, 140.0
@@ -203,7 +204,8 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         mix = vocal + backing
     with timer.stage("encode"):
         encoded = audio.encode(mix, arrange.SAMPLE_RATE, audio_format)
-    melody_midi = arrange.midi_bytes(arrange.sung_midi(alignment.sung, tune.tempo_bpm))
+    melody_midi = arrange.midi_bytes(arrange.one_track_midi(
+        ((n.pitch, n.start_s, n.end_s, SUNG_VELOCITY) for n in alignment.sung), tune.tempo_bpm))
     stems: dict[str, bytes] = {}
     image = b""
     if extras:
@@ -320,7 +322,8 @@ def piano(audio_data: bytes, *, quantize: bool = False,
         if quantize:
             tempo, anchor = notes.detect_beat(np.array([n.start_s for n in heard]))
             heard = notes.quantize(heard, tempo, anchor)
-    midi = arrange.heard_midi(heard, tempo or 120.0)
+    midi = arrange.one_track_midi(((n.pitch, n.start_s, n.end_s, n.velocity) for n in heard),
+                                  tempo or 120.0)
     files: dict[str, bytes] = {}
     if "mid" in formats:
         files["mid"] = arrange.midi_bytes(midi)
