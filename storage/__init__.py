@@ -1,5 +1,2 @@
-"""Persistence: users, chats, jobs, tracks and albums (SQLAlchemy), and the blob store.
-
-Nothing is stored yet: the melody composer writes files only. The models and the
-content-addressed blob store arrive with the job engine (issue 5).
-"""
+"""Persistence: users, chats, jobs, tracks, albums and votes (SQLAlchemy 2.0, async), and a
+content-addressed blob store for the audio, MIDI and pictures they refer to."""

@@ -1,0 +1,1 @@
+"""Alembic migrations for storage.models (async env, batch mode for SQLite)."""

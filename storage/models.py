@@ -1,0 +1,151 @@
+"""The tables. Every change to them is an Alembic migration in migrations/versions/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_KINDS = ("sing", "lyrics", "melody", "piano")
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A person on one platform."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    album_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    preferred_style: Mapped[str] = mapped_column(String(16), default="pop")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Chat(Base):
+    """A conversation: a private chat, a group, a Discord channel, a web browser."""
+
+    __tablename__ = "chats"
+    __table_args__ = (UniqueConstraint("platform", "platform_chat_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_chat_id: Mapped[str] = mapped_column(String(64))
+    album_subscribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Job(Base):
+    """One request, from the message that asked for it to its reply. The source of truth: a
+    job left queued or running by a crash is taken up again on start."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"))
+    input_blob: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    timings_s: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    replied: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Track(Base):
+    """What a job made: the song (or melody, or piano part) and what is known about it."""
+
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    audio_blob: Mapped[str] = mapped_column(String(64))
+    midi_blob: Mapped[str | None] = mapped_column(String(64))
+    picture_blob: Mapped[str | None] = mapped_column(String(64))
+    duration_s: Mapped[float] = mapped_column(Float)
+    key: Mapped[str | None] = mapped_column(String(16))
+    tempo_bpm: Mapped[float | None] = mapped_column(Float)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    shared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Album(Base):
+    """One week's community album."""
+
+    __tablename__ = "albums"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), unique=True)  # ISO week, YYYY-Www
+    audio_blob: Mapped[str | None] = mapped_column(String(64))
+    mp3_blob: Mapped[str | None] = mapped_column(String(64))
+    cover_blob: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class AlbumTrack(Base):
+    __tablename__ = "album_tracks"
+    __table_args__ = (UniqueConstraint("album_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    album_id: Mapped[int] = mapped_column(ForeignKey("albums.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Vote(Base):
+    """A reaction to a shared track (one per person and track)."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("track_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    value: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

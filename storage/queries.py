@@ -1,0 +1,149 @@
+"""What the bot asks of storage: people and chats, jobs (idempotent), tracks, history,
+sharing, and forgetting a person entirely. Functions over an AsyncSession; each commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.blobs import BlobStore
+from storage.models import Album, Chat, Job, Track, User, Vote, now
+
+HISTORY_SIZE = 10
+
+
+async def user_for(session: AsyncSession, platform: str, platform_user_id: str,
+                   display_name: str = "") -> User:
+    """The user, made on first sight (safe when two messages race to make it)."""
+    values = {"platform": platform, "platform_user_id": platform_user_id,
+              "display_name": display_name[:128], "created_at": now(),
+              "album_consent": False, "preferred_style": "pop"}
+    await session.execute(_insert_ignoring_conflicts(session, User, values))
+    user = (await session.execute(select(User).where(
+        User.platform == platform, User.platform_user_id == platform_user_id))).scalar_one()
+    if display_name and user.display_name != display_name[:128]:
+        user.display_name = display_name[:128]
+    await session.commit()
+    return user
+
+
+async def chat_for(session: AsyncSession, platform: str, platform_chat_id: str) -> Chat:
+    values = {"platform": platform, "platform_chat_id": platform_chat_id,
+              "album_subscribed": False, "created_at": now()}
+    await session.execute(_insert_ignoring_conflicts(session, Chat, values))
+    chat = (await session.execute(select(Chat).where(
+        Chat.platform == platform, Chat.platform_chat_id == platform_chat_id))).scalar_one()
+    await session.commit()
+    return chat
+
+
+def idempotency_key(platform: str, chat_id: str, message_id: str) -> str:
+    """One key per incoming message: a redelivered message finds its job again."""
+    return f"{platform}:{chat_id}:{message_id}"
+
+
+async def submit_job(session: AsyncSession, *, key: str, kind: str, user: User,
+                     chat: Chat | None = None, input_blob: str | None = None,
+                     parameters: dict[str, Any] | None = None) -> tuple[Job, bool]:
+    """Record a job unless one with this idempotency key exists; (the job, whether new)."""
+    values = {"kind": kind, "status": "queued", "idempotency_key": key, "user_id": user.id,
+              "chat_id": chat.id if chat else None, "input_blob": input_blob,
+              "parameters": parameters or {}, "attempts": 0, "timings_s": {},
+              "replied": False, "created_at": now()}
+    result = await session.execute(
+        _insert_ignoring_conflicts(session, Job, values).returning(Job.id))
+    created = result.scalar_one_or_none() is not None
+    job = (await session.execute(select(Job).where(Job.idempotency_key == key))).scalar_one()
+    await session.commit()
+    return job, created
+
+
+async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
+                     midi_blob: str | None, picture_blob: str | None, duration_s: float,
+                     key: str | None = None, tempo_bpm: float | None = None,
+                     timings_s: dict[str, float] | None = None) -> Track:
+    """Store what a job made and mark the job done, in one transaction."""
+    track = Track(job_id=job.id, user_id=job.user_id, audio_blob=audio_blob,
+                  midi_blob=midi_blob, picture_blob=picture_blob, duration_s=duration_s,
+                  key=key, tempo_bpm=tempo_bpm)
+    session.add(track)
+    job.status = "done"
+    job.finished_at = now()
+    job.timings_s = timings_s or {}
+    await session.commit()
+    return track
+
+
+async def history(session: AsyncSession, user: User, limit: int = HISTORY_SIZE) -> list[Track]:
+    """The person's latest tracks, newest first."""
+    rows = await session.execute(select(Track).where(Track.user_id == user.id)
+                                 .order_by(Track.created_at.desc(), Track.id.desc())
+                                 .limit(limit))
+    return list(rows.scalars())
+
+
+async def share(session: AsyncSession, user: User, track_id: int) -> Track | None:
+    """Put one of the person's tracks into the album pool; None when it is not theirs."""
+    track = await session.get(Track, track_id)
+    if track is None or track.user_id != user.id:
+        return None
+    track.shared = True
+    track.shared_at = now()
+    await session.commit()
+    return track
+
+
+async def forget(session: AsyncSession, blobs: BlobStore, user: User) -> int:
+    """Delete every row of this person (jobs, tracks, votes cascade with them) and every blob
+    that nothing else refers to any more. Returns the number of blobs deleted."""
+    theirs = await _blobs_of(session, user.id)
+    await session.execute(delete(User).where(User.id == user.id))
+    await session.commit()
+    still_used = await referenced_blobs(session)
+    doomed = theirs - still_used
+    for name in doomed:
+        blobs.delete(name)
+    return len(doomed)
+
+
+async def referenced_blobs(session: AsyncSession) -> set[str]:
+    """Every blob some row refers to (for collecting the rest)."""
+    names: set[str] = set()
+    for column in (Job.input_blob, Track.audio_blob, Track.midi_blob, Track.picture_blob,
+                   Album.audio_blob, Album.mp3_blob, Album.cover_blob):
+        names.update(n for n in (await session.execute(select(column).distinct())).scalars()
+                     if n)
+    return names
+
+
+async def count_rows_of(session: AsyncSession, user_id: int) -> int:
+    """How many rows anywhere still belong to this user id (0 after forget)."""
+    total = 0
+    for model, column in ((User, User.id), (Job, Job.user_id), (Track, Track.user_id),
+                          (Vote, Vote.user_id)):
+        total += (await session.execute(select(func.count()).select_from(model)
+                                        .where(column == user_id))).scalar_one()
+    return total
+
+
+async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
+    names: set[str] = set()
+    jobs = await session.execute(select(Job.input_blob).where(Job.user_id == user_id))
+    names.update(n for n in jobs.scalars() if n)
+    tracks = await session.execute(select(Track.audio_blob, Track.midi_blob,
+                                          Track.picture_blob).where(Track.user_id == user_id))
+    for row in tracks:
+        names.update(n for n in row if n)
+    return names
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any],
+                               values: dict[str, Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing()
+

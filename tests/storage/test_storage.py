@@ -1,0 +1,126 @@
+import asyncio
+import hashlib
+
+import pytest
+from sqlalchemy import inspect, select
+
+from storage.blobs import BlobStore
+from storage.database import downgrade, migrate
+from storage.models import Job, Track, Vote
+from storage.queries import (
+    chat_for,
+    count_rows_of,
+    forget,
+    history,
+    idempotency_key,
+    referenced_blobs,
+    save_track,
+    share,
+    submit_job,
+    user_for,
+)
+from tests.storage.conftest import Database
+
+TABLES = {"users", "chats", "jobs", "tracks", "albums", "album_tracks", "votes"}
+
+
+async def table_names(engine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_migrations_up_and_down(empty_database) -> None:
+    await migrate(empty_database)
+    assert await table_names(empty_database) >= TABLES
+    await downgrade(empty_database, "base")
+    assert not TABLES & await table_names(empty_database)
+    await migrate(empty_database)
+    assert await table_names(empty_database) >= TABLES
+
+
+def test_blob_store(tmp_path) -> None:
+    blobs = BlobStore(tmp_path)
+    name = blobs.put(b"song")
+    assert name == hashlib.sha256(b"song").hexdigest()
+    assert blobs.put(b"song") == name and blobs.get(name) == b"song"
+    other = blobs.put(b"melody")
+    assert blobs.names() == {name, other}
+    assert blobs.keep_only([other]) == 1 and blobs.names() == {other}
+    for bad in ("../../etc/passwd", "x" * 64, name.upper(), ""):
+        with pytest.raises(ValueError, match="not a blob name"):
+            blobs.get(bad)
+    assert not list(tmp_path.rglob("*.part"))
+
+
+async def test_a_redelivered_message_makes_one_job(database: Database) -> None:
+    async with database.sessions() as session:
+        user = await user_for(session, "telegram", "42", "Ann")
+        chat = await chat_for(session, "telegram", "42")
+        key = idempotency_key("telegram", "42", "1001")
+        first, created = await submit_job(session, key=key, kind="sing", user=user, chat=chat)
+        again, created_again = await submit_job(session, key=key, kind="sing", user=user)
+    assert created and not created_again and first.id == again.id
+
+
+async def test_concurrent_submissions_none_lost_none_doubled(database: Database) -> None:
+    """200 messages from 50 people at once, each delivered twice."""
+
+    async def send(person: int, message: int) -> tuple[int, bool]:
+        async with database.sessions() as session:
+            user = await user_for(session, "discord", str(person), f"p{person}")
+            job, created = await submit_job(
+                session, key=idempotency_key("discord", str(person), str(message)),
+                kind="melody", user=user)
+            return job.id, created
+
+    results = await asyncio.gather(*(send(i % 50, i) for _ in range(2) for i in range(200)))
+    assert len({job_id for job_id, _ in results}) == 200
+    assert sum(created for _, created in results) == 200
+    async with database.sessions() as session:
+        assert len((await session.execute(select(Job))).scalars().all()) == 200
+
+
+async def make_track(database: Database, user, message: str, audio: bytes) -> Track:
+    async with database.sessions() as session:
+        job, _ = await submit_job(session, key=idempotency_key("web", "c", message),
+                                  kind="sing", user=user,
+                                  input_blob=database.blobs.put(b"in-" + audio))
+        return await save_track(session, job, audio_blob=database.blobs.put(audio),
+                                midi_blob=database.blobs.put(b"mid-" + audio),
+                                picture_blob=None, duration_s=3.0, key="C major",
+                                tempo_bpm=100.0)
+
+
+async def test_history_and_share(database: Database) -> None:
+    async with database.sessions() as session:
+        ann = await user_for(session, "web", "ann")
+        bob = await user_for(session, "web", "bob")
+    tracks = [await make_track(database, ann, f"m{i}", f"song {i}".encode()) for i in range(12)]
+    async with database.sessions() as session:
+        latest = await history(session, ann)
+        assert [t.id for t in latest] == [t.id for t in reversed(tracks)][:10]
+        assert await share(session, bob, tracks[0].id) is None  # not his
+        shared = await share(session, ann, tracks[0].id)
+        assert shared is not None and shared.shared and shared.shared_at is not None
+
+
+async def test_forget_leaves_nothing_of_that_person(database: Database) -> None:
+    async with database.sessions() as session:
+        ann = await user_for(session, "telegram", "1", "Ann")
+        bob = await user_for(session, "telegram", "2", "Bob")
+    mine = await make_track(database, ann, "a1", b"ann's song")
+    await make_track(database, ann, "a2", b"a song both sent")
+    theirs = await make_track(database, bob, "b1", b"a song both sent")
+    async with database.sessions() as session:
+        session.add_all([Vote(track_id=theirs.id, user_id=ann.id),
+                         Vote(track_id=mine.id, user_id=bob.id)])
+        await session.commit()
+        deleted = await forget(session, database.blobs, ann)
+        assert await count_rows_of(session, ann.id) == 0
+        assert (await session.execute(select(Vote))).scalars().all() == []
+        assert await count_rows_of(session, bob.id) == 3  # Bob, his job and his track stay
+        # Ann's own blobs are gone; the song Bob sent too stays for him.
+        assert database.blobs.names() == await referenced_blobs(session)
+        assert database.blobs.exists(theirs.audio_blob)
+        assert not database.blobs.exists(mine.audio_blob)
+        assert deleted == 3  # input, song and MIDI of "a1"; "a2" is byte-equal to Bob's
