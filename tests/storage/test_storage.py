@@ -19,7 +19,7 @@ from storage.queries import (
     submit_job,
     user_for,
 )
-from tests.storage.conftest import Database
+from tests.database import Database
 
 TABLES = {"users", "chats", "jobs", "tracks", "albums", "album_tracks", "votes"}
 

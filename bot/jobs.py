@@ -1,0 +1,292 @@
+"""The job engine: jobs are recorded, then run by a worker, and the job row stays the truth.
+
+Embedded default: an in-process queue feeding a process pool (one worker per core).
+Scale-out (SINGSONG_REDIS_URL set): taskiq over Redis, run by `singsong worker` processes on
+any number of machines. Both call `execute_job`, which claims a queued job, runs the engine,
+stores the result and marks the job done (or queued again for a retry, or failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import SlowDown
+from storage.blobs import BlobStore
+from storage.database import create_engine, session_factory
+from storage.models import Chat, Job, User, now
+from storage.queries import save_track, submit_job
+
+log = logging.getLogger("singsong.jobs")
+
+MAX_ATTEMPTS = 3
+RETRY_BASE_S = 2.0  # a failed attempt waits 2, then 4 seconds before the next
+STALE_RUNNING_S = 600.0  # a job "running" this long belongs to a worker that died
+TASK_NAME = "singsong.run_job"
+QUEUE_NAME = "singsong-jobs"
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_user_per_minute: int = 6
+    per_user_active: int = 2
+    queued_total: int = 200
+    seconds_per_job: float = 1.0  # for "try again in N s"
+
+
+async def check_limits(session: AsyncSession, user: User, limits: Limits, workers: int) -> None:
+    """Raise SlowDown when this person asked too often, has too much running, or when the
+    service is full."""
+    minute_ago = now() - timedelta(minutes=1)
+    recent = (await session.execute(select(func.count()).select_from(Job).where(
+        Job.user_id == user.id, Job.created_at >= minute_ago))).scalar_one()
+    if recent >= limits.per_user_per_minute:
+        raise SlowDown("that is a lot of songs in a minute: try again in a minute", 60)
+    active = (await session.execute(select(func.count()).select_from(Job).where(
+        Job.user_id == user.id, Job.status.in_(("queued", "running"))))).scalar_one()
+    if active >= limits.per_user_active:
+        raise SlowDown("I am still working on your last songs: send this again when they "
+                       "arrive", 30)
+    queued = (await session.execute(select(func.count()).select_from(Job).where(
+        Job.status == "queued"))).scalar_one()
+    if queued >= limits.queued_total:
+        wait = math.ceil(queued * limits.seconds_per_job / max(workers, 1))
+        raise SlowDown(f"I am busy right now: try again in {wait} s", wait)
+
+
+Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
+"""Runs one job's engine work: (kind, input bytes, parameters) -> outputs (see run_engine)."""
+
+
+def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The engine call for each kind of job: bytes out, plus what to record."""
+    from engine import pipeline
+
+    seed = int(parameters.get("seed", 0))
+    if kind in ("sing", "lyrics"):
+        song = (pipeline.sing(data or b"", seed=seed, style=parameters.get("style", "pop"))
+                if kind == "sing" else
+                pipeline.lyrics(parameters.get("text", ""), seed=seed,
+                                style=parameters.get("style", "pop")))
+        return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
+                "duration_s": song.summary["duration_s"], "key": song.summary["key"],
+                "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s}
+    if kind == "melody":
+        piece = pipeline.melody(seed=seed, formats=("ogg", "mid", "png"))
+        return {"audio": piece.files["ogg"], "midi": piece.files["mid"],
+                "picture": piece.files["png"], "duration_s": piece.melody.duration_s,
+                "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
+                "timings_s": piece.timings_s}
+    if kind == "piano":
+        result = pipeline.piano(data or b"", formats=("ogg", "mid", "png"))
+        return {"audio": result.files["ogg"], "midi": result.files["mid"],
+                "picture": result.files["png"], "duration_s": result.duration_s,
+                "key": None, "tempo_bpm": result.tempo_bpm, "timings_s": result.timings_s}
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def execute_job(job_id: int, database_url: str, data_dir: str,
+                runner: Runner = run_engine) -> str:
+    """Run one job in this process: 'done', 'retry', 'failed', or 'skipped' when the job
+    was not queued (another worker has it, or it is finished)."""
+    return asyncio.run(_execute(job_id, database_url, Path(data_dir), runner))
+
+
+async def _execute(job_id: int, database_url: str, data_dir: Path, runner: Runner) -> str:
+    from engine.errors import InvalidRequest
+
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    blobs = BlobStore(data_dir / "blobs")
+    try:
+        async with sessions() as session:
+            claimed = await session.execute(
+                update(Job).where(Job.id == job_id, Job.status == "queued")
+                .values(status="running", attempts=Job.attempts + 1, started_at=now()))
+            await session.commit()
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return "skipped"
+            job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
+            data = blobs.get(job.input_blob) if job.input_blob else None
+            try:
+                made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
+            except InvalidRequest as mistake:
+                job.status, job.error, job.finished_at = "failed", str(mistake), now()
+                await session.commit()
+                return "failed"
+            except Exception as error:  # a bug or a passing fault: retry, then give up
+                log.exception("job %d attempt %d failed", job.id, job.attempts)
+                job.error = f"{type(error).__name__}: {error}"[:1000]
+                if job.attempts >= MAX_ATTEMPTS:
+                    job.status, job.finished_at = "failed", now()
+                    await session.commit()
+                    return "failed"
+                job.status = "queued"
+                await session.commit()
+                return "retry"
+            await save_track(
+                session, job, audio_blob=blobs.put(made["audio"]),
+                midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
+                picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
+                duration_s=float(made["duration_s"]), key=made.get("key"),
+                tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"))
+            return "done"
+    finally:
+        await engine.dispose()
+
+
+async def requeue_abandoned(session: AsyncSession, stale_after_s: float) -> list[int]:
+    """Jobs a dead process left running go back to the queue; return every queued job id."""
+    cutoff = now() - timedelta(seconds=stale_after_s)
+    await session.execute(update(Job).where(Job.status == "running",
+                                            Job.started_at <= cutoff)
+                          .values(status="queued"))
+    await session.commit()
+    rows = await session.execute(select(Job.id).where(Job.status == "queued")
+                                 .order_by(Job.id))
+    return list(rows.scalars())
+
+
+Dispatch = Callable[[int], Awaitable[str]]
+
+
+class JobEngine:
+    """Submits jobs and sees them run: in a process pool here, or via taskiq over Redis."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
+                 database_url: str, data_dir: Path, *, redis_url: str | None = None,
+                 workers: int | None = None, limits: Limits = Limits(),
+                 runner: Runner = run_engine, executor: Executor | None = None,
+                 queue_name: str = QUEUE_NAME,
+                 on_finished: Callable[[int, str], Awaitable[None]] | None = None) -> None:
+        self.sessions, self.blobs = sessions, blobs
+        self.database_url, self.data_dir = database_url, data_dir
+        self.workers = workers or os.cpu_count() or 1
+        self.limits, self.runner = limits, runner
+        self.redis_url, self.queue_name = redis_url, queue_name
+        self.on_finished = on_finished
+        self._executor = executor
+        self._broker: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Start the workers (or the taskiq client) and take up what a crash left behind.
+        In-process, every job marked running belongs to a process that is gone."""
+        if self.redis_url:
+            self._broker = make_broker(self.redis_url, queue_name=self.queue_name)
+            await self._broker.startup()
+        elif self._executor is None:
+            self._executor = ProcessPoolExecutor(max_workers=self.workers)
+        async with self.sessions() as session:
+            stale = STALE_RUNNING_S if self.redis_url else 0.0
+            waiting = await requeue_abandoned(session, stale)
+        for job_id in waiting:
+            self._spawn(job_id)
+        return len(waiting)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            await asyncio.wait({task})
+        if self._broker is not None:
+            await self._broker.shutdown()
+        if isinstance(self._executor, ProcessPoolExecutor):
+            self._executor.shutdown(wait=True)
+
+    async def submit(self, *, key: str, kind: str, user: User, chat: Chat | None = None,
+                     data: bytes | None = None,
+                     parameters: dict[str, Any] | None = None) -> tuple[Job, bool]:
+        """Record and start a job; a redelivered message (same key) gets its job back and
+        starts nothing. Raises SlowDown when a limit says wait."""
+        async with self.sessions() as session:
+            existing = (await session.execute(
+                select(Job).where(Job.idempotency_key == key))).scalar_one_or_none()
+            if existing is not None:
+                return existing, False
+            await check_limits(session, user, self.limits, self.workers)
+            blob = self.blobs.put(data) if data is not None else None
+            job, created = await submit_job(session, key=key, kind=kind, user=user, chat=chat,
+                                            input_blob=blob, parameters=parameters)
+        if created:
+            self._spawn(job.id)
+        return job, created
+
+    async def wait(self) -> None:
+        """Until every job this engine started has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    def _spawn(self, job_id: int) -> None:
+        task = asyncio.create_task(self._follow(job_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, job_id: int) -> None:
+        for attempt in range(MAX_ATTEMPTS + 1):
+            outcome = await self._run_once(job_id)
+            if outcome != "retry":
+                break
+            await asyncio.sleep(RETRY_BASE_S * 2**attempt)
+        if self.on_finished is not None:
+            await self.on_finished(job_id, outcome)
+
+    async def _run_once(self, job_id: int) -> str:
+        if self._broker is not None:
+            async with self.sessions() as session:
+                job = await session.get(Job, job_id)
+                attempts_before = job.attempts if job else 0
+            await self._broker.find_task(TASK_NAME).kiq(job_id)
+            return await self._await_outcome(job_id, attempts_before)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, execute_job, job_id,
+                                          self.database_url, str(self.data_dir), self.runner)
+
+    async def _await_outcome(self, job_id: int, attempts_before: int,
+                             poll_s: float = 0.05) -> str:
+        """With workers elsewhere, the job row tells when a job has moved on: finished, or
+        back in the queue after one more attempt."""
+        while True:
+            async with self.sessions() as session:
+                job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
+            if job.status in ("done", "failed"):
+                return job.status
+            if job.status == "queued" and job.attempts > attempts_before:
+                return "retry"
+            await asyncio.sleep(poll_s)
+
+
+def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str = "",
+                data_dir: str = "", queue_name: str = QUEUE_NAME) -> Any:
+    """The taskiq broker over Redis, with the one task: run a job by id."""
+    from taskiq_redis import ListQueueBroker
+
+    broker = ListQueueBroker(redis_url, queue_name=queue_name)
+
+    async def run_job(job_id: int) -> str:
+        return await asyncio.to_thread(execute_job, job_id, database_url, data_dir, runner)
+
+    broker.register_task(run_job, task_name=TASK_NAME)
+    return broker
+
+
+async def run_worker(redis_url: str, database_url: str, data_dir: str,
+                     runner: Runner = run_engine, queue_name: str = QUEUE_NAME) -> None:
+    """`singsong worker`: take jobs from Redis one at a time until stopped."""
+    from taskiq.api import run_receiver_task
+
+    broker = make_broker(redis_url, runner, database_url, data_dir, queue_name)
+    await broker.startup()
+    try:
+        await run_receiver_task(broker, max_async_tasks=1, run_startup=False)
+    finally:
+        await broker.shutdown()

@@ -1,0 +1,1 @@
+from tests.database import database, empty_database  # noqa: F401

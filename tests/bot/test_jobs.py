@@ -1,0 +1,225 @@
+"""The job engine on SQLite and PostgreSQL, in a real process pool and over the real Redis."""
+
+import asyncio
+import multiprocessing
+import os
+import secrets
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import jobs
+from bot.errors import SlowDown
+from bot.jobs import JobEngine, Limits, execute_job, run_worker
+from engine.errors import InvalidRequest
+from storage.models import Job, Track
+from storage.queries import idempotency_key, submit_job, user_for
+from tests.database import Database
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LOOSE = Limits(per_user_per_minute=1000, per_user_active=1000, queued_total=10_000)
+
+
+def quick_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"audio": f"{kind}:{parameters.get('n')}".encode(), "midi": b"MThd",
+            "picture": None, "duration_s": 1.0, "key": "C major", "tempo_bpm": 100.0,
+            "timings_s": {"total": 0.001}}
+
+
+def flaky_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    marker = Path(parameters["marker"])
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise RuntimeError("a passing fault")
+    return quick_runner(kind, data, parameters)
+
+
+def poison_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    raise RuntimeError("this job breaks every time")
+
+
+def mistaken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    raise InvalidRequest("there is no sound in this file")
+
+
+def stuck_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(120)
+    raise AssertionError("should have been killed")
+
+
+def spawn_pool(workers: int = 2) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+def engine_for(database: Database, runner=quick_runner, **options: Any) -> JobEngine:
+    options.setdefault("limits", LOOSE)
+    return JobEngine(database.sessions, database.blobs, database.url, database.data_dir,
+                     runner=runner, **options)
+
+
+async def counts(database: Database) -> dict[str, int]:
+    async with database.sessions() as session:
+        rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
+        tracks = (await session.execute(select(func.count()).select_from(Track))).scalar_one()
+    return {**{status: n for status, n in rows}, "tracks": tracks}
+
+
+async def test_many_people_at_once_none_lost_none_doubled(database: Database) -> None:
+    """200 messages from 50 people, each delivered twice, through a real process pool."""
+    engine = engine_for(database, executor=spawn_pool())
+    await engine.start()
+
+    async def send(person: int, message: int) -> bool:
+        async with database.sessions() as session:
+            user = await user_for(session, "telegram", str(person))
+        _, created = await engine.submit(
+            key=idempotency_key("telegram", str(person), str(message)), kind="melody",
+            user=user, parameters={"n": message})
+        return created
+
+    created = await asyncio.gather(*(send(i % 50, i) for _ in range(2) for i in range(200)))
+    await engine.wait()
+    await engine.stop()
+    assert sum(created) == 200
+    assert await counts(database) == {"done": 200, "tracks": 200}
+
+
+async def test_a_passing_fault_is_retried_and_a_poisoned_job_fails(
+        database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(jobs, "RETRY_BASE_S", 0.01)
+    finished: list[tuple[int, str]] = []
+
+    async def note(job_id: int, outcome: str) -> None:
+        finished.append((job_id, outcome))
+
+    flaky = engine_for(database, flaky_runner, executor=spawn_pool(1), on_finished=note)
+    await flaky.start()
+    async with database.sessions() as session:
+        user = await user_for(session, "web", "x")
+    job, _ = await flaky.submit(key="web:x:1", kind="melody", user=user,
+                                parameters={"marker": str(tmp_path / "marker"), "n": 1})
+    await flaky.wait()
+    await flaky.stop()
+
+    poisoned = engine_for(database, poison_runner, executor=spawn_pool(1), on_finished=note)
+    await poisoned.start()
+    bad, _ = await poisoned.submit(key="web:x:2", kind="melody", user=user)
+    await poisoned.wait()
+    await poisoned.stop()
+
+    async with database.sessions() as session:
+        done = await session.get(Job, job.id)
+        failed = await session.get(Job, bad.id)
+    assert done is not None and done.status == "done" and done.attempts == 2
+    assert failed is not None and failed.status == "failed"
+    assert failed.attempts == jobs.MAX_ATTEMPTS and "breaks every time" in (failed.error or "")
+    assert finished == [(job.id, "done"), (bad.id, "failed")]
+
+
+async def test_a_mistake_fails_at_once_with_its_message(database: Database) -> None:
+    engine = engine_for(database, mistaken_runner, executor=spawn_pool(1))
+    await engine.start()
+    async with database.sessions() as session:
+        user = await user_for(session, "web", "y")
+    job, _ = await engine.submit(key="web:y:1", kind="sing", user=user, data=b"not audio")
+    await engine.wait()
+    await engine.stop()
+    async with database.sessions() as session:
+        failed = await session.get(Job, job.id)
+    assert failed is not None and failed.status == "failed" and failed.attempts == 1
+    assert failed.error == "there is no sound in this file"
+
+
+async def test_limits_answer_slow_down(database: Database) -> None:
+    engine = engine_for(database, limits=Limits(per_user_per_minute=3, per_user_active=10,
+                                                queued_total=5, seconds_per_job=2.0),
+                        executor=spawn_pool(1), workers=1)
+    async with database.sessions() as session:
+        ann = await user_for(session, "web", "ann")
+        # Fill the queue with jobs nobody is running yet.
+        for i in range(5):
+            other = await user_for(session, "web", f"other{i}")
+            await submit_job(session, key=f"web:o:{i}", kind="melody", user=other)
+    with pytest.raises(SlowDown, match=r"busy right now: try again in 10 s"):
+        await engine.submit(key="web:ann:1", kind="melody", user=ann)
+    engine.limits = Limits(per_user_per_minute=3, per_user_active=10, queued_total=100)
+    async with database.sessions() as session:
+        for i in range(3):
+            await submit_job(session, key=f"web:ann:old{i}", kind="melody", user=ann)
+    with pytest.raises(SlowDown, match="a lot of songs in a minute") as raised:
+        await engine.submit(key="web:ann:2", kind="melody", user=ann)
+    assert raised.value.retry_after_s == 60
+    await engine.stop()
+
+
+async def test_a_worker_killed_mid_job_finishes_after_restart(database: Database) -> None:
+    async with database.sessions() as session:
+        user = await user_for(session, "telegram", "7")
+        job, _ = await submit_job(session, key="telegram:7:99", kind="melody", user=user)
+    worker = multiprocessing.get_context("spawn").Process(
+        target=execute_job, args=(job.id, database.url, str(database.data_dir), stuck_runner))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with database.sessions() as session:
+            status = (await session.execute(select(Job.status).where(Job.id == job.id))
+                      ).scalar_one()
+        if status == "running":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "running"
+    os.kill(worker.pid or 0, signal.SIGKILL)
+    worker.join()
+
+    restarted = engine_for(database, executor=spawn_pool(1))
+    assert await restarted.start() == 1
+    await restarted.wait()
+    await restarted.stop()
+    async with database.sessions() as session:
+        finished = await session.get(Job, job.id)
+        tracks = (await session.execute(select(Track).where(Track.job_id == job.id))).all()
+    assert finished is not None and finished.status == "done" and finished.attempts == 2
+    assert len(tracks) == 1
+
+
+async def test_taskiq_workers_over_redis(database: Database) -> None:
+    queue = f"singsong-test-{secrets.token_hex(4)}"
+    workers = [asyncio.create_task(run_worker(REDIS_URL, database.url,
+                                              str(database.data_dir), quick_runner, queue))
+               for _ in range(2)]
+    engine = engine_for(database, redis_url=REDIS_URL, queue_name=queue)
+    await engine.start()
+    async with database.sessions() as session:
+        users = [await user_for(session, "discord", str(i)) for i in range(5)]
+    for i in range(20):
+        await engine.submit(key=f"discord:c:{i}", kind="melody", user=users[i % 5],
+                            parameters={"n": i})
+    await asyncio.wait_for(engine.wait(), timeout=60)
+    await engine.stop()
+    for worker in workers:
+        worker.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    assert await counts(database) == {"done": 20, "tracks": 20}
+
+
+async def test_the_real_engine_makes_a_melody(database: Database) -> None:
+    engine = engine_for(database, runner=jobs.run_engine, executor=spawn_pool(1))
+    await engine.start()
+    async with database.sessions() as session:
+        user = await user_for(session, "web", "z")
+    job, _ = await engine.submit(key="web:z:1", kind="melody", user=user,
+                                 parameters={"seed": 3})
+    await engine.wait()
+    await engine.stop()
+    async with database.sessions() as session:
+        track = (await session.execute(select(Track).where(Track.job_id == job.id))
+                 ).scalar_one()
+    assert database.blobs.get(track.audio_blob)[:4] == b"OggS"
+    assert database.blobs.get(track.midi_blob or "")[:4] == b"MThd"
+    assert track.duration_s > 5 and track.key
