@@ -10,6 +10,7 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY engine ./engine
 COPY storage ./storage
+COPY migrations ./migrations
 # The serving image needs no torch: the melody model runs on numpy.
 RUN /opt/venv/bin/pip install .
 

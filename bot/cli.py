@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     piano.add_argument("--json", action="store_true", help="print the notes as JSON")
     piano.set_defaults(run=run_piano)
 
+    database = commands.add_parser("db", help="the database")
+    database_commands = database.add_subparsers(dest="db_command", required=True,
+                                                parser_class=_Parser)
+    upgrade = database_commands.add_parser("upgrade", help="bring the schema up to date")
+    upgrade.set_defaults(run=run_db_upgrade, json=False)
+    worker = commands.add_parser("worker", help="run jobs from Redis (scale-out mode, with "
+                                 "SINGSONG_REDIS_URL set)")
+    worker.set_defaults(run=run_worker, json=False)
+
     for sub, run in ((sing, run_sing), (lyrics, run_lyrics)):
         sub.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
         sub.add_argument("--seed", type=_int_between(0, 2**63 - 1, "seed"), default=None,
@@ -277,6 +286,43 @@ def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
     timings = {**song.timings_s, "write": timer.report()["write"]}
     return {"path": str(out), "paths": [str(p) for p in written], "format": fmt,
             **song.summary, "timings_s": timings}
+
+
+def run_db_upgrade(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from bot.config import load_settings
+    from storage.database import create_engine, migrate
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def upgrade() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(upgrade())
+    print("singsong db: the schema is up to date", file=sys.stderr)
+    return {}
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from bot.config import load_settings
+    from bot.jobs import run_worker as work
+
+    settings = load_settings()
+    if not settings.redis_url:
+        raise UserError("a worker takes its jobs from Redis: set SINGSONG_REDIS_URL (the "
+                        "embedded setup runs jobs inside `singsong serve`)")
+    run_db_upgrade(args)
+    asyncio.run(work(settings.redis_url, settings.effective_database_url,
+                     str(settings.data_dir.resolve())))
+    return {}
 
 
 def main(argv: list[str] | None = None) -> int:

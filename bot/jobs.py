@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ RETRY_BASE_S = 2.0  # a failed attempt waits 2, then 4 seconds before the next
 STALE_RUNNING_S = 600.0  # a job "running" this long belongs to a worker that died
 TASK_NAME = "singsong.run_job"
 QUEUE_NAME = "singsong-jobs"
+RESULT_POLL_S = 0.25  # how often a waiting client looks for a worker's result in Redis
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Limits:
     per_user_active: int = 2
     queued_total: int = 200
     seconds_per_job: float = 1.0  # for "try again in N s"
+
+
+LOOSE_LIMITS = Limits(per_user_per_minute=10_000, per_user_active=10_000, queued_total=100_000)
+"""For benchmarks and load tests that are the only users."""
 
 
 async def check_limits(session: AsyncSession, user: User, limits: Limits, workers: int) -> None:
@@ -99,51 +105,68 @@ def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dic
 def execute_job(job_id: int, database_url: str, data_dir: str,
                 runner: Runner = run_engine) -> str:
     """Run one job in this process: 'done', 'retry', 'failed', or 'skipped' when the job
-    was not queued (another worker has it, or it is finished)."""
-    return asyncio.run(_execute(job_id, database_url, Path(data_dir), runner))
+    was not queued (another worker has it, or it is finished). Each worker thread keeps one
+    event loop and one database engine for all its jobs, so a job does not pay for a new
+    connection."""
+    worker = _worker_state(database_url, data_dir)
+    return worker.loop.run_until_complete(_execute(job_id, worker, runner))
 
 
-async def _execute(job_id: int, database_url: str, data_dir: Path, runner: Runner) -> str:
+@dataclass
+class _Worker:
+    loop: asyncio.AbstractEventLoop
+    sessions: async_sessionmaker[AsyncSession]
+    blobs: BlobStore
+
+
+_workers: dict[tuple[str, str, int], _Worker] = {}
+
+
+def _worker_state(database_url: str, data_dir: str) -> _Worker:
+    key = (database_url, data_dir, threading.get_ident())
+    if key not in _workers:
+        loop = asyncio.new_event_loop()
+        _workers[key] = _Worker(loop, session_factory(create_engine(database_url)),
+                                BlobStore(Path(data_dir) / "blobs"))
+    return _workers[key]
+
+
+async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
     from engine.errors import InvalidRequest
 
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    blobs = BlobStore(data_dir / "blobs")
-    try:
-        async with sessions() as session:
-            claimed = await session.execute(
-                update(Job).where(Job.id == job_id, Job.status == "queued")
-                .values(status="running", attempts=Job.attempts + 1, started_at=now()))
+    blobs = worker.blobs
+    async with worker.sessions() as session:
+        claimed = await session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "queued")
+            .values(status="running", attempts=Job.attempts + 1, started_at=now()))
+        await session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return "skipped"
+        job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
+        data = blobs.get(job.input_blob) if job.input_blob else None
+        try:
+            made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
+        except InvalidRequest as mistake:
+            job.status, job.error, job.finished_at = "failed", str(mistake), now()
             await session.commit()
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return "skipped"
-            job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
-            data = blobs.get(job.input_blob) if job.input_blob else None
-            try:
-                made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
-            except InvalidRequest as mistake:
-                job.status, job.error, job.finished_at = "failed", str(mistake), now()
+            return "failed"
+        except Exception as error:  # a bug or a passing fault: retry, then give up
+            log.exception("job %d attempt %d failed", job.id, job.attempts)
+            job.error = f"{type(error).__name__}: {error}"[:1000]
+            if job.attempts >= MAX_ATTEMPTS:
+                job.status, job.finished_at = "failed", now()
                 await session.commit()
                 return "failed"
-            except Exception as error:  # a bug or a passing fault: retry, then give up
-                log.exception("job %d attempt %d failed", job.id, job.attempts)
-                job.error = f"{type(error).__name__}: {error}"[:1000]
-                if job.attempts >= MAX_ATTEMPTS:
-                    job.status, job.finished_at = "failed", now()
-                    await session.commit()
-                    return "failed"
-                job.status = "queued"
-                await session.commit()
-                return "retry"
-            await save_track(
-                session, job, audio_blob=blobs.put(made["audio"]),
-                midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
-                picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
-                duration_s=float(made["duration_s"]), key=made.get("key"),
-                tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"))
-            return "done"
-    finally:
-        await engine.dispose()
+            job.status = "queued"
+            await session.commit()
+            return "retry"
+        await save_track(
+            session, job, audio_blob=blobs.put(made["audio"]),
+            midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
+            picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
+            duration_s=float(made["duration_s"]), key=made.get("key"),
+            tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"))
+        return "done"
 
 
 async def requeue_abandoned(session: AsyncSession, stale_after_s: float) -> list[int]:
@@ -242,35 +265,36 @@ class JobEngine:
 
     async def _run_once(self, job_id: int) -> str:
         if self._broker is not None:
-            async with self.sessions() as session:
-                job = await session.get(Job, job_id)
-                attempts_before = job.attempts if job else 0
-            await self._broker.find_task(TASK_NAME).kiq(job_id)
-            return await self._await_outcome(job_id, attempts_before)
+            return await self._run_on_worker(job_id)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, execute_job, job_id,
                                           self.database_url, str(self.data_dir), self.runner)
 
-    async def _await_outcome(self, job_id: int, attempts_before: int,
-                             poll_s: float = 0.05) -> str:
-        """With workers elsewhere, the job row tells when a job has moved on: finished, or
-        back in the queue after one more attempt."""
-        while True:
+    async def _run_on_worker(self, job_id: int) -> str:
+        """Hand the job to whichever worker takes it from Redis and wait for its outcome. A
+        worker that dies keeps no result: after STALE_RUNNING_S the job goes back in the
+        queue (the row, not the message, says whether it was done)."""
+        from taskiq.exceptions import TaskiqResultTimeoutError
+
+        task = await self._broker.find_task(TASK_NAME).kiq(job_id)
+        try:
+            result = await task.wait_result(check_interval=RESULT_POLL_S,
+                                            timeout=STALE_RUNNING_S)
+        except TaskiqResultTimeoutError:
             async with self.sessions() as session:
-                job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
-            if job.status in ("done", "failed"):
-                return job.status
-            if job.status == "queued" and job.attempts > attempts_before:
-                return "retry"
-            await asyncio.sleep(poll_s)
+                waiting = await requeue_abandoned(session, STALE_RUNNING_S)
+            return "retry" if job_id in waiting else "failed"
+        return str(result.return_value) if not result.is_err else "retry"
 
 
 def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str = "",
                 data_dir: str = "", queue_name: str = QUEUE_NAME) -> Any:
     """The taskiq broker over Redis, with the one task: run a job by id."""
-    from taskiq_redis import ListQueueBroker
+    from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
-    broker = ListQueueBroker(redis_url, queue_name=queue_name)
+    # Results only say when a job has moved on (its outcome word); they expire in an hour.
+    broker = ListQueueBroker(redis_url, queue_name=queue_name).with_result_backend(
+        RedisAsyncResultBackend(redis_url, result_ex_time=3600))
 
     async def run_job(job_id: int) -> str:
         return await asyncio.to_thread(execute_job, job_id, database_url, data_dir, runner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +76,15 @@ async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
     job.timings_s = timings_s or {}
     await session.commit()
     return track
+
+
+async def claim_reply(session: AsyncSession, job_id: int) -> bool:
+    """True for exactly one caller per job: whoever gets True sends the reply. A process
+    that restarts, or a second adapter process, gets False for a job already answered."""
+    result = await session.execute(update(Job).where(Job.id == job_id, Job.replied.is_(False))
+                                   .values(replied=True))
+    await session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def history(session: AsyncSession, user: User, limit: int = HISTORY_SIZE) -> list[Track]:

@@ -9,6 +9,7 @@ from storage.database import downgrade, migrate
 from storage.models import Job, Track, Vote
 from storage.queries import (
     chat_for,
+    claim_reply,
     count_rows_of,
     forget,
     history,
@@ -60,6 +61,18 @@ async def test_a_redelivered_message_makes_one_job(database: Database) -> None:
         first, created = await submit_job(session, key=key, kind="sing", user=user, chat=chat)
         again, created_again = await submit_job(session, key=key, kind="sing", user=user)
     assert created and not created_again and first.id == again.id
+
+
+async def test_a_reply_is_claimed_once(database: Database) -> None:
+    async with database.sessions() as session:
+        user = await user_for(session, "discord", "5")
+        job, _ = await submit_job(session, key="discord:5:1", kind="melody", user=user)
+
+    async def claim() -> bool:
+        async with database.sessions() as session:
+            return await claim_reply(session, job.id)
+
+    assert sorted(await asyncio.gather(*(claim() for _ in range(10)))) == [False] * 9 + [True]
 
 
 async def test_concurrent_submissions_none_lost_none_doubled(database: Database) -> None:
