@@ -180,7 +180,7 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
     timer = StageTimer()
     if args.count is None:
         fmt = _format_of(out, MELODY_FORMATS)
-        _check_writable_folder(out.parent if str(out.parent) else Path("."))
+        _check_writable_folder(out.parent)
         piece = melody(seed=seed, key=args.key, bars=args.bars, tempo_bpm=args.tempo,
                        formats=(fmt,))
         with timer.stage("write"):
@@ -202,9 +202,6 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
     return {"paths": [m["path"] for m in made], "melodies": made, "timings_s": timer.report()}
 
 
-SONG_FORMATS = ("ogg", "mp3", "wav", "png")
-
-
 def _read_input(source: Path) -> bytes:
     """The input file's bytes, refusing a missing file or one over the 20 MB limit."""
     if not source.is_file():
@@ -218,17 +215,21 @@ def _read_input(source: Path) -> bytes:
         raise UserError(f"cannot read {str(source)!r}: {error.strerror}") from None
 
 
+def _say_if_cut(summary: dict[str, Any], verb: str) -> None:
+    if summary["input_truncated"]:
+        print(f"note: the clip is longer than a minute; only its first minute was {verb}",
+              file=sys.stderr)
+
+
 def run_piano(args: argparse.Namespace) -> dict[str, Any]:
     from engine.pipeline import PIANO_FORMATS, piano
     from engine.timing import StageTimer
 
     out: Path = args.output
     fmt = _format_of(out, PIANO_FORMATS)
-    _check_writable_folder(out.parent if str(out.parent) else Path("."))
+    _check_writable_folder(out.parent)
     result = piano(_read_input(args.input), quantize=args.quantize, formats=(fmt,))
-    if result.summary["input_truncated"]:
-        print("note: the clip is longer than a minute; only its first minute was played",
-              file=sys.stderr)
+    _say_if_cut(result.summary, "played")
     timer = StageTimer()
     with timer.stage("write"):
         write_file(out, result.files[fmt])
@@ -252,23 +253,22 @@ def run_lyrics(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    from engine.pipeline import SONG_FORMATS
     from engine.timing import StageTimer
 
     out: Path = args.output
     fmt = _format_of(out, SONG_FORMATS)
-    folders = [out.parent if str(out.parent) else Path(".")]
+    folders = [out.parent]
     if args.melody_out is not None:
         _format_of(args.melody_out, ("mid",))
-        folders.append(args.melody_out.parent if str(args.melody_out.parent) else Path("."))
+        folders.append(args.melody_out.parent)
     for folder in folders:
         _check_writable_folder(folder)
     if args.stems is not None:
         _make_folder(args.stems)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     song = make("wav" if fmt == "png" else fmt, seed, fmt == "png" or args.stems is not None)
-    if song.summary["input_truncated"]:
-        print("note: the clip is longer than a minute; only its first minute was sung",
-              file=sys.stderr)
+    _say_if_cut(song.summary, "sung")
     timer = StageTimer()
     written = []
     with timer.stage("write"):

@@ -97,6 +97,7 @@ def melody(
 
 # --- Voice note to song -----------------------------------------------------------------
 
+SONG_FORMATS = (*audio.AUDIO_FORMATS, "png")  # a song, or the picture of the voice
 VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1
