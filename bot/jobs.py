@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import multiprocessing
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -210,7 +211,10 @@ class JobEngine:
             self._broker = make_broker(self.redis_url, queue_name=self.queue_name)
             await self._broker.startup()
         elif self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=self.workers)
+            # Spawned, not forked: a fork would copy this process's event loop and database
+            # threads mid-flight.
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
         async with self.sessions() as session:
             stale = STALE_RUNNING_S if self.redis_url else 0.0
             waiting = await requeue_abandoned(session, stale)
