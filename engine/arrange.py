@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pretty_midi
@@ -18,9 +19,6 @@ from engine.theory import chord_pitch_classes
 # 32 kHz keeps everything up to 16 kHz and costs FluidSynth a quarter less than 44.1 kHz.
 SAMPLE_RATE = 32000
 DRUM_CHANNEL = 9
-SYNTH_BLOCK = 64  # FluidSynth renders in blocks of this many frames
-FLUSH_BLOCKS = 50  # at most this many blocks of 64 x 64 frames to let a reverb tail out
-DITHER_LSB = 2  # FluidSynth dithers its 16-bit output: a tail this small is silence
 SOUNDFONT_PATHS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
@@ -98,22 +96,36 @@ def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
 
 
 class _Synth:
-    """One FluidSynth instance per process: the soundfont (148 MB) is loaded once."""
+    """FluidSynth with a General MIDI soundfont (148 MB), read from disk once per process.
+
+    Each render gets a fresh synthesiser, so nothing of one song (a reverb tail, a modulation
+    phase) reaches the next and the same MIDI always gives the same samples; the first
+    synthesiser stays alive only to keep the soundfont's samples in FluidSynth's cache, which
+    makes every later load of it take a few tens of milliseconds.
+    """
 
     def __init__(self, soundfont: Path, sample_rate: int) -> None:
+        self.soundfont, self.sample_rate = soundfont, sample_rate
+        self._keeper, _ = self._new_synth()
+
+    def _new_synth(self) -> tuple[Any, int]:
         import fluidsynth
 
-        self.sample_rate = sample_rate
-        # No chorus: its modulation runs on between renders, and the same seed must give
-        # the same file.
-        self.synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
-                                      **{"synth.chorus.active": 0})
-        self._frames = 0
-        self.soundfont_id = self.synth.sfload(str(soundfont))
-        if self.soundfont_id < 0:
-            raise ToolMissing(f"FluidSynth could not load the soundfont {soundfont}")
+        synth = fluidsynth.Synth(gain=0.5, samplerate=float(self.sample_rate))
+        soundfont_id = synth.sfload(str(self.soundfont))
+        if soundfont_id < 0:
+            raise ToolMissing(f"FluidSynth could not load the soundfont {self.soundfont}")
+        return synth, soundfont_id
 
     def render(self, midi: pretty_midi.PrettyMIDI, tail_s: float) -> np.ndarray:
+        synth, soundfont_id = self._new_synth()
+        try:
+            return self._play(synth, soundfont_id, midi, tail_s)
+        finally:
+            synth.delete()
+
+    def _play(self, synth: Any, soundfont_id: int, midi: pretty_midi.PrettyMIDI,
+              tail_s: float) -> np.ndarray:
         events: list[tuple[int, int, int, int, int]] = []  # frame, on?, channel, key, velocity
         melodic = (c for c in range(16) if c != DRUM_CHANNEL)
         for instrument in midi.instruments:
@@ -121,7 +133,7 @@ class _Synth:
             if channel is None:
                 raise ValueError("more than 15 melodic tracks")
             bank = 128 if instrument.is_drum else 0
-            self.synth.program_select(channel, self.soundfont_id, bank, instrument.program)
+            synth.program_select(channel, soundfont_id, bank, instrument.program)
             for note in instrument.notes:
                 events.append((self._frame(note.start), 1, channel, note.pitch, note.velocity))
                 events.append((self._frame(note.end), 0, channel, note.pitch, 0))
@@ -130,35 +142,17 @@ class _Synth:
         chunks, cursor = [], 0
         for frame, on, channel, key, velocity in events:
             if frame > cursor:
-                chunks.append(self._take(frame - cursor))
+                chunks.append(synth.get_samples(frame - cursor))
                 cursor = frame
             if on:
-                self.synth.noteon(channel, key, velocity)
+                synth.noteon(channel, key, velocity)
             else:
-                self.synth.noteoff(channel, key)
+                synth.noteoff(channel, key)
         if total > cursor:
-            chunks.append(self._take(total - cursor))
-        self._silence()
+            chunks.append(synth.get_samples(total - cursor))
         stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
         mono: np.ndarray = stereo.mean(axis=1)
         return mono
-
-    def _silence(self) -> None:
-        """Stop every voice and let the reverb ring out, so the next render starts clean.
-
-        FluidSynth works in blocks of 64 frames: ending on a block boundary makes every render
-        start at the same phase, so the same MIDI gives the same samples.
-        """
-        self.synth.system_reset()
-        self._take((-self._frames) % SYNTH_BLOCK)
-        for _ in range(FLUSH_BLOCKS):
-            if np.abs(self._take(64 * SYNTH_BLOCK)).max() <= DITHER_LSB:
-                return
-
-    def _take(self, frames: int) -> np.ndarray:
-        self._frames += frames
-        samples: np.ndarray = self.synth.get_samples(frames) if frames else np.zeros(0, np.int16)
-        return samples
 
     def _frame(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import parselmouth
-from parselmouth.praat import call
+from parselmouth.praat import call, run
 
 from engine.notes import Syllable
 from engine.pitch import midi_to_hz
@@ -33,6 +33,7 @@ VIBRATO_FULL_S = 0.35
 VIBRATO_HZ = 5.5
 VIBRATO_CENTS = 25.0
 EPSILON_S = 0.001
+PRAAT_SEED = 909
 VOICED_FRAME_S = 0.01  # the pitch tracker's hop
 
 
@@ -191,6 +192,9 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
                                    sound.duration, duration_in - start_in, factors)
     call([pitch_tier, manipulation], "Replace pitch tier")
     call([duration_tier, manipulation], "Replace duration tier")
+    # Overlap-add picks random stretches of unvoiced sound to repeat; a fixed seed for
+    # Praat's generator makes the same input give the same voice.
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({PRAAT_SEED})")
     result = call(manipulation, "Get resynthesis (overlap-add)")
     out = np.asarray(result.values[0], dtype=np.float32)
     return RetunedVoice(out, sample_rate, float(alignment.time_map.output_s[0]), alignment.sung)

@@ -29,11 +29,7 @@ def wav(data: bytes) -> np.ndarray:
 def test_same_seed_same_song(speech_clip: Path, song: Song) -> None:
     again = sing(speech_clip.read_bytes(), seed=7, style="pop", audio_format="wav")
     assert again.melody_midi == song.melody_midi and again.sung == song.sung
-    # FluidSynth's output varies by a hair between renders (and the master gain with it):
-    # the same voice and the same band part, to within that hair.
-    for stem, alike in (("vocal", 0.95), ("backing", 0.95)):
-        first, second = wav(song.stems[stem]), wav(again.stems[stem])
-        assert np.corrcoef(first, second)[0, 1] > alike
+    assert again.audio == song.audio and again.stems == song.stems
     other = sing(speech_clip.read_bytes(), seed=8, style="pop", extras=False)
     assert other.sung != song.sung
 
