@@ -136,6 +136,7 @@ async def measure_redis(args: argparse.Namespace, ideal: float, data: bytes) -> 
         for worker in workers:
             worker.terminate()
             worker.wait()
+        await _delete_redis_keys(queue)
         await database.dispose()
         async with admin.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -144,6 +145,16 @@ async def measure_redis(args: argparse.Namespace, ideal: float, data: bytes) -> 
     rate = args.jobs * 60.0 / wall
     return {"jobs": args.jobs, "wall_s": round(wall, 2), "jobs_per_minute": round(rate, 1),
             "share_of_ideal": round(rate / ideal, 3)}
+
+
+async def _delete_redis_keys(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    keys = [key async for key in redis.scan_iter(f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:

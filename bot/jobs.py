@@ -296,9 +296,10 @@ def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str =
     """The taskiq broker over Redis, with the one task: run a job by id."""
     from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
-    # Results only say when a job has moved on (its outcome word); they expire in an hour.
+    # Results only say when a job has moved on (its outcome word); they are named after the
+    # queue and expire in an hour.
     broker = ListQueueBroker(redis_url, queue_name=queue_name).with_result_backend(
-        RedisAsyncResultBackend(redis_url, result_ex_time=3600))
+        RedisAsyncResultBackend(redis_url, result_ex_time=3600, prefix_str=queue_name))
 
     async def run_job(job_id: int) -> str:
         return await asyncio.to_thread(execute_job, job_id, database_url, data_dir, runner)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bot import jobs
@@ -206,6 +207,11 @@ async def test_taskiq_workers_over_redis(database: Database) -> None:
         worker.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
     assert await counts(database) == {"done": 20, "tracks": 20}
+    redis = Redis.from_url(REDIS_URL)
+    leftovers = [key async for key in redis.scan_iter(f"{queue}*")]
+    if leftovers:
+        await redis.delete(*leftovers)
+    await redis.aclose()
 
 
 async def test_the_real_engine_makes_a_melody(database: Database) -> None:
