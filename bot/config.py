@@ -59,10 +59,6 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'singsong.db').resolve()}"
 
-    @property
-    def uses_redis(self) -> bool:
-        return bool(self.redis_url)
-
     def is_admin(self, platform: str, user_id: str) -> bool:
         return f"{platform}:{user_id}" in self.admin_ids
 

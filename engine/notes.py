@@ -28,7 +28,6 @@ class Syllable:
     onset_s: float
     voiced_end_s: float
     end_s: float
-    f0_hz: float  # median f0 of the nucleus
 
     @property
     def voiced_s(self) -> float:
@@ -80,7 +79,6 @@ def syllables(samples: np.ndarray, sample_rate: int, track: PitchTrack) -> list[
             onset_s=float(times[first]),
             voiced_end_s=float(times[last] + HOP_S),
             end_s=float(times[max(end, last)] + HOP_S),
-            f0_hz=float(np.median(track.f0_hz[first:last + 1])),
         ))
     return found
 

@@ -33,12 +33,6 @@ class PitchTrack:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.voiced, hz_to_midi(self.f0_hz), np.nan)
 
-    def at(self, times_s: np.ndarray) -> np.ndarray:
-        """f0 at arbitrary times (nearest frame), 0 outside the track."""
-        index = np.rint((np.asarray(times_s) - self.times_s[0]) / HOP_S).astype(int)
-        inside = (index >= 0) & (index < len(self.f0_hz))
-        return np.where(inside, self.f0_hz[np.clip(index, 0, len(self.f0_hz) - 1)], 0.0)
-
 
 def hz_to_midi(f0_hz: np.ndarray | float) -> np.ndarray:
     return 69.0 + 12.0 * np.log2(np.asarray(f0_hz, dtype=np.float64) / 440.0)

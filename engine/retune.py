@@ -19,7 +19,7 @@ import parselmouth
 from parselmouth.praat import call, run
 
 from engine.notes import Syllable
-from engine.pitch import midi_to_hz
+from engine.pitch import HOP_S, midi_to_hz
 
 Tuning = Literal["natural", "robot"]
 
@@ -34,7 +34,6 @@ VIBRATO_HZ = 5.5
 VIBRATO_CENTS = 25.0
 EPSILON_S = 0.001
 PRAAT_SEED = 909
-VOICED_FRAME_S = 0.01  # the pitch tracker's hop
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,6 @@ class RetunedVoice:
     samples: np.ndarray
     sample_rate: int
     start_s: float  # where the samples begin on the song's time line
-    sung: tuple[SungNote, ...]
 
 
 def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Sequence[float],
@@ -124,7 +122,7 @@ def _held_to_voicing(sung: list[SungNote], syllables: Sequence[Syllable], time_m
         after = voiced_s[(voiced_s >= syllable.voiced_end_s) & (voiced_s < next_in)]
         end = note.end_s
         if after.size:
-            end = max(end, float(time_map.to_output(after.max() + VOICED_FRAME_S)))
+            end = max(end, float(time_map.to_output(after.max() + HOP_S)))
         if i + 1 < len(sung):
             end = min(end, max(note.end_s, sung[i + 1].start_s - GLIDE_S))
         held.append(SungNote(note.pitch, note.start_s, end))
@@ -197,7 +195,7 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
     run(f"random_initializeWithSeedUnsafelyButPredictably ({PRAAT_SEED})")
     result = call(manipulation, "Get resynthesis (overlap-add)")
     out = np.asarray(result.values[0], dtype=np.float32)
-    return RetunedVoice(out, sample_rate, float(alignment.time_map.output_s[0]), alignment.sung)
+    return RetunedVoice(out, sample_rate, float(alignment.time_map.output_s[0]))
 
 
 def _duration_points(time_map: TimeMap) -> tuple[np.ndarray, np.ndarray]:

@@ -41,10 +41,6 @@ class Key:
         return f"{PITCH_CLASS_NAMES[self.tonic]} {self.mode}"
 
     @property
-    def short_name(self) -> str:
-        return PITCH_CLASS_NAMES[self.tonic] + ("m" if self.mode == "minor" else "")
-
-    @property
     def relative_major_tonic(self) -> int:
         """Pitch class of the major key sharing this key's notes (A minor -> C)."""
         return self.tonic if self.mode == "major" else (self.tonic + 3) % 12

@@ -22,7 +22,7 @@ def test_defaults_are_the_embedded_setup() -> None:
     settings = Settings()
     assert settings.web_host == "127.0.0.1" and settings.web_port == 8080
     assert settings.telegram_token is None and settings.discord_token is None
-    assert not settings.uses_redis
+    assert settings.redis_url is None
     assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.effective_database_url.endswith("data/singsong.db")
 

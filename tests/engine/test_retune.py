@@ -43,7 +43,7 @@ def test_retuned_voice_sings_the_notes(voice, tuning) -> None:
     after = track(sung.samples, SR)
     times = after.times_s + sung.start_s
     hits = total = 0
-    for note in sung.sung:
+    for note in alignment.sung:
         inside = (times >= note.start_s + 0.03) & (times < note.end_s) & after.voiced
         total += int(inside.sum())
         hits += int((np.abs(hz_to_midi(after.f0_hz[inside]) - note.pitch) < 0.5).sum())
