@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pretty_midi
 
+from engine.audio import fit_length
 from engine.errors import InvalidRequest, ToolMissing
 from engine.melody.compose import Melody
 from engine.theory import chord_pitch_classes
@@ -66,11 +67,10 @@ def chord_and_bass(melody: Melody) -> list[pretty_midi.Instrument]:
     bass = pretty_midi.Instrument(program=FINGERED_BASS, name="bass")
     half_bar_s = melody.step_s * 8
     for span in melody.chords:
-        for pc in chord_pitch_classes(span.root, span.quality):
-            pitch = CHORD_LOW + (pc - CHORD_LOW) % 12
+        for pitch in _voicing(span.root, span.quality):
             chords.notes.append(pretty_midi.Note(velocity=58, pitch=pitch, start=span.start_s,
                                                  end=span.end_s))
-        root = BASS_LOW + (span.root - BASS_LOW) % 12
+        root = _bass_pitch(span.root)
         start = span.start_s
         while start < span.end_s - 1e-6:
             end = min(start + half_bar_s, span.end_s)
@@ -78,6 +78,15 @@ def chord_and_bass(melody: Melody) -> list[pretty_midi.Instrument]:
                                                end=end - 0.02))
             start = end
     return [chords, bass]
+
+
+def _voicing(root: int, quality: str) -> list[int]:
+    """A close triad from CHORD_LOW up, lowest note first."""
+    return sorted(CHORD_LOW + (pc - CHORD_LOW) % 12 for pc in chord_pitch_classes(root, quality))
+
+
+def _bass_pitch(root: int) -> int:
+    return BASS_LOW + (root - BASS_LOW) % 12
 
 
 def melody_midi(melody: Melody, accompaniment: bool = True) -> pretty_midi.PrettyMIDI:
@@ -168,14 +177,7 @@ def render(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE,
     """Render MIDI through FluidSynth with a General MIDI soundfont: mono float samples of
     the whole piece plus `tail_s` seconds of release."""
     samples = _synth(sample_rate).render(midi, tail_s)
-    return _fit_length(samples, round((midi.get_end_time() + tail_s) * sample_rate))
-
-
-def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
-    if len(samples) >= length:
-        return samples[:length]
-    return np.concatenate([samples, np.zeros(length - len(samples), samples.dtype)])
-
+    return fit_length(samples, round((midi.get_end_time() + tail_s) * sample_rate))
 
 
 # --- The band behind a sung voice -------------------------------------------------------
@@ -261,19 +263,17 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
     for bar in range(n_bars):
         for half in range(2):
             root, quality = chords_at[2 * bar + half]
-            voicing = [CHORD_LOW + (pc - CHORD_LOW) % 12 for pc in
-                       chord_pitch_classes(root, quality)]
+            voicing = _voicing(root, quality)
             steps = [s for s in style.chord_steps if s // 8 == half]
             for index, step in enumerate(steps):
                 end_step = next((s for s in style.chord_steps if s > step), 16 * (half + 1))
                 start, end = at(bar, step), at(bar, end_step) - 0.01
-                pitches = [sorted(voicing)[index % 3]] if style.arpeggio else voicing
+                pitches = [voicing[index % 3]] if style.arpeggio else voicing
                 for pitch in pitches:
                     chords.notes.append(pretty_midi.Note(style.velocity - 14, pitch, start, end))
             for step in (s for s in style.bass_steps if s // 8 == half):
                 end_step = next((s for s in style.bass_steps if s > step), 16)
-                pitch = BASS_LOW + (root - BASS_LOW) % 12
-                bass.notes.append(pretty_midi.Note(style.velocity, pitch, at(bar, step),
+                bass.notes.append(pretty_midi.Note(style.velocity, _bass_pitch(root), at(bar, step),
                                                    at(bar, end_step) - 0.02))
         for drum, drum_steps in style.drums.items():
             for step in drum_steps:
@@ -298,8 +298,8 @@ def _chord_per_half_bar(melody: Melody, intro_bars: int) -> list[tuple[int, str]
     """(root, quality) for every half bar of intro and melody; gaps hold the last chord."""
     half_s = 8 * melody.step_s
     halves = 2 * (melody.n_bars + intro_bars)
-    tonic = (melody.key.tonic, "maj" if melody.key.mode == "major" else "min")
-    first = (melody.chords[0].root, melody.chords[0].quality) if melody.chords else tonic
+    first = ((melody.chords[0].root, melody.chords[0].quality) if melody.chords
+             else melody.key.tonic_chord)
     out: list[tuple[int, str]] = []
     for half in range(halves):
         t = (half - 2 * intro_bars) * half_s + 1e-6

@@ -53,9 +53,7 @@ def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX
     """
     if not data:
         raise BadAudio(f"the file is empty: send {ACCEPTED}")
-    if len(data) > max_bytes:
-        raise BadAudio(f"the file is {len(data) / 2**20:.1f} MB; the limit is "
-                       f"{max_bytes / 2**20:.0f} MB")
+    _check_size(len(data), max_bytes)
     with tempfile.TemporaryDirectory(prefix="singsong-decode-") as folder:
         source = Path(folder, "input")
         source.write_bytes(data)
@@ -65,10 +63,14 @@ def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX
 def decode_file(path: Path, *, sample_rate: int = 22050,
                 max_duration_s: float = MAX_INPUT_S) -> DecodedAudio:
     """decode() for a file on disk (checked against the same size limit)."""
-    if path.stat().st_size > MAX_INPUT_BYTES:
-        raise BadAudio(f"the file is {path.stat().st_size / 2**20:.1f} MB; the limit is "
-                       f"{MAX_INPUT_BYTES / 2**20:.0f} MB")
+    _check_size(path.stat().st_size, MAX_INPUT_BYTES)
     return _decode_path(path, sample_rate, max_duration_s)
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise BadAudio(f"the file is {size / 2**20:.1f} MB; the limit is "
+                       f"{max_bytes / 2**20:.0f} MB")
 
 
 def _decode_path(path: Path, sample_rate: int, max_duration_s: float) -> DecodedAudio:
@@ -96,6 +98,8 @@ def _decode_path(path: Path, sample_rate: int, max_duration_s: float) -> Decoded
     max_samples = round(max_duration_s * sample_rate)
     truncated = samples.size > max_samples
     return DecodedAudio(samples[:max_samples].astype(np.float32), sample_rate, truncated)
+
+
 _CODEC_ARGS = {
     # Opus in Ogg: what Telegram shows as a voice bubble; 64 kb/s keeps 60 s under 1 MB.
     # Encoder complexity 5 of 10 takes a third less time for files of the same size.
@@ -138,6 +142,13 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg failed to encode {fmt}: {result.stderr.decode()[-500:]}")
         return target.read_bytes()
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Cut to `length` samples, or pad with silence up to it."""
+    if len(samples) >= length:
+        return samples[:length]
+    return np.concatenate([samples, np.zeros(length - len(samples), samples.dtype)])
 
 
 def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:

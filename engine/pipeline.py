@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,17 +41,31 @@ def melody_summary(melody: Melody) -> dict[str, Any]:
         "tempo_bpm": melody.tempo_bpm,
         "bars": melody.n_bars,
         "duration_s": round(melody.duration_s, 3),
-        "notes": [
-            {"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4),
-             "velocity": n.velocity}
-            for n in melody.notes
-        ],
+        "notes": notes_json((n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes),
         "chords": [
             {"name": chord_name(c.root, c.quality), "start_s": round(c.start_s, 4),
              "end_s": round(c.end_s, 4)}
             for c in melody.chords
         ],
     }
+
+
+def notes_json(notes: Iterable[arrange.NoteTuple]) -> list[dict[str, Any]]:
+    """Notes as JSON-ready dicts (times rounded to 0.1 ms)."""
+    return [{"pitch": p, "start_s": round(a, 4), "end_s": round(b, 4), "velocity": v}
+            for p, a, b, v in notes]
+
+
+def _audio_files(formats: Collection[str], render: Callable[[], np.ndarray],
+                 timer: StageTimer) -> dict[str, bytes]:
+    """Render once (only when an audio format is asked for) and encode to each format."""
+    wanted = [f for f in formats if f in audio.AUDIO_FORMATS]
+    if not wanted:
+        return {}
+    with timer.stage("render"):
+        samples = render()
+    with timer.stage("encode"):
+        return {fmt: audio.encode(samples, arrange.SAMPLE_RATE, fmt) for fmt in wanted}
 
 
 def _check_formats(formats: Collection[str], allowed: Collection[str]) -> None:
@@ -82,13 +96,8 @@ def melody(
     if "mid" in formats:
         with timer.stage("midi"):
             files["mid"] = arrange.midi_bytes(midi)
-    audio_formats = [f for f in formats if f in audio.AUDIO_FORMATS]
-    if audio_formats:
-        with timer.stage("render"):
-            samples = audio.peak_normalise(arrange.render(midi))
-        with timer.stage("encode"):
-            for fmt in audio_formats:
-                files[fmt] = audio.encode(samples, arrange.SAMPLE_RATE, fmt)
+    files.update(_audio_files(formats, lambda: audio.peak_normalise(arrange.render(midi)),
+                              timer))
     if "png" in formats:
         with timer.stage("picture"):
             files["png"] = picture.piano_roll_png(tune)
@@ -136,6 +145,7 @@ def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
     Raises audio.BadAudio (an InvalidRequest) with a message for the sender when the input
     cannot be used: empty, too large, not audio, or no voice in it.
     """
+    _check_formats([audio_format], audio.AUDIO_FORMATS)
     timer = StageTimer()
     band = arrange.style_named(style)
     with timer.stage("decode"):
@@ -146,6 +156,7 @@ def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
 def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
            audio_format: str = "ogg", extras: bool = True) -> Song:
     """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters)."""
+    _check_formats([audio_format], audio.AUDIO_FORMATS)
     timer = StageTimer()
     band = arrange.style_named(style)
     with timer.stage("speak"):
@@ -159,9 +170,6 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
 
 def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio_format: str,
                 extras: bool, timer: StageTimer) -> Song:
-    if audio_format not in audio.AUDIO_FORMATS:
-        raise InvalidRequest(f"unknown audio format {audio_format!r}: use "
-                             f"{', '.join(audio.AUDIO_FORMATS)}")
     if voice.duration_s < MIN_VOICE_S:
         raise audio.BadAudio(TOO_SHORT.format(voice.duration_s))
     with timer.stage("pitch"):
@@ -197,7 +205,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
     with timer.stage("mix"):
         vocal = _on_time_line(sung_voice, arrange.SAMPLE_RATE)
         length = max(len(vocal), len(backing))
-        vocal, backing = _pad_to(vocal, length), _pad_to(backing, length)
+        vocal, backing = audio.fit_length(vocal, length), audio.fit_length(backing, length)
         vocal_gain = audio.loudness_gain(vocal, arrange.SAMPLE_RATE, VOCAL_LUFS)
         backing_gain = audio.loudness_gain(backing, arrange.SAMPLE_RATE, BACKING_LUFS)
         vocal, backing = vocal * vocal_gain, backing * backing_gain
@@ -261,10 +269,6 @@ def _on_time_line(voice: retune.RetunedVoice, sample_rate: int) -> np.ndarray:
     return np.concatenate([np.zeros(round(voice.start_s * sample_rate), np.float32), samples])
 
 
-def _pad_to(samples: np.ndarray, length: int) -> np.ndarray:
-    return np.pad(samples, (0, max(0, length - len(samples))))
-
-
 def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
                    alignment: retune.Alignment, tune: Melody) -> bytes:
     before_t = alignment.time_map.to_output(f0.times_s)
@@ -283,7 +287,7 @@ def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
 
 # --- Hum or sing to piano -----------------------------------------------------------------
 
-PIANO_FORMATS = ("mid", *audio.AUDIO_FORMATS, "png")
+PIANO_FORMATS = MELODY_FORMATS
 NO_NOTES = ("no notes heard: hum or sing a tune (a few seconds, one note at a time, without "
             "much noise around it)")
 
@@ -328,16 +332,10 @@ def piano(audio_data: bytes, *, quantize: bool = False,
     files: dict[str, bytes] = {}
     if "mid" in formats:
         files["mid"] = arrange.midi_bytes(midi)
-    audio_formats = [f for f in formats if f in audio.AUDIO_FORMATS]
-    if audio_formats:
-        with timer.stage("render"):
-            # As long as the clip: a note still sounding at its end is cut there.
-            length = round(voice.duration_s * arrange.SAMPLE_RATE)
-            samples = _pad_to(arrange.render(midi, tail_s=0.0), length)[:length]
-            samples = audio.peak_normalise(samples)
-        with timer.stage("encode"):
-            for fmt in audio_formats:
-                files[fmt] = audio.encode(samples, arrange.SAMPLE_RATE, fmt)
+    # As long as the clip: a note still sounding at its end is cut there.
+    length = round(voice.duration_s * arrange.SAMPLE_RATE)
+    files.update(_audio_files(formats, lambda: audio.peak_normalise(
+        audio.fit_length(arrange.render(midi, tail_s=0.0), length)), timer))
     tuning_cents = round(100 * notes.tuning_offset(f0), 1)
     if "png" in formats:
         with timer.stage("picture"):
@@ -350,8 +348,7 @@ def piano(audio_data: bytes, *, quantize: bool = False,
         "input_truncated": voice.truncated,
         "tuning_cents": tuning_cents,
         "tempo_bpm": tempo,
-        "notes": [{"pitch": n.pitch, "start_s": round(n.start_s, 4),
-                   "end_s": round(n.end_s, 4), "velocity": n.velocity} for n in heard],
+        "notes": notes_json((n.pitch, n.start_s, n.end_s, n.velocity) for n in heard),
     }
     return Transcription(notes=tuple(heard), duration_s=voice.duration_s,
                          tuning_cents=tuning_cents, tempo_bpm=tempo, files=files,

@@ -89,7 +89,7 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
     sung = []
     for i, syllable in enumerate(syllables):
         last = i + 1 == len(syllables)
-        next_in = syllable.end_s if last else syllables[i + 1].onset_s
+        next_in = _next_onset_in(syllables, i)
         next_out = last_end_s if last else onsets_s[i + 1]
         span_out = max(next_out - onsets_s[i], 2 * EPSILON_S)
         voiced_end = min(syllable.voiced_end_s, next_in)
@@ -118,7 +118,7 @@ def _held_to_voicing(sung: list[SungNote], syllables: Sequence[Syllable], time_m
                      voiced_s: np.ndarray) -> list[SungNote]:
     held = []
     for i, (note, syllable) in enumerate(zip(sung, syllables, strict=True)):
-        next_in = syllables[i + 1].onset_s if i + 1 < len(syllables) else syllable.end_s
+        next_in = _next_onset_in(syllables, i)
         after = voiced_s[(voiced_s >= syllable.voiced_end_s) & (voiced_s < next_in)]
         end = note.end_s
         if after.size:
@@ -127,6 +127,11 @@ def _held_to_voicing(sung: list[SungNote], syllables: Sequence[Syllable], time_m
             end = min(end, max(note.end_s, sung[i + 1].start_s - GLIDE_S))
         held.append(SungNote(note.pitch, note.start_s, end))
     return held
+
+
+def _next_onset_in(syllables: Sequence[Syllable], i: int) -> float:
+    """Where syllable i's span ends in the input: the next vowel onset, or its own end."""
+    return syllables[i + 1].onset_s if i + 1 < len(syllables) else syllables[i].end_s
 
 
 def _strictly_increasing(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

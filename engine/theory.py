@@ -45,6 +45,16 @@ class Key:
         """Pitch class of the major key sharing this key's notes (A minor -> C)."""
         return self.tonic if self.mode == "major" else (self.tonic + 3) % 12
 
+    @property
+    def tonic_chord(self) -> tuple[int, str]:
+        """(root, quality) of the tonic triad: C major's is (0, "maj"), A minor's (9, "min")."""
+        return self.tonic, "maj" if self.mode == "major" else "min"
+
+    def on_white_keys(self) -> Key:
+        """The key of the same mode that shares C major's notes (C major or A minor): the
+        melody model's key-normalised world."""
+        return Key(0 if self.mode == "major" else 9, self.mode)
+
     def scale_pitch_classes(self) -> frozenset[int]:
         steps = MAJOR_SCALE if self.mode == "major" else NATURAL_MINOR_SCALE
         return frozenset((self.tonic + s) % 12 for s in steps)

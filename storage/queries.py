@@ -3,7 +3,7 @@ sharing, and forgetting a person entirely. Functions over an AsyncSession; each 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -14,17 +14,16 @@ from storage.blobs import BlobStore
 from storage.models import Album, Chat, Job, Track, User, Vote, now
 
 HISTORY_SIZE = 10
+Row = TypeVar("Row", User, Chat)
 
 
 async def user_for(session: AsyncSession, platform: str, platform_user_id: str,
                    display_name: str = "") -> User:
     """The user, made on first sight (safe when two messages race to make it)."""
-    values = {"platform": platform, "platform_user_id": platform_user_id,
-              "display_name": display_name[:128], "created_at": now(),
-              "album_consent": False, "preferred_style": "pop"}
-    await session.execute(_insert_ignoring_conflicts(session, User, values))
-    user = (await session.execute(select(User).where(
-        User.platform == platform, User.platform_user_id == platform_user_id))).scalar_one()
+    user = await _made_on_first_sight(
+        session, User, {"platform": platform, "platform_user_id": platform_user_id},
+        {"display_name": display_name[:128], "album_consent": False,
+         "preferred_style": "pop"})
     if display_name and user.display_name != display_name[:128]:
         user.display_name = display_name[:128]
     await session.commit()
@@ -32,13 +31,22 @@ async def user_for(session: AsyncSession, platform: str, platform_user_id: str,
 
 
 async def chat_for(session: AsyncSession, platform: str, platform_chat_id: str) -> Chat:
-    values = {"platform": platform, "platform_chat_id": platform_chat_id,
-              "album_subscribed": False, "created_at": now()}
-    await session.execute(_insert_ignoring_conflicts(session, Chat, values))
-    chat = (await session.execute(select(Chat).where(
-        Chat.platform == platform, Chat.platform_chat_id == platform_chat_id))).scalar_one()
+    chat = await _made_on_first_sight(
+        session, Chat, {"platform": platform, "platform_chat_id": platform_chat_id},
+        {"album_subscribed": False})
     await session.commit()
     return chat
+
+
+async def _made_on_first_sight(session: AsyncSession, model: type[Row], identity: dict[str, Any],
+                               defaults: dict[str, Any]) -> Row:
+    """The row with this identity (its unique columns), inserted with `defaults` if missing:
+    an insert that yields to a concurrent one, then a read."""
+    values = {**identity, **defaults, "created_at": now()}
+    await session.execute(_insert_ignoring_conflicts(session, model, values))
+    query = select(model).filter_by(**identity)
+    row: Row = (await session.execute(query)).scalar_one()
+    return row
 
 
 def idempotency_key(platform: str, chat_id: str, message_id: str) -> str:

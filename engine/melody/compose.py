@@ -173,7 +173,7 @@ def _sample(model: MelodyLstm, rng: np.random.Generator, key: Key, bars: int | N
             top_p: float) -> _Draft:
     state = model.initial_state()
     draft = _Draft(notes=[], chords=[], pitch_probs=[])
-    tonic_pc = key.tonic - key.relative_major_tonic  # normalised tonic: 0 (major) or 9 (minor)
+    tonic_pc = key.on_white_keys().tonic
     vocab = model.vocab_size
     pitches = np.arange(PITCH_MIN, PITCH_MAX + 1)
     in_range = (pitches >= pitch_range[0]) & (pitches <= pitch_range[1])
@@ -301,8 +301,8 @@ def _settle_phrase_ends(draft: _Draft, key: Key, exact_count: bool) -> None:
         if landings:
             del draft.notes[landings[-1] + 1:]
             del draft.pitch_probs[landings[-1] + 1:]
-    normal_tonic = (key.tonic - key.relative_major_tonic) % 12
-    normal_key = Key(normal_tonic, key.mode)
+    normal_key = key.on_white_keys()
+    normal_tonic = normal_key.tonic
     pitches = np.arange(PITCH_MIN, PITCH_MAX + 1)
     last = len(draft.notes) - 1
     targets: dict[int, frozenset[int]] = {last: frozenset({normal_tonic})}
@@ -323,7 +323,7 @@ def _settle_phrase_ends(draft: _Draft, key: Key, exact_count: bool) -> None:
     held = max(final.dur, min(MAX_DUR_STEPS, bar_end - final.onset))
     draft.notes[last] = GridNote(final.bar, final.pos, final.pitch, held)
     # The harmony comes home with the melody: the tonic chord under the final note.
-    tonic_chord = (normal_tonic, "maj" if key.mode == "major" else "min")
+    tonic_chord = normal_key.tonic_chord
     first_half = final.onset // (STEPS_PER_BAR // 2)
     for half in range(first_half, min(len(draft.chords), 2 * (final.bar + 1))):
         draft.chords[half] = tonic_chord
