@@ -220,12 +220,10 @@ def _sample(model: MelodyLstm, rng: np.random.Generator, key: Key, bars: int | N
             logits[PITCH_BASE + last_pitch - PITCH_MIN] -= REPEAT_PENALTY * (run - SOFT_REPEATS + 1)
         probs = _distribution(logits, pitch_allowed, temperature)
         final = n_notes is not None and len(draft.notes) + 1 == n_notes
-        if final:  # the last note is the tonic
-            tonic_mask = pitch_allowed.copy()
-            tonic_mask[PITCH_BASE: PITCH_BASE + len(pitches)] &= (pitches - tonic_pc) % 12 == 0
-            if tonic_mask.any():
-                pitch_allowed = tonic_mask
-        token = _draw(logits, pitch_allowed, rng, temperature, top_p)
+        if final and (tonic_mask := _tonic_only(pitch_allowed, pitches, tonic_pc)).any():
+            token = _draw(logits, tonic_mask, rng, temperature, top_p)  # the last note
+        else:
+            token = _nucleus(probs, rng, top_p)
         pitch = token - PITCH_BASE + PITCH_MIN
         logits = _feed(model, state, token)
 
@@ -241,6 +239,12 @@ def _sample(model: MelodyLstm, rng: np.random.Generator, key: Key, bars: int | N
             break
         logits = _feed(model, state, token)
     return draft
+
+
+def _tonic_only(allowed: np.ndarray, pitches: np.ndarray, tonic_pc: int) -> np.ndarray:
+    mask = allowed.copy()
+    mask[PITCH_BASE: PITCH_BASE + len(pitches)] &= (pitches - tonic_pc) % 12 == 0
+    return mask
 
 
 def _feed(model: MelodyLstm, state: LstmState, token: int) -> np.ndarray:
@@ -265,7 +269,11 @@ def _distribution(logits: np.ndarray, allowed: np.ndarray, temperature: float) -
 def _draw(logits: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
           temperature: float, top_p: float) -> int:
     """Nucleus sampling among the allowed tokens."""
-    probs = _distribution(logits, allowed, temperature)
+    return _nucleus(_distribution(logits, allowed, temperature), rng, top_p)
+
+
+def _nucleus(probs: np.ndarray, rng: np.random.Generator, top_p: float) -> int:
+    """Draw from the smallest set of most likely tokens whose probability reaches top_p."""
     order = np.argsort(-probs, kind="stable")
     cumulative = np.cumsum(probs[order])
     keep = order[: int(np.searchsorted(cumulative, top_p)) + 1]
