@@ -182,9 +182,6 @@ async def requeue_abandoned(session: AsyncSession, stale_after_s: float) -> list
     return list(rows.scalars())
 
 
-Dispatch = Callable[[int], Awaitable[str]]
-
-
 class JobEngine:
     """Submits jobs and sees them run: in a process pool here, or via taskiq over Redis."""
 
@@ -223,8 +220,8 @@ class JobEngine:
         return len(waiting)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            await asyncio.wait({task})
+        """Let the jobs under way finish, then close the workers (or the Redis client)."""
+        await self.wait()
         if self._broker is not None:
             await self._broker.shutdown()
         if isinstance(self._executor, ProcessPoolExecutor):
