@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
 from engine.errors import InvalidRequest, ToolMissing
 from engine.theory import Key, parse_key
 
@@ -109,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "keep the singer's timing)")
     piano.add_argument("--json", action="store_true", help="print the notes as JSON")
     piano.set_defaults(run=run_piano)
+
+    serve = commands.add_parser("serve", help="run the bot: the web chat on "
+                                "SINGSONG_WEB_HOST:SINGSONG_WEB_PORT (default "
+                                "127.0.0.1:8080) and every adapter whose token is set")
+    serve.set_defaults(run=run_serve, json=False)
 
     database = commands.add_parser("db", help="the database")
     database_commands = database.add_subparsers(dest="db_command", required=True,
@@ -309,6 +316,23 @@ def run_db_upgrade(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def run_serve(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from bot.config import load_settings
+    from bot.service import serve
+
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    settings = load_settings()
+    try:
+        asyncio.run(serve(settings))
+    except OSError as error:
+        raise UserError(f"cannot serve on {settings.web_host}:{settings.web_port}: "
+                        f"{error.strerror or error} (set SINGSONG_WEB_PORT to another "
+                        "port)") from None
+    return {}
+
+
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     import asyncio
 
@@ -332,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         result = args.run(args)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        print(f"singsong {args.command}: SINGSONG_{where.upper()}: {problem['msg']}",
+              file=sys.stderr)
+        return 2
     except (UserError, InvalidRequest) as error:
         print(f"singsong {args.command}: {error}", file=sys.stderr)
         return 2

@@ -30,8 +30,12 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_base_url: str = TELEGRAM_API
     telegram_base_file_url: str = TELEGRAM_FILES
+    telegram_webhook_url: str | None = Field(default=None, description="public HTTPS URL that "
+                                             "reaches POST /telegram/webhook; unset = polling")
+    telegram_webhook_secret: SecretStr | None = None
     discord_token: SecretStr | None = None
     discord_api_base: str = DISCORD_API
+    discord_album_channel_id: int | None = None
     admin_ids: Annotated[frozenset[str], NoDecode] = frozenset()
 
     @field_validator("admin_ids", mode="before")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.errors import SlowDown
 from storage.blobs import BlobStore
@@ -38,6 +38,7 @@ STALE_RUNNING_S = 600.0  # a job "running" this long belongs to a worker that di
 TASK_NAME = "singsong.run_job"
 QUEUE_NAME = "singsong-jobs"
 RESULT_POLL_S = 0.25  # how often a waiting client looks for a worker's result in Redis
+INTERNAL_ERROR = "internal: "  # starts Job.error when the fault was ours, not the sender's
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
 def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
     """The engine call for each kind of job: bytes out, plus what to record."""
     from engine import pipeline
+    from engine.theory import parse_key
 
     seed = int(parameters.get("seed", 0))
     if kind in ("sing", "lyrics"):
@@ -90,7 +92,9 @@ def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dic
                 "duration_s": song.summary["duration_s"], "key": song.summary["key"],
                 "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s}
     if kind == "melody":
-        piece = pipeline.melody(seed=seed, formats=("ogg", "mid", "png"))
+        key = parse_key(parameters["key"]) if parameters.get("key") else None
+        piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
+                                formats=("ogg", "mid", "png"))
         return {"audio": piece.files["ogg"], "midi": piece.files["mid"],
                 "picture": piece.files["png"], "duration_s": piece.melody.duration_s,
                 "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
@@ -116,6 +120,7 @@ def execute_job(job_id: int, database_url: str, data_dir: str,
 @dataclass
 class _Worker:
     loop: asyncio.AbstractEventLoop
+    database: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     blobs: BlobStore
 
@@ -127,9 +132,25 @@ def _worker_state(database_url: str, data_dir: str) -> _Worker:
     key = (database_url, data_dir, threading.get_ident())
     if key not in _workers:
         loop = asyncio.new_event_loop()
-        _workers[key] = _Worker(loop, session_factory(create_engine(database_url)),
+        database = create_engine(database_url)
+        _workers[key] = _Worker(loop, database, session_factory(database),
                                 BlobStore(Path(data_dir) / "blobs"))
     return _workers[key]
+
+
+def close_worker_threads() -> None:
+    """Close the event loops and database engines that worker threads of this process keep
+    (once their executor has shut down: tests, or a process that runs jobs in threads)."""
+    def close(worker: _Worker) -> None:
+        worker.loop.run_until_complete(worker.database.dispose())
+        worker.loop.close()
+
+    while _workers:
+        _, worker = _workers.popitem()
+        # In a thread of its own: the caller may be running an event loop of its own.
+        closer = threading.Thread(target=close, args=(worker,))
+        closer.start()
+        closer.join()
 
 
 async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
@@ -153,7 +174,7 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
             return "failed"
         except Exception as error:  # a bug or a passing fault: retry, then give up
             log.exception("job %d attempt %d failed", job.id, job.attempts)
-            job.error = f"{type(error).__name__}: {error}"[:1000]
+            job.error = f"{INTERNAL_ERROR}{type(error).__name__}: {error}"[:1000]
             if job.attempts >= MAX_ATTEMPTS:
                 job.status, job.finished_at = "failed", now()
                 await session.commit()

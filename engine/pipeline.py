@@ -82,17 +82,22 @@ def melody(
     bars: int = 8,
     tempo_bpm: float = 110.0,
     formats: Collection[str] = ("ogg", "mid", "png"),
+    style: str | None = None,
 ) -> MelodyPiece:
-    """Compose a melody and make the requested files: MIDI (melody, chords and bass), audio
-    rendered through FluidSynth (piano melody over the accompaniment), a piano-roll PNG."""
+    """Compose a melody and make the requested files: MIDI (melody, chords and bass, or with
+    `style` that style's band: chords, bass, drums), audio rendered through FluidSynth (piano
+    melody over the accompaniment), a piano-roll PNG."""
     _check_formats(formats, MELODY_FORMATS)
+    band = arrange.style_named(style) if style else None
     timer = StageTimer()
     with timer.stage("load_model"):
         load_model()
     with timer.stage("compose"):
         tune = compose(seed=seed, key=key, bars=bars, tempo_bpm=tempo_bpm)
     files: dict[str, bytes] = {}
-    midi = arrange.melody_midi(tune)
+    midi = arrange.melody_midi(tune, accompaniment=band is None)
+    if band is not None:
+        midi.instruments.extend(arrange.backing_midi(tune, band, intro_bars=0).instruments)
     if "mid" in formats:
         with timer.stage("midi"):
             files["mid"] = arrange.midi_bytes(midi)

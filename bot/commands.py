@@ -1,0 +1,560 @@
+"""What SingSong says and does, the same on every platform.
+
+An adapter turns an incoming update into a Message and sends back the Reply that `handle`
+returns. A request that needs the engine becomes a job: the first Reply only says it is
+under way, and the finished song reaches the person later through the adapter's Outbox,
+exactly once per job, also when the process restarted in between (see `on_job_finished`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import SlowDown
+from bot.jobs import INTERNAL_ERROR, JobEngine
+from engine.arrange import STYLES
+from engine.audio import MAX_INPUT_BYTES
+from engine.errors import InvalidRequest
+from engine.singer import clean_lyrics
+from engine.theory import parse_key
+from storage import queries
+from storage.blobs import BlobStore
+from storage.models import Album, AlbumTrack, Chat, Job, Track, User
+
+log = logging.getLogger("singsong.commands")
+
+SEED_LIMIT = 2**31
+KINDS_WITH_JOBS = ("sing", "lyrics", "melody", "piano")
+TRACK_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
+               "midi": ("midi_blob", "mid", "audio/midi"),
+               "picture": ("picture_blob", "png", "image/png")}
+
+HELP = """Hi, I am SingSong. I turn your voice into a pop song.
+
+Send me a voice note (a few words, spoken or sung) and I will write a new melody, put your \
+voice on it and add a band.
+/sing TEXT: I sing your words{private_hint}
+/melody [key] [style]: a new melody (for example /melody A minor lofi)
+/piano: reply with it to a voice note (or attach a clip) to hear it on the piano
+/style [name]: your band: {styles}
+/history: your last songs
+/share [number]: put a song in this week's community album
+/album: this week's community album
+/forget: delete everything I keep about you"""
+
+WORKING = {
+    "sing": "Got it! Writing a melody for your voice...",
+    "lyrics": "Got it! Warming up my voice for your words...",
+    "melody": "Composing a new melody...",
+    "piano": "Listening for the notes...",
+}
+SOMETHING_WENT_WRONG = ("Sorry, something went wrong while making this one. Please send it "
+                        "again in a moment.")
+
+
+# --- What crosses between the adapters and this module -------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    platform: str  # "telegram" | "discord" | "web"
+    user_id: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Place:
+    platform: str
+    chat_id: str
+    private: bool = True  # a private chat or DM: plain text there means "sing these lyrics"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An audio file the person sent, downloaded by the adapter."""
+
+    data: bytes
+    filename: str = "voice.ogg"
+
+
+@dataclass(frozen=True)
+class Message:
+    person: Person
+    place: Place
+    message_id: str  # unique per incoming message or interaction: the idempotency key
+    command: str | None = None  # "sing", "melody", ... or None for a plain message
+    text: str = ""  # the command's argument, or the plain message's text
+    clip: Clip | None = None
+    reply_to: dict[str, Any] = field(default_factory=dict)  # the adapter's, kept with the job
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # "another:12", "piano:12", "midi:12", "share:12", "forget:yes", "style:lofi"
+
+
+@dataclass(frozen=True)
+class FileOut:
+    data: bytes
+    filename: str
+    mime: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    voice: FileOut | None = None  # the song as OGG/Opus: a voice note where there are such
+    files: tuple[FileOut, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    job_id: int | None = None  # a job was started: its real answer comes through deliver()
+    job_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    chat_id: str
+    reply_to: dict[str, Any]
+
+
+class Outbox(Protocol):
+    async def deliver(self, target: Target, reply: Reply) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrackView:
+    id: int
+    kind: str
+    created_at: str
+    duration_s: float
+    key: str | None
+    tempo_bpm: float | None
+    shared: bool
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    kind: str
+    status: str
+    error: str | None
+    ahead: int
+    track: TrackView | None
+
+
+# --- The commands ------------------------------------------------------------------------
+
+
+class Commands:
+    MAX_CLIP_BYTES = MAX_INPUT_BYTES
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
+                 jobs: JobEngine, *, seeds: Callable[[], int] | None = None) -> None:
+        self.sessions, self.blobs, self.jobs = sessions, blobs, jobs
+        self._seeds = seeds or (lambda: random.SystemRandom().randrange(SEED_LIMIT))
+        self._outboxes: dict[str, Outbox] = {}
+        self._answered: dict[int, asyncio.Event] = {}
+
+    def attach(self, platform: str, outbox: Outbox) -> None:
+        self._outboxes[platform] = outbox
+
+    def new_seed(self) -> int:
+        return int(self._seeds()) % SEED_LIMIT
+
+    # Incoming messages.
+
+    async def handle(self, message: Message) -> Reply:
+        command = (message.command or "").lower()
+        try:
+            if command in ("help", "start"):
+                return self.help(message.place)
+            if command == "sing" or (not command and message.clip is not None):
+                if message.clip is not None:
+                    return await self._start(message, "sing", message.clip.data, {})
+                if not message.text.strip():
+                    return Reply("Send /sing followed by a few words, or a voice note.")
+                return await self._start(message, "lyrics", None,
+                                         {"text": clean_lyrics(message.text)})
+            if not command:
+                if message.place.private and message.text.strip():
+                    return await self._start(message, "lyrics", None,
+                                             {"text": clean_lyrics(message.text)})
+                return self.help(message.place)
+            if command == "melody":
+                return await self._start(message, "melody", None,
+                                         melody_options(message.text))
+            if command == "piano":
+                if message.clip is None:
+                    return Reply("Send /piano as a reply to a voice note, or with an audio "
+                                 "clip attached, and I will play it on the piano.")
+                return await self._start(message, "piano", message.clip.data, {})
+            if command == "history":
+                return await self.history(message.person)
+            if command == "share":
+                return await self.share(message.person, message.text)
+            if command == "album":
+                return await self.album()
+            if command == "style":
+                return await self.style(message.person, message.text)
+            if command == "forget":
+                return Reply("This deletes every song, clip and setting of yours that I keep. "
+                             "Are you sure?",
+                             buttons=(Button("Yes, forget me", "forget:yes"),
+                                      Button("No, keep them", "forget:no")))
+        except InvalidRequest as mistake:
+            return Reply(_sentence(str(mistake)))
+        return Reply(f"I do not know /{command}. " + "Send /help to see what I can do.")
+
+    def help(self, place: Place) -> Reply:
+        hint = "\nOr just type your lyrics here." if place.private else ""
+        return Reply(HELP.format(private_hint=hint, styles=", ".join(STYLES)))
+
+    def too_large(self, size_bytes: int, limit_bytes: int) -> Reply:
+        return Reply(f"That file is {size_bytes / 2**20:.1f} MB and I can take at most "
+                     f"{limit_bytes / 2**20:.0f} MB. Send a shorter voice note (a minute at most "
+                     "is plenty).")
+
+    async def _start(self, message: Message, kind: str, data: bytes | None,
+                     parameters: dict[str, Any], key: str | None = None) -> Reply:
+        person, place = message.person, message.place
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id,
+                                          person.display_name)
+            chat = await queries.chat_for(session, place.platform, place.chat_id)
+        parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters,
+                      "reply_to": message.reply_to}
+        key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
+        try:
+            job, _created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
+                                                   data=data, parameters=parameters)
+        except SlowDown as busy:
+            return Reply(_sentence(str(busy)))
+        return Reply(WORKING[kind], job_id=job.id, job_kind=kind)
+
+    # Button presses.
+
+    async def press(self, person: Person, place: Place, action: str, press_id: str,
+                    reply_to: dict[str, Any]) -> Reply:
+        verb, _, argument = action.partition(":")
+        if verb == "forget":
+            return await self.forget(person) if argument == "yes" else Reply(
+                "All right, I keep everything as it is.")
+        if verb == "style":
+            return await self.style(person, argument)
+        track_id = _track_id(argument)
+        if track_id is None:
+            return Reply("That button is no longer valid.")
+        if verb == "share":
+            return await self.share(person, argument)
+        async with self.sessions() as session:
+            found = await session.execute(select(Track, Job).join(Job, Track.job_id == Job.id)
+                                          .where(Track.id == track_id))
+            row = found.first()
+        if row is None:
+            return Reply("I no longer have that song.")
+        track, job = row
+        if verb == "midi":
+            if track.midi_blob is None:
+                return Reply("That one has no MIDI file.")
+            return Reply("Here is the MIDI file: open it in any music app.",
+                         files=(self._file(track, "midi"),))
+        message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
+        key = queries.idempotency_key(place.platform, place.chat_id, f"press:{press_id}")
+        data = self.blobs.get(job.input_blob) if job.input_blob else None
+        if verb == "another":
+            parameters = {k: v for k, v in job.parameters.items() if k not in ("seed",
+                                                                               "reply_to")}
+            return await self._start(message, job.kind, data, parameters, key)
+        if verb == "piano":
+            if data is None:
+                return Reply("There is no recording behind that one to play on the piano.")
+            return await self._start(message, "piano", data, {}, key)
+        return Reply("That button is no longer valid.")
+
+    # Answers that need no job.
+
+    async def history(self, person: Person) -> Reply:
+        views = await self.history_view(person)
+        if not views:
+            return Reply("You have no songs yet: send me a voice note!")
+        lines = ["Your latest songs:"]
+        for view in views:
+            about = ", ".join(part for part in (
+                view.kind, view.key, f"{view.duration_s:.0f} s",
+                view.created_at[:16].replace("T", " ") + " UTC",
+                "shared" if view.shared else "") if part)
+            lines.append(f"#{view.id}: {about}")
+        lines.append("Share one with /share NUMBER.")
+        return Reply("\n".join(lines))
+
+    async def share(self, person: Person, argument: str) -> Reply:
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id)
+            track_id = _track_id(argument)
+            if track_id is None and not argument.strip():
+                latest = await queries.history(session, user, limit=1)
+                track_id = latest[0].id if latest else None
+                if track_id is None:
+                    return Reply("You have no songs to share yet: send me a voice note first.")
+            if track_id is None:
+                return Reply("Tell me which song: /share NUMBER (see /history).")
+            track = await queries.share(session, user, track_id)
+            if track is None:
+                return Reply("I can only share your own songs: see /history for their "
+                             "numbers.")
+            user.album_consent = True
+            await session.commit()
+        return Reply(f"Song #{track_id} is in the pool for this week's community album. "
+                     "Thank you!")
+
+    async def style(self, person: Person, name: str) -> Reply:
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id)
+            name = name.strip().lower()
+            if not name:
+                return Reply(f"Your band plays {user.preferred_style}. Choose another:",
+                             buttons=tuple(Button(s.capitalize(), f"style:{s}")
+                                           for s in STYLES))
+            if name not in STYLES:
+                return Reply(f"I know these styles: {', '.join(STYLES)}.")
+            user.preferred_style = name
+            await session.commit()
+        return Reply(f"Done: your songs will have a {name} band from now on.")
+
+    async def forget(self, person: Person) -> Reply:
+        async with self.sessions() as session:
+            user = (await session.execute(select(User).filter_by(
+                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+            if user is None:
+                return Reply("I had nothing of yours to forget.")
+            deleted = await queries.forget(session, self.blobs, user)
+        return Reply(f"Done: I forgot you, your songs and your clips ({deleted} files "
+                     "deleted).")
+
+    async def album(self) -> Reply:
+        return await self.announce_album() or Reply(
+            "There is no community album yet. Every week I make one from the songs people "
+            "share: share yours with /share.")
+
+    async def announce_album(self) -> Reply | None:
+        """The newest weekly album as a Reply, or None when there is none yet."""
+        async with self.sessions() as session:
+            album = (await session.execute(select(Album).where(Album.audio_blob.is_not(None))
+                                           .order_by(Album.week.desc()).limit(1))
+                     ).scalar_one_or_none()
+            if album is None:
+                return None
+            count = (await session.execute(select(func.count()).select_from(AlbumTrack)
+                                           .where(AlbumTrack.album_id == album.id))).scalar_one()
+        files = []
+        if album.mp3_blob:
+            files.append(FileOut(self.blobs.get(album.mp3_blob),
+                                 f"singsong-album-{album.week}.mp3", "audio/mpeg"))
+        if album.cover_blob:
+            files.append(FileOut(self.blobs.get(album.cover_blob),
+                                 f"singsong-album-{album.week}.png", "image/png"))
+        voice = (FileOut(self.blobs.get(album.audio_blob), f"singsong-album-{album.week}.ogg",
+                         "audio/ogg") if album.audio_blob and not album.mp3_blob else None)
+        return Reply(f"The SingSong community album of week {album.week}: {count} songs "
+                     "people shared.", voice=voice, files=tuple(files))
+
+    # Views for the web page.
+
+    async def job_view(self, person: Person, job_id: int) -> JobView | None:
+        async with self.sessions() as session:
+            found = await session.execute(
+                select(Job).join(User, Job.user_id == User.id)
+                .where(Job.id == job_id, User.platform == person.platform,
+                       User.platform_user_id == person.user_id))
+            job = found.scalar_one_or_none()
+            if job is None:
+                return None
+            ahead = 0
+            if job.status == "queued":
+                ahead = (await session.execute(select(func.count()).select_from(Job).where(
+                    Job.status == "queued", Job.id < job.id))).scalar_one()
+            track = (await session.execute(select(Track).where(Track.job_id == job.id))
+                     ).scalar_one_or_none()
+            return JobView(job.id, job.kind, job.status, _error_for_person(job), ahead,
+                           _track_view(track, job.kind) if track else None)
+
+    async def history_view(self, person: Person) -> list[TrackView]:
+        async with self.sessions() as session:
+            user = (await session.execute(select(User).filter_by(
+                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+            if user is None:
+                return []
+            tracks = await queries.history(session, user)
+            rows = await session.execute(select(Job.id, Job.kind).where(
+                Job.id.in_([t.job_id for t in tracks])))
+            kinds = {job_id: kind for job_id, kind in rows}
+        return [_track_view(t, kinds.get(t.job_id, "sing")) for t in tracks]
+
+    async def track_file(self, person: Person | None, track_id: int,
+                         part: str) -> FileOut | None:
+        """One file of a track: the person's own, or any shared one."""
+        if part not in TRACK_PARTS:
+            return None
+        async with self.sessions() as session:
+            found = await session.execute(select(Track, User).join(User,
+                                                                   Track.user_id == User.id)
+                                          .where(Track.id == track_id))
+            row = found.first()
+        if row is None:
+            return None
+        track, owner = row
+        mine = person is not None and (owner.platform, owner.platform_user_id) == (
+            person.platform, person.user_id)
+        if not (mine or track.shared) or getattr(track, TRACK_PARTS[part][0]) is None:
+            return None
+        return self._file(track, part)
+
+    def _file(self, track: Track, part: str) -> FileOut:
+        column, extension, mime = TRACK_PARTS[part]
+        return FileOut(self.blobs.get(getattr(track, column)),
+                       f"singsong-{track.id}.{extension}", mime)
+
+    # Finished jobs.
+
+    async def on_job_finished(self, job_id: int, outcome: str) -> None:
+        """The job engine's callback: send the job's one reply (when it has an outbox)."""
+        try:
+            await self._deliver(job_id)
+        except Exception:
+            log.exception("delivering the reply to job %d failed", job_id)
+
+    async def deliver_unsent(self) -> int:
+        """Replies that a stopped process owed (a job finished, its reply not sent)."""
+        async with self.sessions() as session:
+            found = await session.execute(select(Job.id).where(
+                Job.status.in_(("done", "failed")), Job.replied.is_(False)).order_by(Job.id))
+            owed = list(found.scalars())
+        for job_id in owed:
+            await self.on_job_finished(job_id, "")
+        return len(owed)
+
+    async def answered(self, job_id: int) -> None:
+        """Returns once the job's reply has been sent (or the job has no one to answer)."""
+        event = self._answered.setdefault(job_id, asyncio.Event())
+        async with self.sessions() as session:
+            replied = (await session.execute(select(Job.replied).where(Job.id == job_id))
+                       ).scalar_one_or_none()
+        if replied is None or replied:
+            self._answered.pop(job_id, None)
+            return
+        await event.wait()
+
+    async def _deliver(self, job_id: int) -> None:
+        async with self.sessions() as session:
+            found = await session.execute(select(Job, Chat).outerjoin(Chat,
+                                                                      Job.chat_id == Chat.id)
+                                          .where(Job.id == job_id))
+            row = found.first()
+            if row is None or row[0].status not in ("done", "failed"):
+                return
+            job, chat = row
+            outbox = self._outboxes.get(chat.platform) if chat is not None else None
+            if chat is None or outbox is None:
+                return  # its platform is not running here; a later start delivers it
+            reply = await self._finished_reply(session, job)
+            if not await queries.claim_reply(session, job.id):
+                return
+        try:
+            await outbox.deliver(Target(chat.platform_chat_id,
+                                        dict(job.parameters.get("reply_to") or {})), reply)
+        except Exception:
+            # Not sent: give the reply back so that a restart sends it.
+            async with self.sessions() as session:
+                await session.execute(update(Job).where(Job.id == job_id)
+                                      .values(replied=False))
+                await session.commit()
+            raise
+        finally:
+            event = self._answered.pop(job_id, None)
+            if event is not None:
+                event.set()
+
+    async def _finished_reply(self, session: AsyncSession, job: Job) -> Reply:
+        if job.status == "failed":
+            return Reply(_error_for_person(job) or SOMETHING_WENT_WRONG)
+        track = (await session.execute(select(Track).where(Track.job_id == job.id))
+                 ).scalar_one()
+        return finished_reply(job.kind, track, self._file(track, "audio"),
+                              self._file(track, "midi") if track.midi_blob else None,
+                              self._file(track, "picture") if track.picture_blob else None)
+
+
+def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None,
+                   picture: FileOut | None) -> Reply:
+    """What a person gets for a finished job, with the buttons that fit it."""
+    about = ", ".join(part for part in (
+        track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
+        f"{track.duration_s:.0f} s") if part)
+    share = Button("Share to album", f"share:{track.id}")
+    another = Button("Another melody", f"another:{track.id}")
+    if kind == "melody":
+        return Reply(f"A new melody ({about}): the audio, the MIDI file and its piano roll.",
+                     voice=audio, files=tuple(f for f in (midi, picture) if f),
+                     buttons=(another, share))
+    if kind == "piano":
+        return Reply(f"Your clip on the piano ({about}), with the notes as MIDI.",
+                     voice=audio, files=tuple(f for f in (midi,) if f), buttons=(share,))
+    buttons = [another]
+    if kind == "sing":
+        buttons.append(Button("Piano version", f"piano:{track.id}"))
+    if midi is not None:
+        buttons.append(Button("MIDI file", f"midi:{track.id}"))
+    buttons.append(share)
+    return Reply(f"Here is your song #{track.id} ({about}).", voice=audio,
+                 buttons=tuple(buttons))
+
+
+def melody_options(text: str) -> dict[str, Any]:
+    """'/melody A minor lofi' -> {"key": "A minor", "style": "lofi"}; raises InvalidRequest."""
+    words = text.split()
+    options: dict[str, Any] = {}
+    if words and words[-1].lower() in STYLES:
+        options["style"] = words.pop().lower()
+    if words:
+        options["key"] = parse_key(" ".join(words)).name
+    return options
+
+
+def _error_for_person(job: Job) -> str | None:
+    if job.status != "failed":
+        return None
+    if not job.error or job.error.startswith(INTERNAL_ERROR):
+        return SOMETHING_WENT_WRONG
+    return _sentence(job.error)
+
+
+def _track_view(track: Track, kind: str) -> TrackView:
+    parts = tuple(part for part, (column, _, _) in TRACK_PARTS.items()
+                  if getattr(track, column))
+    created: datetime = track.created_at
+    return TrackView(track.id, kind, created.isoformat(), round(track.duration_s, 2),
+                     track.key, track.tempo_bpm, track.shared, parts)
+
+
+def _track_id(text: str) -> int | None:
+    text = text.strip().lstrip("#")
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
+def _sentence(text: str) -> str:
+    """An engine message ('the clip is ...') as a sentence for a chat."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

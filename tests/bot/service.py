@@ -1,0 +1,37 @@
+"""The whole service for adapter tests: SQLite in a temporary data directory, the real engine
+in a thread pool (no process start-up per test), seeded job seeds, loose rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.jobs import LOOSE_LIMITS, close_worker_threads
+from bot.service import Service, open_service
+
+TEST_SEED = 1
+
+
+def service_settings(tmp_path: Path, **options: Any) -> Settings:
+    """Settings that read no .env file and keep everything under tmp_path."""
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **options)  # type: ignore[call-arg]
+
+
+@pytest.fixture()
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A started service with no adapter attached (attach yours, then use it)."""
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="singsong-job")
+    running = await open_service(service_settings(tmp_path), executor=executor,
+                                 limits=LOOSE_LIMITS, seed=TEST_SEED)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+        executor.shutdown(wait=True)
+        close_worker_threads()

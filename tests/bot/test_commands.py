@@ -1,0 +1,292 @@
+"""The platform-neutral commands, through the real service (real engine in threads) and an
+outbox that records what it is given."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.commands import Message, Person, Place, Reply, Target, melody_options
+from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
+from bot.service import Service, open_service
+from engine.errors import InvalidRequest
+from storage.models import Album, Job, Track, now
+from tests.bot.service import service_settings
+from tests.conftest import ffmpeg_make
+
+ALICE = Person("test", "alice", "Alice")
+BOB = Person("test", "bob", "Bob")
+ALICE_DM = Place("test", "dm-alice", private=True)
+GROUP = Place("test", "group-1", private=False)
+TIMEOUT_S = 60
+
+
+class RecordingOutbox:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[tuple[Target, Reply]] = []
+        self.failures = failures
+        self.arrived = asyncio.Event()
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the platform is down")
+        self.sent.append((target, reply))
+        self.arrived.set()
+
+
+def message(text: str = "", *, command: str | None = None, clip: bytes | None = None,
+            person: Person = ALICE, place: Place = ALICE_DM, message_id: str = "1",
+            reply_to: dict[str, Any] | None = None) -> Message:
+    from bot.commands import Clip
+
+    return Message(person, place, message_id, command, text,
+                   Clip(clip) if clip is not None else None, reply_to or {"message_id": 1})
+
+
+async def finished(service: Service, reply: Reply) -> None:
+    assert reply.job_id is not None, reply.text
+    async with asyncio.timeout(TIMEOUT_S):
+        await service.commands.answered(reply.job_id)
+
+
+@pytest.fixture()
+def outbox(service: Service) -> RecordingOutbox:
+    box = RecordingOutbox()
+    service.commands.attach("test", box)
+    return box
+
+
+async def test_a_voice_note_comes_back_once_as_a_song_with_buttons(
+        service: Service, outbox: RecordingOutbox, speech_clip: Path) -> None:
+    clip = speech_clip.read_bytes()
+    first = await service.commands.handle(message(clip=clip, reply_to={"message_id": 42}))
+    again = await service.commands.handle(message(clip=clip))  # the platform redelivered it
+    assert first.job_id == again.job_id and first.job_kind == "sing"
+    await finished(service, first)
+    await service.jobs.wait()
+    assert len(outbox.sent) == 1
+    target, song = outbox.sent[0]
+    assert target == Target("dm-alice", {"message_id": 42})
+    assert song.voice is not None and song.voice.data[:4] == b"OggS"
+    assert [b.label for b in song.buttons] == ["Another melody", "Piano version", "MIDI file",
+                                               "Share to album"]
+
+
+async def test_buttons_make_midi_another_melody_and_the_piano_version(
+        service: Service, outbox: RecordingOutbox, speech_clip: Path) -> None:
+    commands = service.commands
+    await finished(service, await commands.handle(message(clip=speech_clip.read_bytes())))
+    track_id = int(outbox.sent[0][1].buttons[0].action.split(":")[1])
+
+    midi = await commands.press(ALICE, ALICE_DM, f"midi:{track_id}", "p1", {})
+    assert midi.files[0].data[:4] == b"MThd" and midi.files[0].filename.endswith(".mid")
+    another = await commands.press(ALICE, ALICE_DM, f"another:{track_id}", "p2", {})
+    piano = await commands.press(ALICE, ALICE_DM, f"piano:{track_id}", "p3", {})
+    await finished(service, another)
+    await finished(service, piano)
+    async with service.sessions() as session:
+        jobs = {job.id: job for job in (await session.execute(select(Job))).scalars()}
+    assert jobs[another.job_id or 0].kind == "sing" and jobs[piano.job_id or 0].kind == "piano"
+    assert jobs[another.job_id or 0].parameters["seed"] != jobs[1].parameters["seed"]
+    first, *later = [reply for _, reply in outbox.sent]
+    (song,) = [reply for reply in later if reply.text.startswith("Here is your song")]
+    (on_piano,) = [reply for reply in later if reply.text.startswith("Your clip on the piano")]
+    assert song.voice is not None and first.voice is not None
+    assert song.voice.data != first.voice.data
+    assert on_piano.files[0].data[:4] == b"MThd"
+
+
+async def test_lyrics_melody_and_what_plain_text_means_where(
+        service: Service, outbox: RecordingOutbox) -> None:
+    commands = service.commands
+    lyrics = await commands.handle(message("la la land is where I stand"))
+    melody = await commands.handle(message("A minor lofi", command="melody", message_id="2"))
+    await finished(service, lyrics)
+    await finished(service, melody)
+    async with service.sessions() as session:
+        job = await session.get(Job, melody.job_id)
+    assert job is not None and job.parameters["key"] == "A minor"
+    assert job.parameters["style"] == "lofi"
+    tune = next(reply for _, reply in outbox.sent if reply.text.startswith("A new melody"))
+    assert "A minor" in tune.text
+    assert [f.filename[-3:] for f in tune.files] == ["mid", "png"]
+    in_a_group = await commands.handle(message("hello there", place=GROUP, message_id="3"))
+    assert in_a_group.job_id is None and "/sing" in in_a_group.text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", {}), ("lofi", {"style": "lofi"}), ("A minor", {"key": "A minor"}),
+    ("F#m Ballad", {"key": "F# minor", "style": "ballad"}),
+])
+def test_melody_options(text: str, expected: dict[str, str]) -> None:
+    assert melody_options(text) == expected
+
+
+async def test_mistakes_get_a_sentence_and_start_nothing(service: Service,
+                                                         outbox: RecordingOutbox) -> None:
+    commands = service.commands
+    bad_key = await commands.handle(message("H major", command="melody"))
+    assert bad_key.job_id is None and "H major" in bad_key.text
+    assert (await commands.handle(message(command="piano"))).text.startswith("Send /piano")
+    assert "/help" in (await commands.handle(message(command="dance"))).text
+    too_long = await commands.handle(message("la " * 200, command="sing"))
+    assert too_long.job_id is None and "300" in too_long.text
+    assert "20 MB" in commands.too_large(25_000_000, 20 * 1024 * 1024).text
+    async with service.sessions() as session:
+        assert (await session.execute(select(Job))).first() is None
+
+
+async def test_silence_and_a_non_audio_file_fail_with_a_clear_reply(
+        service: Service, outbox: RecordingOutbox) -> None:
+    commands = service.commands
+    silence = ffmpeg_make("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3",
+                          "-c:a", "libopus", suffix=".ogg")
+    quiet = await commands.handle(message(clip=silence))
+    junk = await commands.handle(message(clip=b"%PDF-1.4 not a song" * 50, message_id="2"))
+    await finished(service, quiet)
+    await finished(service, junk)
+    texts = {reply.text for _, reply in outbox.sent}
+    assert any("could not hear a voice" in text for text in texts), texts
+    assert any("not audio" in text.lower() or "could not read" in text.lower()
+               for text in texts), texts
+    assert all(reply.voice is None and not reply.buttons for _, reply in outbox.sent)
+
+
+def broken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    raise RuntimeError("disk on fire")
+
+
+async def test_our_own_fault_is_not_explained_to_the_person(tmp_path: Path) -> None:
+    from bot import jobs
+
+    executor = ThreadPoolExecutor(1)
+    service = await open_service(service_settings(tmp_path), runner=broken_runner,
+                                 executor=executor, limits=LOOSE_LIMITS, seed=1)
+    box = RecordingOutbox()
+    service.commands.attach("test", box)
+    saved, jobs.RETRY_BASE_S = jobs.RETRY_BASE_S, 0.0
+    try:
+        await service.start()
+        await finished(service, await service.commands.handle(message("sing this please")))
+    finally:
+        jobs.RETRY_BASE_S = saved
+        await service.close()
+        executor.shutdown()
+        close_worker_threads()
+    assert [reply.text for _, reply in box.sent] == [
+        "Sorry, something went wrong while making this one. Please send it again in a "
+        "moment."]
+
+
+async def test_history_share_style_and_forget(service: Service, outbox: RecordingOutbox,
+                                              speech_clip: Path) -> None:
+    commands = service.commands
+    assert "no songs yet" in (await commands.handle(message(command="history"))).text
+    assert "no songs to share" in (await commands.handle(message(command="share"))).text
+    style = await commands.handle(message(command="style"))
+    assert "pop" in style.text and "style:lofi" in [b.action for b in style.buttons]
+    chosen = await commands.press(ALICE, ALICE_DM, "style:lofi", "p1", {})
+    assert "lofi" in chosen.text
+    reply = await commands.handle(message(clip=speech_clip.read_bytes(), message_id="5"))
+    await finished(service, reply)
+    async with service.sessions() as session:
+        job = await session.get(Job, reply.job_id)
+        track = (await session.execute(select(Track))).scalar_one()
+    assert job is not None and job.parameters["style"] == "lofi"
+
+    history = (await commands.handle(message(command="history"))).text
+    assert f"#{track.id}: sing" in history
+    refused = await commands.press(BOB, ALICE_DM, f"share:{track.id}", "p2", {})
+    assert "only share your own" in refused.text
+    assert await commands.track_file(BOB, track.id, "audio") is None
+    shared = await commands.handle(message(command="share"))
+    assert f"#{track.id}" in shared.text and "album" in shared.text
+    assert await commands.track_file(BOB, track.id, "audio") is not None  # shared now
+
+    ask = await commands.handle(message(command="forget"))
+    assert [b.action for b in ask.buttons] == ["forget:yes", "forget:no"]
+    assert "keep everything" in (await commands.press(ALICE, ALICE_DM, "forget:no", "p3",
+                                                      {})).text
+    done = await commands.press(ALICE, ALICE_DM, "forget:yes", "p4", {})
+    assert "forgot" in done.text
+    assert await commands.history_view(ALICE) == []
+    assert list((service.settings.data_dir / "blobs").rglob("*.*")) == []
+    assert "nothing of yours" in (await commands.press(ALICE, ALICE_DM, "forget:yes", "p5",
+                                                       {})).text
+
+
+async def test_a_reply_that_could_not_be_sent_is_sent_after_a_restart(
+        tmp_path: Path, speech_clip: Path) -> None:
+    """The platform fails while the song is delivered, the process stops; the next process
+    sends it, once, and a third sends nothing more."""
+    sent: list[Reply] = []
+    for outbox in (RecordingOutbox(failures=1), RecordingOutbox(), RecordingOutbox()):
+        executor = ThreadPoolExecutor(2)
+        service = await open_service(service_settings(tmp_path), executor=executor,
+                                     limits=LOOSE_LIMITS, seed=1)
+        service.commands.attach("test", outbox)
+        try:
+            await service.start()
+            if not sent and not outbox.sent and outbox.failures:
+                reply = await service.commands.handle(message(clip=speech_clip.read_bytes()))
+                await finished(service, reply)
+        finally:
+            await service.close()
+            executor.shutdown()
+            close_worker_threads()
+        sent += [reply for _, reply in outbox.sent]
+    assert len(sent) == 1 and sent[0].voice is not None
+
+
+async def test_a_job_left_running_by_a_crash_is_finished_and_answered_once(
+        tmp_path: Path, speech_clip: Path) -> None:
+    settings = service_settings(tmp_path)
+    service = await open_service(settings, limits=LOOSE_LIMITS, seed=1)
+    async with service.sessions() as session:  # as a process that died mid-job leaves it
+        from storage.queries import chat_for, submit_job, user_for
+
+        user = await user_for(session, "test", "alice")
+        chat = await chat_for(session, "test", "dm-alice")
+        job, _ = await submit_job(session, key="test:dm-alice:1", kind="sing", user=user,
+                                  chat=chat, input_blob=service.blobs.put(
+                                      speech_clip.read_bytes()),
+                                  parameters={"seed": 3, "reply_to": {"message_id": 1}})
+        job.status, job.started_at, job.attempts = "running", now(), 1
+        await session.commit()
+    await service.database.dispose()
+
+    executor = ThreadPoolExecutor(2)
+    service = await open_service(settings, executor=executor, limits=LOOSE_LIMITS, seed=1)
+    box = RecordingOutbox()
+    service.commands.attach("test", box)
+    try:
+        await service.start()
+        await service.jobs.wait()
+    finally:
+        await service.close()
+        executor.shutdown()
+        close_worker_threads()
+    assert len(box.sent) == 1 and box.sent[0][1].voice is not None
+
+
+async def test_the_album_command(service: Service, outbox: RecordingOutbox) -> None:
+    commands = service.commands
+    assert "no community album yet" in (await commands.handle(message(command="album"))).text
+    async with service.sessions() as session:
+        session.add(Album(week="2026-W47", audio_blob=service.blobs.put(b"OggS album"),
+                          mp3_blob=service.blobs.put(b"ID3 album")))
+        await session.commit()
+    album = await commands.handle(message(command="album"))
+    assert "2026-W47" in album.text
+    assert [f.mime for f in album.files] == ["audio/mpeg"]
+
+
+def test_engine_mistakes_are_invalid_requests() -> None:
+    with pytest.raises(InvalidRequest):
+        run_engine("melody", None, {"key": "X flat", "seed": 1})
