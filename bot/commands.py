@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     job_id: int | None = None  # a job was started: its real answer comes through deliver()
     job_kind: str | None = None
+    retry_after_s: int | None = None  # set when the answer is "too many requests, wait"
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,9 @@ class Commands:
         return Reply(HELP.format(private_hint=hint, styles=", ".join(STYLES)))
 
     def too_large(self, size_bytes: int, limit_bytes: int) -> Reply:
-        return Reply(f"That file is {size_bytes / 2**20:.1f} MB and I can take at most "
-                     f"{limit_bytes / 2**20:.0f} MB. Send a shorter voice note (a minute at most "
+        size_mb = math.ceil(size_bytes / 2**20 * 10) / 10  # never "20.0 MB, at most 20 MB"
+        return Reply(f"That file is {size_mb:.1f} MB and I can take at most "
+                     f"{limit_bytes / 2**20:g} MB. Send a shorter voice note (a minute at most "
                      "is plenty).")
 
     async def _start(self, message: Message, kind: str, data: bytes | None,
@@ -238,7 +241,7 @@ class Commands:
             job, _created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
                                                    data=data, parameters=parameters)
         except SlowDown as busy:
-            return Reply(_sentence(str(busy)))
+            return Reply(_sentence(str(busy)), retry_after_s=busy.retry_after_s)
         return Reply(WORKING[kind], job_id=job.id, job_kind=kind)
 
     # Button presses.
@@ -268,6 +271,8 @@ class Commands:
                 return Reply("That one has no MIDI file.")
             return Reply("Here is the MIDI file: open it in any music app.",
                          files=(self._file(track, "midi"),))
+        if job.input_blob is not None and not await self.owns(person, track.id):
+            return Reply("Only the person who sent that recording can do that with it.")
         message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
         key = queries.idempotency_key(place.platform, place.chat_id, f"press:{press_id}")
         data = self.blobs.get(job.input_blob) if job.input_blob else None
@@ -418,6 +423,15 @@ class Commands:
         if not (mine or track.shared) or getattr(track, TRACK_PARTS[part][0]) is None:
             return None
         return self._file(track, part)
+
+    async def owns(self, person: Person, track_id: int) -> bool:
+        """Whether the track is this person's."""
+        async with self.sessions() as session:
+            found = await session.execute(select(User.platform, User.platform_user_id)
+                                          .join(Track, Track.user_id == User.id)
+                                          .where(Track.id == track_id))
+            owner = found.first()
+        return owner is not None and tuple(owner) == (person.platform, person.user_id)
 
     def _file(self, track: Track, part: str) -> FileOut:
         column, extension, mime = TRACK_PARTS[part]

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
                                      "in the data dir")
     redis_url: str | None = None
     web_host: str = "127.0.0.1"
-    web_port: int = Field(default=8080, ge=1, le=65535)
+    web_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     telegram_token: SecretStr | None = None
     telegram_base_url: str = TELEGRAM_API
     telegram_base_file_url: str = TELEGRAM_FILES

@@ -86,6 +86,9 @@ async def test_buttons_make_midi_another_melody_and_the_piano_version(
 
     midi = await commands.press(ALICE, ALICE_DM, f"midi:{track_id}", "p1", {})
     assert midi.files[0].data[:4] == b"MThd" and midi.files[0].filename.endswith(".mid")
+    for verb in ("another", "piano"):  # someone else's voice is theirs to use
+        refused = await commands.press(BOB, ALICE_DM, f"{verb}:{track_id}", f"b-{verb}", {})
+        assert refused.job_id is None and "Only the person" in refused.text
     another = await commands.press(ALICE, ALICE_DM, f"another:{track_id}", "p2", {})
     piano = await commands.press(ALICE, ALICE_DM, f"piano:{track_id}", "p3", {})
     await finished(service, another)
@@ -137,7 +140,9 @@ async def test_mistakes_get_a_sentence_and_start_nothing(service: Service,
     assert "/help" in (await commands.handle(message(command="dance"))).text
     too_long = await commands.handle(message("la " * 200, command="sing"))
     assert too_long.job_id is None and "300" in too_long.text
-    assert "20 MB" in commands.too_large(25_000_000, 20 * 1024 * 1024).text
+    assert "23.9 MB" in commands.too_large(25_000_000, 20 * 2**20).text
+    assert "20.1 MB and I can take at most 20 MB" in commands.too_large(20 * 2**20 + 1,
+                                                                       20 * 2**20).text
     async with service.sessions() as session:
         assert (await session.execute(select(Job))).first() is None
 

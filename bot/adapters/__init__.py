@@ -1,0 +1,1 @@
+"""One module per chat platform, each translating between the platform and bot.commands."""

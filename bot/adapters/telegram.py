@@ -1,0 +1,406 @@
+"""Telegram: turns Bot API updates into bot.commands Messages and Replies into Bot API calls.
+
+Long polling by default; with SINGSONG_TELEGRAM_WEBHOOK_URL set, Telegram POSTs updates to
+`on_webhook` (mounted by the web app at POST /telegram/webhook) instead. Bots may download at
+most 20 MB, so a bigger clip is answered with `commands.too_large` and never fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    Audio,
+    BotCommand,
+    Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyParameters,
+    Update,
+    Video,
+    VideoNote,
+    Voice,
+)
+from telegram import Message as TelegramMessage
+from telegram.constants import ChatAction, ChatType, MessageEntityType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.commands import Button, Clip, Commands, FileOut, Message, Person, Place, Reply, Target
+from bot.config import Settings
+
+log = logging.getLogger("singsong.telegram")
+
+PLATFORM = "telegram"
+DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # getFile serves bots at most this much
+DOWNLOAD_TIMEOUT_S = 60.0
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+CHAT_ACTION_EVERY_S = 4.0  # an action shows for 5 s: repeat it before it fades
+PROGRESS_CAP_S = 300.0  # stop showing progress for a job that never answers
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+AUDIO_EXTENSIONS = frozenset({".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac",
+                              ".webm", ".wma", ".amr", ".aiff", ".aif", ".mka"})
+# Loggers that can show the token (request URLs hold it: .../bot<token>/sendVoice).
+REDACTED_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater",
+                    "telegram.ext.Application", "telegram.ext.AIORateLimiter", log.name)
+CHOICE_VERBS = ("forget", "style")  # their answer replaces the question and its buttons
+MENU = (("sing", "sing your words"), ("melody", "a new melody: /melody [key] [style]"),
+        ("piano", "reply to a voice note: hear it on the piano"),
+        ("style", "choose your band"), ("history", "your last songs"),
+        ("share", "share a song to the weekly album"), ("album", "this week's album"),
+        ("forget", "delete everything I keep about you"), ("help", "what I can do"))
+NOT_AUDIO = ("That file does not look like audio. Send a voice note, or an audio file "
+             "(OGG, MP3, M4A, WAV, FLAC).")
+SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
+
+Attachment = Voice | Audio | VideoNote | Video | Document
+
+
+class TelegramAdapter:
+    """The Outbox for Telegram, and the handlers that feed commands from it.
+
+    The caller attaches it to the commands (`commands.attach("telegram", adapter)`) after
+    `start()`, as `bot.service.serve` does.
+    """
+
+    def __init__(self, commands: Commands, settings: Settings) -> None:
+        if settings.telegram_token is None:
+            raise ValueError("the Telegram adapter needs SINGSONG_TELEGRAM_TOKEN")
+        token = settings.telegram_token.get_secret_value()
+        self.commands = commands
+        self.webhook_url = settings.telegram_webhook_url
+        self._webhook_secret = webhook_secret(settings)
+        self._redactor = TokenRedactor(token)
+        for name in REDACTED_LOGGERS:
+            logging.getLogger(name).addFilter(self._redactor)
+        builder = (Application.builder().token(token)
+                   .base_url(settings.telegram_base_url)
+                   .base_file_url(settings.telegram_base_file_url)
+                   .rate_limiter(AIORateLimiter(max_retries=3))
+                   .concurrent_updates(16))
+        if self.webhook_url:
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(MessageHandler(filters.UpdateType.MESSAGE,
+                                                    self._on_message))
+        self.application.add_handler(CallbackQueryHandler(self._on_press))
+        self.application.add_error_handler(self._on_error)
+        self._progress: set[asyncio.Task[None]] = set()
+        self._running = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (getMe), then poll for updates or register the webhook."""
+        await self.application.initialize()
+        with contextlib.suppress(TelegramError):  # the menu is a nicety, not a must
+            await self.application.bot.set_my_commands([BotCommand(*entry) for entry in MENU])
+        await self.application.start()
+        self._running = True  # from here updates are processed (and on_webhook takes them)
+        if self.webhook_url:
+            await self.application.bot.set_webhook(self.webhook_url,
+                                                   secret_token=self._webhook_secret,
+                                                   allowed_updates=ALLOWED_UPDATES)
+        elif self.application.updater is not None:
+            await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("Telegram adapter started as @%s (%s)", self.application.bot.username,
+                 "webhook" if self.webhook_url else "long polling")
+
+    async def stop(self) -> None:
+        """Stop taking updates and close the connection; the webhook stays registered, so
+        Telegram keeps what arrives meanwhile for the next start."""
+        self._running = False
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        for task in list(self._progress):
+            task.cancel()
+        await asyncio.gather(*self._progress, return_exceptions=True)
+        await self.application.shutdown()
+        for name in REDACTED_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redactor)
+
+    # -- Outbox ---------------------------------------------------------------------------
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        """Send a finished job's reply, in reply to the message that asked for it."""
+        if not self._running:
+            raise RuntimeError("the Telegram adapter is not running")
+        try:
+            await self._send(int(target.chat_id), reply, target.reply_to.get("message_id"))
+        except Forbidden as refused:  # blocked or removed: trying again later cannot help
+            log.info("chat %s no longer takes messages from the bot: %s", target.chat_id,
+                     refused.message)
+
+    # -- webhook --------------------------------------------------------------------------
+
+    async def on_webhook(self, request: web.Request) -> web.Response:
+        """POST /telegram/webhook: one update from Telegram, signed with the secret token."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
+            return web.Response(status=403, text="wrong secret token")
+        if not self._running:
+            return web.Response(status=503, text="not running")  # Telegram tries again later
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400, text="not a Telegram update")
+        await self.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+    # -- incoming messages ----------------------------------------------------------------
+
+    async def _on_message(self, update: Update,
+                          context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or message.from_user is None:
+            return
+        command, text = self._command_and_text(message)
+        private = message.chat.type == ChatType.PRIVATE
+        attachment = audio_attachment(message)
+        replied = message.reply_to_message
+        if attachment is None and replied is not None and (
+                command == "piano" or (command == "sing" and not text)):
+            attachment = audio_attachment(replied)
+        if command is None and attachment is None:
+            if message.document is not None:
+                await self._send(message.chat_id, Reply(NOT_AUDIO), message.message_id)
+                return
+            if not private:
+                return  # chatter in a group is not for us
+        clip: Clip | None = None
+        if attachment is not None:
+            size = attachment.file_size
+            if size is not None and size > self._download_limit:
+                await self._send(message.chat_id,
+                                 self.commands.too_large(size, self._download_limit),
+                                 message.message_id)
+                return
+            try:
+                clip = await self._download(attachment)
+            except BadRequest as refused:
+                if "too big" not in str(refused).lower():
+                    raise
+                await self._send(message.chat_id, self.commands.too_large(
+                    size or self._download_limit + 1, self._download_limit), message.message_id)
+                return
+        user = message.from_user
+        reply = await self.commands.handle(Message(
+            person=Person(PLATFORM, str(user.id), user.full_name),
+            place=Place(PLATFORM, str(message.chat_id), private=private),
+            message_id=str(message.message_id), command=command, text=text, clip=clip,
+            reply_to={"message_id": message.message_id}))
+        await self._answer(message.chat_id, reply, message.message_id)
+
+    def _command_and_text(self, message: TelegramMessage) -> tuple[str | None, str]:
+        """("melody", "A minor") for "/melody@this_bot A minor"; (None, text) for the rest.
+
+        A command addressed to another bot (/sing@other_bot) counts as plain text.
+        """
+        text = message.text or message.caption or ""
+        entities = message.entities or message.caption_entities
+        first = entities[0] if entities else None
+        if first is None or first.type != MessageEntityType.BOT_COMMAND or first.offset != 0:
+            return None, text
+        word = message.parse_entity(first) if message.text else message.parse_caption_entity(
+            first)
+        name, _, addressee = word[1:].partition("@")
+        username = self.application.bot.username or ""
+        if addressee and addressee.lower() != username.lower():
+            return None, text
+        return name.lower(), text[len(word):].strip()
+
+    @property
+    def _download_limit(self) -> int:
+        return min(DOWNLOAD_LIMIT_BYTES, self.commands.MAX_CLIP_BYTES)
+
+    async def _download(self, attachment: Attachment) -> Clip:
+        file = await attachment.get_file()
+        data = bytes(await file.download_as_bytearray(read_timeout=DOWNLOAD_TIMEOUT_S))
+        return Clip(data, clip_filename(attachment))
+
+    # -- button presses -------------------------------------------------------------------
+
+    async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        with contextlib.suppress(BadRequest):  # a press too old to answer is still served
+            await query.answer()  # at once: the button stops spinning
+        asked = query.message
+        if not query.data or not isinstance(asked, TelegramMessage):
+            return
+        user = query.from_user
+        reply = await self.commands.press(
+            Person(PLATFORM, str(user.id), user.full_name),
+            Place(PLATFORM, str(asked.chat_id), private=asked.chat.type == ChatType.PRIVATE),
+            query.data, query.id, {"message_id": asked.message_id})
+        if query.data.partition(":")[0] in CHOICE_VERBS and not (reply.voice or reply.files):
+            await query.edit_message_text(reply.text[:TEXT_LIMIT],
+                                          reply_markup=keyboard(reply.buttons))
+            return
+        await self._answer(asked.chat_id, reply, asked.message_id)
+
+    # -- replies --------------------------------------------------------------------------
+
+    async def _answer(self, chat_id: int, reply: Reply, reply_to: int | None) -> None:
+        """Send a Reply now; when it started a job, show progress until the job answered."""
+        await self._send(chat_id, reply, reply_to)
+        if reply.job_id is not None:
+            action = (ChatAction.RECORD_VOICE if reply.job_kind in ("sing", "lyrics")
+                      else ChatAction.UPLOAD_VOICE)
+            task = asyncio.create_task(self._show_progress(chat_id, reply.job_id, action))
+            self._progress.add(task)
+            task.add_done_callback(self._progress.discard)
+
+    async def _send(self, chat_id: int, reply: Reply, reply_to: int | None) -> None:
+        """A Reply as Bot API messages: the voice note carries the text and the buttons;
+        without one, the first file does; without files, a text message."""
+        bot = self.application.bot
+        replying = (ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if reply_to is not None else None)
+        markup = keyboard(reply.buttons)
+        text = reply.text.strip()
+        if len(text) > CAPTION_LIMIT and (reply.voice or reply.files):
+            await bot.send_message(chat_id, text[:TEXT_LIMIT], reply_parameters=replying)
+            text = ""
+        if reply.voice is not None:
+            await bot.send_voice(chat_id, as_input_file(reply.voice), caption=text or None,
+                                 reply_markup=markup, reply_parameters=replying)
+            text, markup = "", None
+        elif not reply.files and text:
+            await bot.send_message(chat_id, text[:TEXT_LIMIT], reply_markup=markup,
+                                   reply_parameters=replying)
+        for out in reply.files:
+            if out.mime == "audio/mpeg":
+                await bot.send_audio(chat_id, as_input_file(out), caption=text or None,
+                                     reply_markup=markup, reply_parameters=replying)
+            else:
+                await bot.send_document(chat_id, as_input_file(out), caption=text or None,
+                                        reply_markup=markup, reply_parameters=replying)
+            text, markup = "", None
+
+    async def _show_progress(self, chat_id: int, job_id: int, action: str) -> None:
+        answered = asyncio.create_task(self.commands.answered(job_id))
+        try:
+            async with asyncio.timeout(PROGRESS_CAP_S):
+                while not answered.done():
+                    try:
+                        await self.application.bot.send_chat_action(chat_id, action)
+                    except TelegramError as failed:
+                        log.debug("chat action for job %d not shown: %s", job_id,
+                                  type(failed).__name__)
+                    await asyncio.wait({answered}, timeout=CHAT_ACTION_EVERY_S)
+        except TimeoutError:
+            log.warning("job %d still unanswered after %.0f s: no more progress shown", job_id,
+                        PROGRESS_CAP_S)
+        finally:
+            answered.cancel()
+
+    # -- errors ---------------------------------------------------------------------------
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every exception from a handler: logged with its traceback (the token redacted),
+        and the person, when there is one, hears that something went wrong."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        log.error("handling Telegram update %s failed", update_id, exc_info=context.error)
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None or not self._running:
+            return
+        try:
+            await self.application.bot.send_message(chat.id, SOMETHING_WENT_WRONG)
+        except TelegramError as failed:
+            log.warning("could not tell chat %s about the error: %s", chat.id,
+                        type(failed).__name__)
+
+
+def audio_attachment(message: TelegramMessage) -> Attachment | None:
+    """The audio a message carries: a voice note, an audio file, a video note or video (their
+    sound), or a document that is audio by its MIME type or file name."""
+    if message.voice or message.audio or message.video_note or message.video:
+        return message.voice or message.audio or message.video_note or message.video
+    document = message.document
+    if document is not None and is_audio_document(document.mime_type, document.file_name):
+        return document
+    return None
+
+
+def is_audio_document(mime_type: str | None, file_name: str | None) -> bool:
+    if mime_type and mime_type.startswith("audio/"):
+        return True
+    return PurePosixPath((file_name or "").lower()).suffix in AUDIO_EXTENSIONS
+
+
+def clip_filename(attachment: Attachment) -> str:
+    """A file name whose extension tells the decoder what it holds."""
+    if isinstance(attachment, Voice):
+        return "voice.ogg"
+    if isinstance(attachment, VideoNote):
+        return "video_note.mp4"
+    name = getattr(attachment, "file_name", None)
+    if name:
+        return str(PurePosixPath(name).name)
+    return "video.mp4" if isinstance(attachment, Video) else "audio"
+
+
+def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    """Buttons as an inline keyboard, two to a row; their actions are the callback data."""
+    if not buttons:
+        return None
+    keys = [InlineKeyboardButton(button.label, callback_data=button.action)
+            for button in buttons]
+    return InlineKeyboardMarkup([keys[row:row + 2] for row in range(0, len(keys), 2)])
+
+
+def as_input_file(out: FileOut) -> InputFile:
+    return InputFile(out.data, filename=out.filename)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, else one derived from the token (stable across restarts and
+    processes; Telegram allows A-Z, a-z, 0-9, _ and -)."""
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    return hashlib.sha256(b"singsong-webhook:" + token.encode()).hexdigest()
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the bot token in a record's message and traceback before any handler sees it.
+    Case-blind: python-telegram-bot capitalises error texts, which lowercases a token in them."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(re.escape(token), re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if self.pattern.search(message):
+            record.msg, record.args = self.pattern.sub("<token>", message), None
+        if record.exc_text:
+            record.exc_text = self.pattern.sub("<token>", record.exc_text)
+        return True

@@ -1,0 +1,417 @@
+"""The web chat: a small page and a JSON API over the same commands as the chat platforms.
+
+Each browser is one person, known by a random id in an HttpOnly cookie. The page polls its
+jobs, so delivering a finished job's reply is a no-op here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+from bot.adapters.openapi import openapi_document
+from bot.commands import (
+    Clip,
+    Commands,
+    FileOut,
+    JobView,
+    Message,
+    Person,
+    Place,
+    Reply,
+    Target,
+    TrackView,
+)
+from bot.config import Settings
+from engine.arrange import STYLES
+from engine.theory import PITCH_CLASS_NAMES
+
+log = logging.getLogger("singsong.web")
+
+STATIC_DIR = Path(__file__).with_name("web_static")
+COOKIE = "singsong_id"
+COOKIE_MAX_AGE_S = 365 * 24 * 3600
+BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+JOB_KINDS = ("sing", "lyrics", "melody", "piano")
+TRACK_PARTS = ("audio", "midi", "picture")
+TRACK_ACTIONS = ("another", "piano")
+FORM_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the small fields beside the clip
+LINGER_S = 2.0  # how long the rest of a refused upload is read and dropped
+KEYS = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SOMETHING_BROKE = "Sorry, something went wrong on our side. Please try again in a moment."
+STATUS_SENTENCES = {
+    404: "There is nothing here.",
+    405: "This address does not take that kind of request.",
+}
+
+BROWSER = web.RequestKey("browser_id", str)
+FORGOTTEN = web.RequestKey("forgotten", bool)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An answer the API gives instead of what was asked: a status and one sentence."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class WebAdapter:
+    """The web page and its JSON API (see `openapi.py`), served by aiohttp."""
+
+    def __init__(self, commands: Commands, settings: Settings) -> None:
+        self.commands, self.settings = commands, settings
+        self.url = ""
+        self.app = web.Application(
+            client_max_size=commands.MAX_CLIP_BYTES + FORM_OVERHEAD_BYTES,
+            middlewares=[self._identify, self._api_errors])
+        self.app.on_response_prepare.append(_add_security_headers)
+        self._add_routes(self.app.router)
+        self._runner: web.AppRunner | None = None
+
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/", self._page)
+        router.add_static("/static/", STATIC_DIR)
+        router.add_get("/api/openapi.json", self._openapi)
+        router.add_get("/api/options", self._options)
+        router.add_post("/api/jobs", self._create_job)
+        router.add_get("/api/jobs/{id}", self._job)
+        router.add_get("/api/history", self._history)
+        router.add_get("/api/tracks/{id}/{part}", self._track_file)
+        router.add_post("/api/tracks/{id}/share", self._share)
+        router.add_post("/api/tracks/{id}/{action}", self._track_action)
+        router.add_get("/api/album", self._album)
+        router.add_get("/api/album/{filename}", self._album_file)
+        router.add_post("/api/forget", self._forget)
+
+    # Lifecycle.
+
+    async def start(self) -> None:
+        """Listen on settings.web_host:web_port (port 0: any free port; see `url`)."""
+        # aiohttp "lingers" on a refused upload without noticing the client hang up: 2 s,
+        # not its 10, keeps stop() prompt. The page checks the size before it uploads.
+        self._runner = web.AppRunner(self.app, access_log=None, lingering_time=LINGER_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        log.info("web chat on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        """Nothing to push: the page asks for its job until it is done."""
+
+    # Middleware.
+
+    @web.middleware
+    async def _identify(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Give each browser a random id in a cookie: that id is the person."""
+        browser_id = request.cookies.get(COOKIE, "")
+        fresh = BROWSER_ID.fullmatch(browser_id) is None
+        if fresh:
+            browser_id = secrets.token_hex(16)
+        request[BROWSER] = browser_id
+        response = await handler(request)
+        if fresh and not request.get(FORGOTTEN):
+            response.set_cookie(COOKIE, browser_id, max_age=COOKIE_MAX_AGE_S, path="/",
+                                httponly=True, samesite="Lax", secure=request.secure)
+        return response
+
+    @web.middleware
+    async def _api_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Under /api every failure is JSON: {"error": one sentence}."""
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        try:
+            _refuse_other_sites(request)
+            response = await handler(request)
+        except ApiError as refusal:
+            return _error_response(refusal.status, refusal.message, refusal.headers)
+        except web.HTTPRequestEntityTooLarge:
+            size = request.content_length or self.commands.MAX_CLIP_BYTES + 1
+            too_large = self.commands.too_large(size, self.commands.MAX_CLIP_BYTES)
+            return _error_response(413, too_large.text)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            return _error_response(error.status, STATUS_SENTENCES.get(error.status,
+                                                                      error.reason + "."))
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return _error_response(500, SOMETHING_BROKE)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # The page and what describes the API.
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def _options(self, request: web.Request) -> web.Response:
+        return web.json_response({"kinds": list(JOB_KINDS), "styles": list(STYLES),
+                                  "keys": list(KEYS),
+                                  "max_clip_bytes": self.commands.MAX_CLIP_BYTES})
+
+    # Jobs.
+
+    async def _create_job(self, request: web.Request) -> web.Response:
+        fields, clip = await self._read_job_request(request)
+        kind = fields.get("kind", "")
+        if kind not in JOB_KINDS:
+            raise ApiError(400, f"Say what to make: kind is one of {', '.join(JOB_KINDS)}.")
+        if kind in ("sing", "piano"):
+            if clip is None:
+                raise ApiError(400, "Record or choose an audio clip first.")
+            command, text = kind, ""
+        elif kind == "lyrics":
+            command, text, clip = "sing", fields.get("text", "").strip(), None
+            if not text:
+                raise ApiError(400, "Type a few words for me to sing.")
+        else:
+            command, clip = "melody", None
+            text = " ".join(part for part in (fields.get("key", "").strip(),
+                                              fields.get("style", "").strip()) if part)
+        person = _person(request)
+        message = Message(person, _place(request), _message_id(request), command=command,
+                          text=text, clip=clip)
+        return await self._job_started(person, await self.commands.handle(message))
+
+    async def _job_started(self, person: Person, reply: Reply) -> web.Response:
+        """202 with the new job, or the reason there is none."""
+        if reply.job_id is None:
+            # A slow-down answer says how long to wait; any other answer without a job is
+            # the person's mistake.
+            if reply.retry_after_s is not None:
+                raise ApiError(429, reply.text, {"Retry-After": str(reply.retry_after_s)})
+            raise ApiError(400, reply.text)
+        view = await self.commands.job_view(person, reply.job_id)
+        if view is None:  # forgotten between the two calls
+            raise ApiError(404, "That job is gone.")
+        return web.json_response(_job_json(view, reply.text), status=202,
+                                 headers={"Location": f"/api/jobs/{view.id}"})
+
+    async def _read_job_request(self, request: web.Request
+                                ) -> tuple[dict[str, str], Clip | None]:
+        """The text fields and the clip of a multipart form, or a JSON object's fields."""
+        limit = self.commands.MAX_CLIP_BYTES
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise ApiError(400, "The body is not valid JSON.") from None
+            if not isinstance(body, dict):
+                raise ApiError(400, "Send a JSON object, for example {\"kind\": \"melody\"}.")
+            return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}, None
+        if request.content_type not in ("multipart/form-data",
+                                        "application/x-www-form-urlencoded"):
+            raise ApiError(400, "Send a multipart form (with an audio file) or a JSON object.")
+        if request.content_length is not None and request.content_length > (
+                limit + FORM_OVERHEAD_BYTES):
+            raise web.HTTPRequestEntityTooLarge(max_size=limit,
+                                                actual_size=request.content_length)
+        form = await request.post()
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+        upload = form.get("audio")
+        if not isinstance(upload, FileField):
+            return fields, None
+        data = upload.file.read(limit + 1)
+        if len(data) > limit:
+            raise ApiError(413, self.commands.too_large(len(data), limit).text)
+        if not data:
+            raise ApiError(400, "That audio file is empty.")
+        return fields, Clip(data, _safe_filename(upload.filename))
+
+    async def _job(self, request: web.Request) -> web.Response:
+        view = await self.commands.job_view(_person(request), _number(request, "id"))
+        if view is None:
+            raise ApiError(404, "You have no job with that number.")
+        return web.json_response(_job_json(view))
+
+    # Tracks.
+
+    async def _history(self, request: web.Request) -> web.Response:
+        tracks = await self.commands.history_view(_person(request))
+        return web.json_response({"tracks": [_track_json(track) for track in tracks]})
+
+    async def _track_file(self, request: web.Request) -> web.Response:
+        part = request.match_info["part"]
+        track_id = _number(request, "id")
+        found = (await self.commands.track_file(_person(request), track_id, part)
+                 if part in TRACK_PARTS else None)
+        if found is None:
+            raise ApiError(404, "You have no song with that number (or it has no such file).")
+        disposition = "attachment" if request.query.get("download") else "inline"
+        return _file_response(request, found, disposition)
+
+    async def _own_track(self, request: web.Request) -> int:
+        """The track id in the path when the track is this browser's, else 404."""
+        track_id = _number(request, "id")
+        if not await self.commands.owns(_person(request), track_id):
+            raise ApiError(404, "You have no song with that number.")
+        return track_id
+
+    async def _share(self, request: web.Request) -> web.Response:
+        track_id = await self._own_track(request)
+        reply = await self._press(request, f"share:{track_id}")
+        return web.json_response({"message": reply.text, "track_id": track_id})
+
+    async def _track_action(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if action not in TRACK_ACTIONS:
+            raise ApiError(404, "There is nothing here.")
+        track_id = await self._own_track(request)
+        reply = await self._press(request, f"{action}:{track_id}")
+        return await self._job_started(_person(request), reply)
+
+    async def _press(self, request: web.Request, action: str) -> Reply:
+        return await self.commands.press(_person(request), _place(request), action,
+                                         _message_id(request), {})
+
+    # The album and forgetting.
+
+    async def _album(self, request: web.Request) -> web.Response:
+        album = await self.commands.announce_album()
+        if album is None:
+            raise ApiError(404, "There is no community album yet: share a song to be in the "
+                                "next one.")
+        files = [{"filename": f.filename, "mime": f.mime, "url": f"/api/album/{f.filename}"}
+                 for f in _reply_files(album)]
+        return web.json_response({"text": album.text, "files": files})
+
+    async def _album_file(self, request: web.Request) -> web.Response:
+        album = await self.commands.announce_album()
+        wanted = request.match_info["filename"]
+        for found in _reply_files(album) if album is not None else []:
+            if found.filename == wanted:
+                return _file_response(request, found, "inline")
+        raise ApiError(404, "This week's album has no such file.")
+
+    async def _forget(self, request: web.Request) -> web.Response:
+        """Delete everything of this browser's person, and the cookie that named it."""
+        reply = await self._press(request, "forget:yes")
+        request[FORGOTTEN] = True
+        response = web.json_response({"message": reply.text})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+
+# Who is asking.
+
+
+def _person(request: web.Request) -> Person:
+    return Person("web", request[BROWSER])
+
+
+def _place(request: web.Request) -> Place:
+    return Place("web", request[BROWSER], private=True)
+
+
+def _message_id(request: web.Request) -> str:
+    """The page's Idempotency-Key header (a retried request makes no second job), or new."""
+    key = request.headers.get("Idempotency-Key", "")
+    return key if IDEMPOTENCY_KEY.fullmatch(key) else uuid.uuid4().hex
+
+
+def _refuse_other_sites(request: web.Request) -> None:
+    """A request that changes something must come from this site's own page."""
+    origin = request.headers.get("Origin")
+    if request.method in ("GET", "HEAD", "OPTIONS") or origin is None:
+        return
+    if urlsplit(origin).netloc != request.host:
+        raise ApiError(403, "This request came from another site.")
+
+
+def _number(request: web.Request, name: str) -> int:
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 12:
+        raise ApiError(404, "There is nothing with that number.")
+    return int(text)
+
+
+def _safe_filename(name: str | None) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or "").name)[-100:]
+    return cleaned or "clip"
+
+
+# What goes out.
+
+
+def _track_json(track: TrackView) -> dict[str, Any]:
+    data = dataclasses.asdict(track)
+    data["parts"] = list(track.parts)
+    data["urls"] = {part: f"/api/tracks/{track.id}/{part}" for part in track.parts}
+    return data
+
+
+def _job_json(view: JobView, message: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": view.id, "kind": view.kind, "status": view.status,
+                            "error": view.error, "ahead": view.ahead,
+                            "track": _track_json(view.track) if view.track else None,
+                            "url": f"/api/jobs/{view.id}"}
+    if message is not None:
+        data["message"] = message
+    return data
+
+
+def _reply_files(reply: Reply) -> list[FileOut]:
+    return [f for f in (reply.voice, *reply.files) if f is not None]
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None
+                    ) -> web.Response:
+    return web.json_response({"error": message}, status=status,
+                             headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _file_response(request: web.Request, found: FileOut, disposition: str) -> web.Response:
+    """The file, or the byte range an <audio> element asks for when it seeks."""
+    headers = {"Content-Disposition": f'{disposition}; filename="{found.filename}"',
+               "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+    size = len(found.data)
+    wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("Range", "").strip())
+    if wanted is None or wanted.group(1) == wanted.group(2) == "":
+        return web.Response(body=found.data, content_type=found.mime, headers=headers)
+    first_text, last_text = wanted.groups()
+    if first_text:
+        first, last = int(first_text), min(int(last_text or size - 1), size - 1)
+    else:  # "bytes=-N": the last N bytes
+        first, last = max(size - int(last_text), 0), size - 1
+    if first > last or first >= size:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return web.Response(body=found.data[first:last + 1], status=206,
+                        content_type=found.mime, headers=headers)
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Permissions-Policy", "microphone=(self), camera=()")

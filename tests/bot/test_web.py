@@ -1,0 +1,365 @@
+"""The web chat's JSON API over HTTP, against the real service (real engine in threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.adapters.web import COOKIE, WebAdapter
+from bot.commands import Commands
+from bot.jobs import Limits, close_worker_threads, run_engine
+from bot.service import Service, open_service
+from tests.bot.service import TEST_SEED, service_settings
+from tests.conftest import ffmpeg_make
+
+TIMEOUT_S = 120
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@asynccontextmanager
+async def running_web(service: Service) -> AsyncIterator[WebAdapter]:
+    """The adapter on a free port of 127.0.0.1, attached to the service."""
+    settings = service.settings.model_copy(update={"web_port": 0})
+    adapter = WebAdapter(service.commands, settings)
+    service.commands.attach("web", adapter)
+    await adapter.start()
+    try:
+        yield adapter
+    finally:
+        await adapter.stop()
+
+
+@pytest.fixture()
+async def web(service: Service) -> AsyncIterator[WebAdapter]:
+    async with running_web(service) as adapter:
+        yield adapter
+
+
+@asynccontextmanager
+async def browser(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
+    """One browser: its own cookie jar (the jar takes cookies from an IP address)."""
+    async with aiohttp.ClientSession(base_url=web.url,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+@pytest.fixture()
+async def alice(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
+    async with browser(web) as session:
+        yield session
+
+
+@pytest.fixture()
+async def bob(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
+    async with browser(web) as session:
+        yield session
+
+
+def clip_form(kind: str, data: bytes, filename: str = "voice.ogg") -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("kind", kind)
+    form.add_field("audio", data, filename=filename, content_type="application/octet-stream")
+    return form
+
+
+async def start_job(session: aiohttp.ClientSession, path: str = "/api/jobs", *,
+                    form: aiohttp.FormData | None = None,
+                    body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async with session.post(path, data=form, json=body) as response:
+        job: dict[str, Any] = await response.json()
+        assert response.status == 202, job
+        assert response.headers["Location"] == f"/api/jobs/{job['id']}"
+    assert job["status"] in ("queued", "running", "done", "failed")
+    assert job["message"]
+    return job
+
+
+async def finished_job(service: Service, session: aiohttp.ClientSession,
+                       job: dict[str, Any]) -> dict[str, Any]:
+    """The job once the core has answered it, as the page's poll sees it then."""
+    async with asyncio.timeout(TIMEOUT_S):
+        await service.commands.answered(job["id"])
+    async with session.get(job["url"]) as response:
+        assert response.status == 200
+        seen: dict[str, Any] = await response.json()
+    assert seen["status"] in ("done", "failed"), seen
+    return seen
+
+
+async def song_from(service: Service, session: aiohttp.ClientSession, *,
+                    form: aiohttp.FormData | None = None,
+                    body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A finished song's track (the job must succeed)."""
+    job = await finished_job(service, session, await start_job(session, form=form, body=body))
+    assert job["status"] == "done", job
+    track: dict[str, Any] = job["track"]
+    return track
+
+
+async def fetch(session: aiohttp.ClientSession, url: str,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    async with session.get(url, headers=headers) as response:
+        return response.status, await response.read(), dict(response.headers)
+
+
+async def error_of(response: aiohttp.ClientResponse) -> str:
+    assert response.content_type == "application/json"
+    body = await response.json()
+    message: str = body["error"]
+    assert message and message[0].isupper() and message.endswith((".", "!", "?")), message
+    return message
+
+
+async def test_a_voice_clip_becomes_a_song_with_its_files(
+        service: Service, alice: aiohttp.ClientSession, speech_clip: Path) -> None:
+    track = await song_from(service, alice, form=clip_form("sing", speech_clip.read_bytes()))
+
+    assert track["kind"] == "sing"
+    assert track["parts"] == ["audio", "midi", "picture"]
+    assert track["duration_s"] > 5
+    status, audio, headers = await fetch(alice, track["urls"]["audio"])
+    assert status == 200 and audio.startswith(b"OggS")
+    assert headers["Content-Type"] == "audio/ogg"
+    assert headers["Content-Disposition"] == f'inline; filename="singsong-{track["id"]}.ogg"'
+    status, midi, headers = await fetch(alice, track["urls"]["midi"] + "?download=1")
+    assert status == 200 and midi.startswith(b"MThd")
+    assert headers["Content-Type"] == "audio/midi"
+    assert headers["Content-Disposition"] == (
+        f'attachment; filename="singsong-{track["id"]}.mid"')
+    status, picture, headers = await fetch(alice, track["urls"]["picture"])
+    assert status == 200 and picture.startswith(PNG)
+    assert headers["Content-Type"] == "image/png"
+    # An <audio> element seeking asks for byte ranges.
+    status, part, headers = await fetch(alice, track["urls"]["audio"], {"Range": "bytes=4-9"})
+    assert (status, part) == (206, audio[4:10])
+    assert headers["Content-Range"] == f"bytes 4-9/{len(audio)}"
+
+
+async def test_the_browser_gets_a_private_cookie_and_safe_headers(
+        alice: aiohttp.ClientSession) -> None:
+    async with alice.get("/") as response:
+        assert response.status == 200
+        assert "<title>SingSong</title>" in await response.text()
+        cookie = response.cookies[COOKIE]
+        policy = response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert len(cookie.value) == 32 and int(cookie.value, 16) >= 0  # 128 bits, hex
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert "default-src 'self'" in policy and "media-src 'self' blob:" in policy
+    async with alice.get("/static/app.js") as response:
+        assert response.status == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    async with alice.get("/api/history") as response:
+        assert COOKIE not in response.cookies  # the same browser keeps its id
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_lyrics_are_sung(service: Service, alice: aiohttp.ClientSession) -> None:
+    track = await song_from(service, alice, body={"kind": "lyrics",
+                                                  "text": "sunshine on the morning train"})
+
+    assert track["kind"] == "lyrics"
+    status, audio, _ = await fetch(alice, track["urls"]["audio"])
+    assert status == 200 and audio.startswith(b"OggS")
+
+
+async def test_a_melody_in_the_key_and_style_asked_for(
+        service: Service, alice: aiohttp.ClientSession) -> None:
+    form = aiohttp.FormData({"kind": "melody", "key": "A minor", "style": "lofi"})
+    track = await song_from(service, alice, form=form)
+
+    assert (track["kind"], track["key"]) == ("melody", "A minor")
+    status, midi, _ = await fetch(alice, track["urls"]["midi"])
+    assert status == 200 and midi.startswith(b"MThd")
+
+
+async def test_a_bad_key_is_refused_with_a_sentence(alice: aiohttp.ClientSession) -> None:
+    async with alice.post("/api/jobs", json={"kind": "melody", "key": "Q flat"}) as response:
+        assert response.status == 400
+        assert "key" in (await error_of(response)).lower()
+
+
+@pytest.mark.parametrize(("kind", "body", "says"), [
+    ("jazz", {"kind": "jazz"}, "kind"),
+    ("sing", {"kind": "sing"}, "audio clip"),
+    ("piano", {"kind": "piano"}, "audio clip"),
+    ("lyrics", {"kind": "lyrics", "text": "   "}, "words"),
+])
+async def test_incomplete_requests_say_what_is_missing(
+        alice: aiohttp.ClientSession, kind: str, body: dict[str, str], says: str) -> None:
+    async with alice.post("/api/jobs", json=body) as response:
+        assert response.status == 400
+        assert says in await error_of(response)
+    async with alice.post("/api/jobs", data=b"kind=" + kind.encode(),
+                          headers={"Content-Type": "text/plain"}) as response:
+        assert response.status == 400
+        await error_of(response)
+
+
+async def test_not_audio_and_silence_fail_with_a_clear_error(
+        service: Service, alice: aiohttp.ClientSession) -> None:
+    silence = ffmpeg_make("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "3",
+                          "-c:a", "libopus", suffix=".ogg")
+    for data, says in ((b"this is a text file, not a voice note\n" * 40, "not audio"),
+                       (silence, "")):
+        job = await finished_job(service, alice,
+                                 await start_job(alice, form=clip_form("sing", data)))
+        assert job["status"] == "failed" and job["track"] is None
+        error = job["error"]
+        assert error[0].isupper() and error.endswith(".")
+        assert says in error and "send" in error and "wrong" not in error, error
+
+
+async def test_a_clip_over_the_limit_is_refused_with_413(
+        alice: aiohttp.ClientSession) -> None:
+    limit = Commands.MAX_CLIP_BYTES
+    # Just over the limit: read, measured, refused. Far over it: aiohttp refuses the body.
+    for size in (limit + 1, limit + 1024 * 1024):
+        async with alice.post("/api/jobs", data=clip_form("sing", bytes(size))) as response:
+            assert response.status == 413
+            message = await error_of(response)
+            assert "MB" in message and "at most" in message, message
+
+
+async def test_someone_elses_jobs_and_songs_are_not_found(
+        service: Service, alice: aiohttp.ClientSession, bob: aiohttp.ClientSession) -> None:
+    job = await finished_job(service, alice,
+                             await start_job(alice, body={"kind": "melody", "key": "C"}))
+    track_id = job["track"]["id"]
+
+    async with bob.get(job["url"]) as response:
+        assert response.status == 404
+        await error_of(response)
+    for part in ("audio", "midi", "picture"):
+        async with bob.get(f"/api/tracks/{track_id}/{part}") as response:
+            assert response.status == 404
+    for action in ("share", "another", "piano"):
+        async with bob.post(f"/api/tracks/{track_id}/{action}") as response:
+            assert response.status == 404
+            await error_of(response)
+    async with bob.get("/api/history") as response:
+        assert (await response.json())["tracks"] == []
+    async with alice.get("/api/history") as response:
+        assert [t["id"] for t in (await response.json())["tracks"]] == [track_id]
+    async with alice.get(f"/api/tracks/{track_id}/sheet") as response:
+        assert response.status == 404
+    async with alice.get("/api/jobs/999999") as response:
+        assert response.status == 404
+
+
+async def test_sharing_puts_a_song_in_the_pool_that_others_may_hear(
+        service: Service, alice: aiohttp.ClientSession, bob: aiohttp.ClientSession) -> None:
+    track = await song_from(service, alice, body={"kind": "melody"})
+
+    async with alice.post(f"/api/tracks/{track['id']}/share") as response:
+        assert response.status == 200
+        assert "album" in (await response.json())["message"]
+    async with alice.get("/api/history") as response:
+        assert (await response.json())["tracks"][0]["shared"] is True
+    status, audio, _ = await fetch(bob, track["urls"]["audio"])
+    assert status == 200 and audio.startswith(b"OggS")
+    async with alice.get("/api/album") as response:
+        assert response.status == 404  # shared, but no weekly album was made yet
+        await error_of(response)
+
+
+async def test_another_melody_and_the_piano_version_of_a_song(
+        service: Service, alice: aiohttp.ClientSession, speech_clip: Path) -> None:
+    track = await song_from(service, alice, form=clip_form("sing", speech_clip.read_bytes()))
+
+    for action, kind in (("another", "sing"), ("piano", "piano")):
+        job = await finished_job(service, alice,
+                                 await start_job(alice, f"/api/tracks/{track['id']}/{action}"))
+        assert (job["status"], job["kind"]) == ("done", kind), job
+        assert job["track"]["id"] != track["id"]
+    async with alice.get("/api/history") as response:
+        assert len((await response.json())["tracks"]) == 3
+    async with alice.post(f"/api/tracks/{track['id']}/dance") as response:
+        assert response.status == 404
+
+
+async def test_forgetting_deletes_everything_of_this_browser(
+        service: Service, alice: aiohttp.ClientSession) -> None:
+    track = await song_from(service, alice, body={"kind": "lyrics", "text": "hello there"})
+
+    async with alice.post("/api/forget") as response:
+        assert response.status == 200
+        assert "forgot" in (await response.json())["message"]
+        assert response.cookies[COOKIE].value == ""  # a new id next time
+    async with alice.get("/api/history") as response:
+        assert (await response.json())["tracks"] == []
+    status, _, _ = await fetch(alice, track["urls"]["audio"])
+    assert status == 404
+
+
+async def test_a_request_from_another_site_is_refused(alice: aiohttp.ClientSession) -> None:
+    async with alice.post("/api/forget", headers={"Origin": "https://evil.example"}) as response:
+        assert response.status == 403
+        await error_of(response)
+
+
+async def test_the_openapi_document_names_every_route(web: WebAdapter,
+                                                      alice: aiohttp.ClientSession) -> None:
+    async with alice.get("/api/openapi.json") as response:
+        assert response.status == 200
+        document = await response.json()
+    assert document["openapi"].startswith("3.1")
+    routes = {(resource.canonical, route.method.lower())
+              for resource in web.app.router.resources()
+              if resource.canonical.startswith("/api/")
+              for route in resource if route.method != "HEAD"}
+    documented = {(path, method) for path, operations in document["paths"].items()
+                  for method in operations}
+    assert routes == documented
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            assert operation["responses"], path
+    schemas = document["components"]["schemas"]
+    assert {"Job", "Track", "Error", "History"} <= set(schemas)
+
+
+async def test_unknown_api_addresses_answer_json(alice: aiohttp.ClientSession) -> None:
+    async with alice.get("/api/nothing/here") as response:
+        assert response.status == 404
+        await error_of(response)
+    async with alice.delete("/api/history") as response:
+        assert response.status == 405
+        await error_of(response)
+
+
+async def test_too_many_songs_at_once_answers_429_with_retry_after(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def held_engine(kind: str, data: bytes | None, parameters: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """The real engine, once the test lets the job go: it stays active until then."""
+        release.wait(TIMEOUT_S)
+        return run_engine(kind, data, parameters)
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    service = await open_service(service_settings(tmp_path), runner=held_engine,
+                                 executor=executor, limits=Limits(per_user_active=1),
+                                 seed=TEST_SEED)
+    await service.start()
+    try:
+        async with running_web(service) as web, browser(web) as session:
+            first = await start_job(session, body={"kind": "melody"})
+            async with session.post("/api/jobs", json={"kind": "melody"}) as response:
+                assert response.status == 429
+                assert int(response.headers["Retry-After"]) > 0
+                await error_of(response)
+            release.set()
+            assert (await finished_job(service, session, first))["status"] == "done"
+    finally:
+        release.set()
+        await service.close()
+        executor.shutdown(wait=True)
+        close_worker_threads()
