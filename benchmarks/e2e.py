@@ -68,7 +68,8 @@ async def measure(rounds: dict[int, int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="singsong-e2e-") as folder:
         async with FakeTelegram() as fake:
             settings = Settings(_env_file=None, data_dir=Path(folder),  # type: ignore[call-arg]
-                                telegram_token=SecretStr(fake.token), telegram_base_url=fake.base_url,
+                                telegram_token=SecretStr(fake.token),
+                                telegram_base_url=fake.base_url,
                                 telegram_base_file_url=fake.base_file_url)
             service = await open_service(settings, limits=LOOSE_LIMITS)
             adapter = TelegramAdapter(service.commands, settings)
