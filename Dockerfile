@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # SingSong in a container: `docker build -t singsong .`, then
-# `docker run --rm -v singsong-data:/data singsong melody -o /data/melody.ogg --json`.
+# `docker run --rm -p 127.0.0.1:8080:8080 -e SINGSONG_WEB_HOST=0.0.0.0 -v singsong-data:/data singsong`
+# (the bot; add SINGSONG_TELEGRAM_TOKEN / SINGSONG_DISCORD_TOKEN with -e), or any other
+# command: `docker run --rm -v singsong-data:/data singsong melody -o /data/melody.ogg --json`.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
@@ -25,4 +27,5 @@ ENV PATH=/opt/venv/bin:$PATH SINGSONG_DATA_DIR=/data PYTHONUNBUFFERED=1
 USER singsong
 WORKDIR /data
 ENTRYPOINT ["singsong"]
-CMD ["melody", "-o", "/data/melody.ogg", "--json"]
+EXPOSE 8080
+CMD ["serve"]
