@@ -60,6 +60,8 @@ WORKING = {
 }
 SOMETHING_WENT_WRONG = ("Sorry, something went wrong while making this one. Please send it "
                         "again in a moment.")
+NOT_AUDIO = ("That file does not look like audio. Send a voice note, or an audio file "
+             "(OGG, MP3, M4A, WAV, FLAC).")
 
 
 # --- What crosses between the adapters and this module -------------------------------
@@ -493,6 +495,14 @@ class Commands:
                                       .values(replied=False))
                 await session.commit()
             raise
+        else:
+            # How to reply (a Discord interaction token is a credential) is kept no longer
+            # than needed.
+            parameters = {k: v for k, v in job.parameters.items() if k != "reply_to"}
+            async with self.sessions() as session:
+                await session.execute(update(Job).where(Job.id == job_id)
+                                      .values(parameters=parameters))
+                await session.commit()
         finally:
             event = self._answered.pop(job_id, None)
             if event is not None:

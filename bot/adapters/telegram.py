@@ -42,7 +42,19 @@ from telegram.ext import (
     filters,
 )
 
-from bot.commands import Button, Clip, Commands, FileOut, Message, Person, Place, Reply, Target
+from bot.commands import (
+    NOT_AUDIO,
+    SOMETHING_WENT_WRONG,
+    Button,
+    Clip,
+    Commands,
+    FileOut,
+    Message,
+    Person,
+    Place,
+    Reply,
+    Target,
+)
 from bot.config import Settings
 
 log = logging.getLogger("singsong.telegram")
@@ -67,9 +79,6 @@ MENU = (("sing", "sing your words"), ("melody", "a new melody: /melody [key] [st
         ("style", "choose your band"), ("history", "your last songs"),
         ("share", "share a song to the weekly album"), ("album", "this week's album"),
         ("forget", "delete everything I keep about you"), ("help", "what I can do"))
-NOT_AUDIO = ("That file does not look like audio. Send a voice note, or an audio file "
-             "(OGG, MP3, M4A, WAV, FLAC).")
-SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
 
 Attachment = Voice | Audio | VideoNote | Video | Document
 

@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.adapters.telegram import NOT_AUDIO, SECRET_HEADER, SOMETHING_WENT_WRONG, TelegramAdapter
+from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
+from bot.commands import NOT_AUDIO, SOMETHING_WENT_WRONG
 from bot.config import Settings
 from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
 from bot.service import Service, open_service
