@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +118,7 @@ INTRO_BARS = 1
 SONG_STRETCH = 1.35  # a line takes longer to sing than to say
 MIN_SONG_TEMPO, MAX_SONG_TEMPO = 72.0, 140.0
 VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.0, -23.0, -14.0
+CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
 NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
             "spoken or sung, without much noise around it")
 MIN_VOICE_S = 0.5
@@ -220,13 +221,16 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         encoded = audio.encode(mix, arrange.SAMPLE_RATE, audio_format)
     melody_midi = arrange.midi_bytes(arrange.one_track_midi(
         ((n.pitch, n.start_s, n.end_s, SUNG_VELOCITY) for n in alignment.sung), tune.tempo_bpm))
+    with timer.stage("pitch_check"):
+        # The picture wants every 10 ms frame; the accuracy alone is as good from every third.
+        sung_f0 = _sung_pitch(sung_voice, alignment, pitch.HOP_S if extras else CHECK_HOP_S)
     stems: dict[str, bytes] = {}
     image = b""
     if extras:
         with timer.stage("extras"):
             stems = {"vocal": audio.wav_bytes(vocal, arrange.SAMPLE_RATE),
                      "backing": audio.wav_bytes(backing, arrange.SAMPLE_RATE)}
-            image = _voice_picture(f0, sung_voice, alignment, tune)
+            image = _voice_picture(f0, sung_f0, sung_voice, alignment, tune)
     summary = {
         **melody_summary(tune),
         "style": band.name,
@@ -234,6 +238,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         "duration_s": round(len(mix) / arrange.SAMPLE_RATE, 3),
         "input_duration_s": round(voice.duration_s, 3),
         "input_truncated": voice.truncated,
+        "pitch_accuracy": _pitch_accuracy(sung_f0, sung_voice.start_s, alignment.sung),
         "notes": [{"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4)}
                   for n in alignment.sung],
     }
@@ -274,14 +279,38 @@ def _on_time_line(voice: retune.RetunedVoice, sample_rate: int) -> np.ndarray:
     return np.concatenate([np.zeros(round(voice.start_s * sample_rate), np.float32), samples])
 
 
-def _voice_picture(f0: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
-                   alignment: retune.Alignment, tune: Melody) -> bytes:
+def _sung_pitch(sung_voice: retune.RetunedVoice, alignment: retune.Alignment,
+                hop_s: float) -> pitch.PitchTrack:
+    """The retuned voice's f0 every `hop_s` (times from the voice's own start), with the
+    floor under its lowest note: Praat's AC tracker, as pitch.track runs it."""
+    lowest_hz = float(pitch.midi_to_hz(min(n.pitch for n in alignment.sung) - 1))
+    return pitch.track(sung_voice.samples, sung_voice.sample_rate,
+                       floor_hz=min(pitch.FLOOR_HZ, 0.9 * lowest_hz), hop_s=hop_s)
+
+
+def _pitch_accuracy(sung_f0: pitch.PitchTrack, start_s: float,
+                    sung: Sequence[SungNote]) -> float | None:
+    """Share of the sung voice's voiced frames inside a note that lie within 50 cents of
+    it (frames between notes are not judged; None when no frame is): the measure
+    benchmarks/sing_quality.py takes with SwiftF0, here with Praat's tracker."""
+    times = sung_f0.times_s + start_s
+    starts = np.array([n.start_s for n in sung])
+    index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)
+    ends = np.array([n.end_s for n in sung])[index]
+    judged = sung_f0.voiced & (times >= starts[0]) & (times < ends)
+    if not judged.any():
+        return None
+    targets = np.array([n.pitch for n in sung])[index[judged]]
+    within = np.abs(sung_f0.midi()[judged] - targets) <= 0.5
+    return round(float(within.mean()), 4)
+
+
+def _voice_picture(f0: pitch.PitchTrack, after: pitch.PitchTrack,
+                   sung_voice: retune.RetunedVoice, alignment: retune.Alignment,
+                   tune: Melody) -> bytes:
     before_t = alignment.time_map.to_output(f0.times_s)
     inside = (f0.times_s >= alignment.time_map.input_s[0]) & (
         f0.times_s <= alignment.time_map.input_s[-1])
-    lowest_hz = float(pitch.midi_to_hz(min(n.pitch for n in alignment.sung) - 1))
-    after = pitch.track(sung_voice.samples, sung_voice.sample_rate,
-                        floor_hz=min(pitch.FLOOR_HZ, 0.9 * lowest_hz))
     return picture.voice_png(
         [(n.pitch, n.start_s, n.end_s) for n in alignment.sung],
         (before_t[inside], f0.midi()[inside]),

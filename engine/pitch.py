@@ -43,10 +43,10 @@ def midi_to_hz(midi: np.ndarray | float) -> np.ndarray:
 
 
 def track(samples: np.ndarray, sample_rate: int, *, floor_hz: float = FLOOR_HZ,
-          ceiling_hz: float = CEILING_HZ) -> PitchTrack:
-    """Track f0 (Hz) of mono samples; frames every HOP_S seconds from the start."""
+          ceiling_hz: float = CEILING_HZ, hop_s: float = HOP_S) -> PitchTrack:
+    """Track f0 (Hz) of mono samples; frames every `hop_s` seconds from the start."""
     sound = parselmouth.Sound(samples.astype(np.float64), sampling_frequency=sample_rate)
     if sound.duration < 3.0 / floor_hz:  # too short for one analysis window
         return PitchTrack(np.zeros(0), np.zeros(0))
-    pitch = sound.to_pitch_ac(time_step=HOP_S, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
+    pitch = sound.to_pitch_ac(time_step=hop_s, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
     return PitchTrack(np.asarray(pitch.xs()), np.asarray(pitch.selected_array["frequency"]))
