@@ -110,7 +110,7 @@ class Track(Base):
     tempo_bpm: Mapped[float | None] = mapped_column(Float)
     shared: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     shared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    features: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -124,10 +124,14 @@ class Album(Base):
     audio_blob: Mapped[str | None] = mapped_column(String(64))
     mp3_blob: Mapped[str | None] = mapped_column(String(64))
     cover_blob: Mapped[str | None] = mapped_column(String(64))
+    duration_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AlbumTrack(Base):
+    """One song of an album, where it starts and ends in the album file (its chapter)."""
+
     __tablename__ = "album_tracks"
     __table_args__ = (UniqueConstraint("album_id", "position"),)
 
@@ -136,6 +140,7 @@ class AlbumTrack(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     start_s: Mapped[float] = mapped_column(Float, default=0.0)
+    end_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class Vote(Base):

@@ -3,6 +3,8 @@ sharing, and forgetting a person entirely. Functions over an AsyncSession; each 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
@@ -11,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.blobs import BlobStore
-from storage.models import Album, Chat, Job, Track, User, Vote, now
+from storage.models import Album, AlbumTrack, Chat, Job, Track, User, Vote, now
 
 HISTORY_SIZE = 10
 Row = TypeVar("Row", User, Chat)
@@ -73,11 +75,13 @@ async def submit_job(session: AsyncSession, *, key: str, kind: str, user: User,
 async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
                      midi_blob: str | None, picture_blob: str | None, duration_s: float,
                      key: str | None = None, tempo_bpm: float | None = None,
-                     timings_s: dict[str, float] | None = None) -> Track:
-    """Store what a job made and mark the job done, in one transaction."""
+                     timings_s: dict[str, float] | None = None,
+                     features: dict[str, Any] | None = None) -> Track:
+    """Store what a job made (with its curation features, when measured) and mark the job
+    done, in one transaction."""
     track = Track(job_id=job.id, user_id=job.user_id, audio_blob=audio_blob,
                   midi_blob=midi_blob, picture_blob=picture_blob, duration_s=duration_s,
-                  key=key, tempo_bpm=tempo_bpm)
+                  key=key, tempo_bpm=tempo_bpm, features=features)
     session.add(track)
     job.status = "done"
     job.finished_at = now()
@@ -115,9 +119,16 @@ async def share(session: AsyncSession, user: User, track_id: int) -> Track | Non
 
 
 async def forget(session: AsyncSession, blobs: BlobStore, user: User) -> int:
-    """Delete every row of this person (jobs, tracks, votes cascade with them) and every blob
-    that nothing else refers to any more. Returns the number of blobs deleted."""
+    """Delete every row of this person (jobs, tracks, votes cascade with them), every album
+    their voice is in (an album file cannot be cut apart), and every blob that nothing else
+    refers to any more. Returns the number of blobs deleted."""
     theirs = await _blobs_of(session, user.id)
+    albums = select(AlbumTrack.album_id).join(Track, AlbumTrack.track_id == Track.id).where(
+        Track.user_id == user.id)
+    for album in (await session.execute(select(Album).where(Album.id.in_(albums)))).scalars():
+        theirs.update(name for name in (album.audio_blob, album.mp3_blob, album.cover_blob)
+                      if name)
+        await session.delete(album)
     await session.execute(delete(User).where(User.id == user.id))
     await session.commit()
     still_used = await referenced_blobs(session)
@@ -156,6 +167,95 @@ async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
     for row in tracks:
         names.update(n for n in row if n)
     return names
+
+
+# --- Curation and the weekly album -------------------------------------------------------
+
+
+async def tracks_without_features(session: AsyncSession, limit: int) -> list[Track]:
+    """Tracks not yet measured for curation, oldest first."""
+    rows = await session.execute(select(Track).where(Track.features.is_(None))
+                                 .order_by(Track.id).limit(limit))
+    return list(rows.scalars())
+
+
+@dataclass(frozen=True)
+class AlbumCandidate:
+    track: Track
+    person_id: int
+    display_name: str
+    votes: int
+
+
+async def album_candidates(session: AsyncSession, start: datetime,
+                           end: datetime) -> list[AlbumCandidate]:
+    """Tracks shared in [start, end) by people who consented, with their features measured
+    (a track whose measuring failed carries {"failed": ...} and is left out), and the votes
+    each has."""
+    votes = (select(Vote.track_id, func.coalesce(func.sum(Vote.value), 0).label("votes"))
+             .group_by(Vote.track_id).subquery())
+    rows = await session.execute(
+        select(Track, User.id, User.display_name, func.coalesce(votes.c.votes, 0))
+        .join(User, Track.user_id == User.id)
+        .outerjoin(votes, votes.c.track_id == Track.id)
+        .where(Track.shared.is_(True), Track.shared_at >= start, Track.shared_at < end,
+               User.album_consent.is_(True), Track.features.is_not(None))
+        .order_by(Track.id))
+    return [AlbumCandidate(track, person_id, name, int(count))
+            for track, person_id, name, count in rows
+            if track.features and "failed" not in track.features]
+
+
+async def album_of_week(session: AsyncSession, week: str) -> Album | None:
+    found = await session.execute(select(Album).where(Album.week == week))
+    return found.scalar_one_or_none()
+
+
+async def save_album(session: AsyncSession, *, week: str, audio_blob: str, mp3_blob: str,
+                     cover_blob: str, duration_s: float,
+                     chapters: list[tuple[int, float, float]]) -> tuple[Album, bool]:
+    """Store a week's album and its tracklist ((track id, start s, end s) in order), unless
+    that week has one already: (the week's album, whether this call made it)."""
+    values = {"week": week, "audio_blob": audio_blob, "mp3_blob": mp3_blob,
+              "cover_blob": cover_blob, "duration_s": duration_s, "created_at": now()}
+    made = await session.execute(_insert_ignoring_conflicts(session, Album, values)
+                                 .returning(Album.id))
+    created = made.scalar_one_or_none() is not None
+    album = (await session.execute(select(Album).where(Album.week == week))).scalar_one()
+    if created:
+        session.add_all(AlbumTrack(album_id=album.id, track_id=track_id, position=position,
+                                   start_s=start_s, end_s=end_s)
+                        for position, (track_id, start_s, end_s) in enumerate(chapters, 1))
+    await session.commit()
+    return album, created
+
+
+@dataclass(frozen=True)
+class AlbumEntry:
+    position: int
+    start_s: float
+    end_s: float
+    track_id: int
+    display_name: str
+    key: str | None
+    tempo_bpm: float | None
+
+
+async def album_tracklist(session: AsyncSession, album: Album) -> list[AlbumEntry]:
+    """The album's songs in order, with who made each (the tracks of people who have been
+    forgotten since are gone from it)."""
+    rows = await session.execute(
+        select(AlbumTrack, Track, User.display_name)
+        .join(Track, AlbumTrack.track_id == Track.id).join(User, Track.user_id == User.id)
+        .where(AlbumTrack.album_id == album.id).order_by(AlbumTrack.position))
+    return [AlbumEntry(entry.position, entry.start_s, entry.end_s, track.id, name, track.key,
+                       track.tempo_bpm) for entry, track, name in rows]
+
+
+async def subscribed_chats(session: AsyncSession) -> list[Chat]:
+    rows = await session.execute(select(Chat).where(Chat.album_subscribed.is_(True))
+                                 .order_by(Chat.id))
+    return list(rows.scalars())
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any],

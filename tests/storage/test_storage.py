@@ -137,3 +137,17 @@ async def test_forget_leaves_nothing_of_that_person(database: Database) -> None:
         assert database.blobs.exists(theirs.audio_blob)
         assert not database.blobs.exists(mine.audio_blob)
         assert deleted == 3  # input, song and MIDI of "a1"; "a2" is byte-equal to Bob's
+
+
+async def test_the_migrations_make_exactly_the_models_tables(empty_database) -> None:
+    """Every change to storage/models.py has its migration (nothing missing, nothing extra)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.models import Base
+
+    await migrate(empty_database)
+    async with empty_database.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+    assert differences == []
