@@ -117,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
                                 "127.0.0.1:8080) and every adapter whose token is set")
     serve.set_defaults(run=run_serve, json=False)
 
+    curate = commands.add_parser("curate", help="the nightly curation, once: measure the "
+                                 "songs not measured yet and score this week's shared ones")
+    curate.add_argument("--json", action="store_true", help="print what was done as JSON")
+    curate.set_defaults(run=run_curate)
+    album = commands.add_parser("album", help="the weekly community album")
+    album_commands = album.add_subparsers(dest="album_command", required=True,
+                                          parser_class=_Parser)
+    build = album_commands.add_parser("build", help="make a week's album (once: a week that "
+                                      "has its album keeps it)")
+    build.add_argument("--week", default=None, metavar="YYYY-Www",
+                       help="the ISO week (default: the week that ended last)")
+    build.add_argument("--json", action="store_true", help="print the album as JSON")
+    build.set_defaults(run=run_album_build)
+
     database = commands.add_parser("db", help="the database")
     database_commands = database.add_subparsers(dest="db_command", required=True,
                                                 parser_class=_Parser)
@@ -314,6 +328,62 @@ def run_db_upgrade(args: argparse.Namespace) -> dict[str, Any]:
     asyncio.run(upgrade())
     print("singsong db: the schema is up to date", file=sys.stderr)
     return {}
+
+
+def _with_storage(work: Any) -> dict[str, Any]:
+    """Run `work(sessions, blobs, settings)` on the configured, migrated database."""
+    import asyncio
+
+    from bot.config import load_settings
+    from storage.blobs import BlobStore
+    from storage.database import create_engine, migrate, session_factory
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> dict[str, Any]:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await migrate(engine)
+            result: dict[str, Any] = await work(session_factory(engine),
+                                                BlobStore(settings.data_dir / "blobs"),
+                                                settings)
+            return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def run_curate(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from bot.scheduler import run_curation
+
+    report = _with_storage(lambda sessions, blobs, settings: run_curation(
+        sessions, blobs, datetime.now(UTC)))
+    print(f"singsong curate: measured {report['measured']} songs ({report['failed']} "
+          f"failed); {len(report['candidates'])} shared this week", file=sys.stderr)
+    return report
+
+
+def run_album_build(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from bot.scheduler import AlbumSettings, build_album, last_week, week_bounds
+
+    week = args.week or last_week(datetime.now(UTC))
+    week_bounds(week)  # a bad week is the user's mistake, before anything opens
+    report = _with_storage(lambda sessions, blobs, settings: build_album(
+        sessions, blobs, week, AlbumSettings(settings.album_size, settings.album_per_person)))
+    if report["album_id"] is None:
+        print(f"singsong album: no album for {week}: {report['candidates']} songs were "
+              "shared that week that can go in one", file=sys.stderr)
+    else:
+        made = "made" if report["created"] else "already made"
+        print(f"singsong album: {week} {made}: {len(report['tracks'])} songs, "
+              f"{report['duration_s']:.0f} s", file=sys.stderr)
+    return report
 
 
 def run_serve(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,12 +29,15 @@ from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Album, AlbumTrack, Chat, Job, Track, User
+from storage.models import Album, Chat, Job, Track, User, now
 
 log = logging.getLogger("singsong.commands")
 
 SEED_LIMIT = 2**31
 KINDS_WITH_JOBS = ("sing", "lyrics", "melody", "piano")
+ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
+               "mp3": ("mp3_blob", "mp3", "audio/mpeg"),
+               "cover": ("cover_blob", "png", "image/png")}
 TRACK_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "midi": ("midi_blob", "mid", "audio/midi"),
                "picture": ("picture_blob", "png", "image/png")}
@@ -147,6 +150,25 @@ class TrackView:
 
 
 @dataclass(frozen=True)
+class AlbumEntryView:
+    position: int
+    title: str
+    credit: str  # the display name of the person who shared it
+    start_s: float  # its chapter in the album file
+    end_s: float
+    key: str | None
+
+
+@dataclass(frozen=True)
+class AlbumView:
+    id: int
+    week: str
+    duration_s: float
+    parts: tuple[str, ...]  # which files exist: "audio", "mp3", "cover"
+    tracks: tuple[AlbumEntryView, ...]
+
+
+@dataclass(frozen=True)
 class JobView:
     id: int
     kind: str
@@ -207,7 +229,7 @@ class Commands:
             if command == "share":
                 return await self.share(message.person, message.text)
             if command == "album":
-                return await self.album()
+                return await self.album(message.place, message.text)
             if command == "style":
                 return await self.style(message.person, message.text)
             if command == "forget":
@@ -348,32 +370,96 @@ class Commands:
         return Reply(f"Done: I forgot you, your songs and your clips ({deleted} files "
                      "deleted).")
 
-    async def album(self) -> Reply:
+    async def album(self, place: Place, argument: str = "") -> Reply:
+        """/album: the newest album; /album on|off: post every week's album in this chat."""
+        choice = argument.strip().lower()
+        if choice in ("on", "off"):
+            subscribed = choice == "on"
+            async with self.sessions() as session:
+                chat = await queries.chat_for(session, place.platform, place.chat_id)
+                chat.album_subscribed = subscribed
+                await session.commit()
+            return Reply("Every week's community album will be posted here." if subscribed
+                         else "I will not post the weekly album here any more.")
         return await self.announce_album() or Reply(
             "There is no community album yet. Every week I make one from the songs people "
-            "share: share yours with /share.")
+            "share: share yours with /share. (/album on posts each new one here.)")
 
-    async def announce_album(self) -> Reply | None:
-        """The newest weekly album as a Reply, or None when there is none yet."""
+    async def subscribe(self, place: Place) -> None:
+        """Post every week's album in this chat (a configured channel, for example)."""
+        await self.album(place, "on")
+
+    async def album_view(self, week: str | None = None) -> AlbumView | None:
+        """An album (the newest when no week is given) with its tracklist."""
         async with self.sessions() as session:
-            album = (await session.execute(select(Album).where(Album.audio_blob.is_not(None))
-                                           .order_by(Album.week.desc()).limit(1))
-                     ).scalar_one_or_none()
+            query = select(Album).where(Album.audio_blob.is_not(None))
+            query = (query.where(Album.week == week) if week
+                     else query.order_by(Album.week.desc()).limit(1))
+            album = (await session.execute(query)).scalar_one_or_none()
             if album is None:
                 return None
-            count = (await session.execute(select(func.count()).select_from(AlbumTrack)
-                                           .where(AlbumTrack.album_id == album.id))).scalar_one()
-        files = []
-        if album.mp3_blob:
-            files.append(FileOut(self.blobs.get(album.mp3_blob),
-                                 f"singsong-album-{album.week}.mp3", "audio/mpeg"))
-        if album.cover_blob:
-            files.append(FileOut(self.blobs.get(album.cover_blob),
-                                 f"singsong-album-{album.week}.png", "image/png"))
-        voice = (FileOut(self.blobs.get(album.audio_blob), f"singsong-album-{album.week}.ogg",
-                         "audio/ogg") if album.audio_blob and not album.mp3_blob else None)
-        return Reply(f"The SingSong community album of week {album.week}: {count} songs "
-                     "people shared.", voice=voice, files=tuple(files))
+            entries = await queries.album_tracklist(session, album)
+        parts = tuple(part for part, column in (("audio", album.audio_blob),
+                                                ("mp3", album.mp3_blob),
+                                                ("cover", album.cover_blob)) if column)
+        return AlbumView(album.id, album.week, album.duration_s or 0.0, parts, tuple(
+            AlbumEntryView(e.position, song_title(e.track_id, e.display_name),
+                           e.display_name or "someone", e.start_s, e.end_s, e.key)
+            for e in entries))
+
+    async def album_file(self, week: str, part: str) -> FileOut | None:
+        """One file of a week's album: "audio" (OGG/Opus), "mp3" or "cover" (PNG)."""
+        if part not in ALBUM_PARTS:
+            return None
+        column, extension, mime = ALBUM_PARTS[part]
+        async with self.sessions() as session:
+            album = await queries.album_of_week(session, week)
+        name = getattr(album, column) if album is not None else None
+        if name is None:
+            return None
+        return FileOut(self.blobs.get(name), f"singsong-album-{week}.{extension}", mime)
+
+    async def announce_album(self, week: str | None = None) -> Reply | None:
+        """An album (the newest when no week is given) as a Reply: its tracklist with the
+        chapter times and credits, the MP3 (or the OGG when there is no MP3) and the cover;
+        None when there is none."""
+        view = await self.album_view(week)
+        if view is None:
+            return None
+        lines = [f"The SingSong community album of week {view.week}: {len(view.tracks)} "
+                 f"songs people shared ({_minutes(view.duration_s)})."]
+        lines += [f"{t.position}. {_minutes(t.start_s)} {t.title}" for t in view.tracks]
+        files = [found for part in ("mp3", "cover")
+                 if (found := await self.album_file(view.week, part)) is not None]
+        voice = None if "mp3" in view.parts else await self.album_file(view.week, "audio")
+        return Reply("\n".join(lines), voice=voice, files=tuple(files))
+
+    async def post_album(self, week: str) -> int:
+        """Post a week's album to every subscribed chat whose platform runs here, once (the
+        album is marked posted first, so two processes never both post it). The number of
+        chats it reached."""
+        reply = await self.announce_album(week)
+        if reply is None:
+            return 0
+        async with self.sessions() as session:
+            claimed = await session.execute(update(Album).where(
+                Album.week == week, Album.posted_at.is_(None)).values(posted_at=now()))
+            await session.commit()
+            if not claimed.rowcount:  # type: ignore[attr-defined]
+                return 0
+            chats = await queries.subscribed_chats(session)
+        reached = 0
+        for chat in chats:
+            outbox = self._outboxes.get(chat.platform)
+            if outbox is None:
+                continue
+            try:
+                await outbox.deliver(Target(chat.platform_chat_id, {}), reply)
+                reached += 1
+            except Exception:
+                log.exception("posting the album of %s to %s chat %d failed", week,
+                              chat.platform, chat.id)
+        return reached
 
     # Views for the web page.
 
@@ -568,6 +654,16 @@ def _track_view(track: Track, kind: str) -> TrackView:
     created: datetime = track.created_at
     return TrackView(track.id, kind, created.isoformat(), round(track.duration_s, 2),
                      track.key, track.tempo_bpm, track.shared, parts)
+
+
+def song_title(track_id: int, display_name: str) -> str:
+    """How a shared song is named in an album: its number and who made it."""
+    return f"Song #{track_id} by {display_name or 'someone'}"
+
+
+def _minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def _track_id(text: str) -> int | None:

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     discord_api_base: str = DISCORD_API
     discord_album_channel_id: int | None = None
     admin_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    curate_hour: int = Field(default=3, ge=0, le=23, description="UTC hour of the nightly "
+                             "curation")
+    album_weekday: int = Field(default=0, ge=0, le=6, description="day the weekly album is "
+                               "made and posted (0 = Monday)")
+    album_hour: int = Field(default=9, ge=0, le=23, description="UTC hour on that day")
+    album_size: int = Field(default=20, ge=1, le=100, description="songs in an album at most")
+    album_per_person: int = Field(default=2, ge=1, le=20, description="songs of one person "
+                                  "in an album at most")
 
     @field_validator("admin_ids", mode="before")
     @classmethod

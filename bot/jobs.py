@@ -78,7 +78,37 @@ Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
 
 
 def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
-    """The engine call for each kind of job: bytes out, plus what to record."""
+    """The engine call for each kind of job: bytes out, plus what to record (the song's
+    curation features among it: measured here, at ingest, while the worker has it)."""
+    made = _make(kind, data, parameters)
+    made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
+                               pitch_accuracy=made.pop("pitch_accuracy", None),
+                               downbeat_s=None if kind == "piano" else 0.0)
+    return made
+
+
+FEATURE_RATE = 22050  # engine.curate's frames are sized for 22.05 kHz
+
+
+def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
+            pitch_accuracy: float | None = None,
+            downbeat_s: float | None = None) -> dict[str, Any]:
+    """A stored song's curation features as JSON, or {"failed": why} when it cannot be
+    measured (such a song stays out of albums). SingSong's own songs start on a downbeat
+    (downbeat_s=0.0); a piano transcription keeps the singer's timing (None)."""
+    from engine import audio, curate
+
+    try:
+        decoded = audio.decode(data, sample_rate=FEATURE_RATE)
+        return curate.features(decoded.samples, decoded.sample_rate, key=key,
+                               tempo_bpm=tempo_bpm, downbeat_s=downbeat_s,
+                               pitch_accuracy=pitch_accuracy).to_json()
+    except Exception as error:
+        log.warning("measuring a song failed: %s: %s", type(error).__name__, error)
+        return {"failed": f"{type(error).__name__}: {error}"[:500]}
+
+
+def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
     from engine import pipeline
     from engine.theory import parse_key
 
@@ -90,7 +120,8 @@ def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dic
                                 style=parameters.get("style", "pop")))
         return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
                 "duration_s": song.summary["duration_s"], "key": song.summary["key"],
-                "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s}
+                "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
+                "pitch_accuracy": song.summary.get("pitch_accuracy")}
     if kind == "melody":
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
@@ -187,7 +218,8 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
             midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
             picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
             duration_s=float(made["duration_s"]), key=made.get("key"),
-            tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"))
+            tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"),
+            features=made.get("features"))
         return "done"
 
 

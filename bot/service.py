@@ -75,8 +75,10 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
 
 async def serve(settings: Settings) -> None:
     """`singsong serve`: the web chat, plus Telegram and Discord when their tokens are set,
-    until SIGINT or SIGTERM; then the jobs under way finish and are answered."""
+    and the nightly curation and weekly album by the clock, until SIGINT or SIGTERM; then
+    the jobs under way finish and are answered."""
     from bot.adapters.web import WebAdapter
+    from bot.scheduler import Scheduler
 
     service = await open_service(settings)
     web = WebAdapter(service.commands, settings)
@@ -93,6 +95,7 @@ async def serve(settings: Settings) -> None:
 
         adapters["discord"] = DiscordAdapter(service.commands, settings)
 
+    scheduler = Scheduler(service.commands, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -103,10 +106,12 @@ async def serve(settings: Settings) -> None:
             await adapter.start()
             service.commands.attach(platform, adapter)
         await service.commands.deliver_unsent()
+        scheduler.start()
         log.info("SingSong is listening on %s (%s)", web.url, ", ".join(adapters))
         await stop.wait()
     finally:
         log.info("stopping: finishing the jobs under way")
+        await scheduler.stop()
         await service.jobs.wait()
         for adapter in reversed(adapters.values()):
             with contextlib.suppress(Exception):

@@ -128,6 +128,9 @@ class DiscordAdapter:
                 self._connection.result()  # raises why the connection ended
             raise TimeoutError(f"Discord was not ready within {READY_TIMEOUT_S:.0f} s")
         log.info("discord: connected as %s", self.client.user)
+        channel_id = self.settings.discord_album_channel_id
+        if channel_id is not None:  # the weekly album is posted there
+            await self.commands.subscribe(Place(PLATFORM, str(channel_id), private=False))
 
     async def stop(self) -> None:
         self._stopped = True
@@ -177,23 +180,6 @@ class DiscordAdapter:
                                                  channel_id=int(target.chat_id),
                                                  fail_if_not_exists=False)
         await self._send(channel.send, reply, limit, reference=reference)
-
-    async def post_album(self) -> bool:
-        """Post this week's album in the configured channel; False when there is no album or
-        no channel."""
-        channel_id = self.settings.discord_album_channel_id
-        if channel_id is None:
-            return False
-        reply = await self.commands.announce_album()
-        if reply is None:
-            return False
-        await self._login()
-        known = self.client.get_channel(channel_id)
-        limit = known.guild.filesize_limit if isinstance(known, discord.TextChannel) else (
-            DEFAULT_UPLOAD_LIMIT)
-        channel = self.client.get_partial_messageable(channel_id)
-        await self._send(channel.send, reply, limit)
-        return True
 
     # --- Messages -------------------------------------------------------------------------
 

@@ -103,14 +103,32 @@ SCHEMAS: dict[str, Any] = {
                        "keys": {"type": "array", "items": {"type": "string"}},
                        "max_clip_bytes": {"type": "integer"}},
     },
-    "Album": {
-        "type": "object", "required": ["text", "files"],
+    "AlbumTrack": {
+        "type": "object",
+        "required": ["position", "title", "credit", "start_s", "end_s", "key"],
         "properties": {
-            "text": {"type": "string"},
-            "files": {"type": "array", "items": {
-                "type": "object", "required": ["filename", "mime", "url"],
-                "properties": {"filename": {"type": "string"}, "mime": {"type": "string"},
-                               "url": {"type": "string"}}}},
+            "position": {"type": "integer", "minimum": 1},
+            "title": {"type": "string", "examples": ["Song #12 by Alice"]},
+            "credit": {"type": "string", "description": "the display name of whose voice it is"},
+            "start_s": {"type": "number", "description": "its chapter in the album file: start"},
+            "end_s": {"type": "number", "description": "its chapter in the album file: end"},
+            "key": {"type": ["string", "null"], "examples": ["A minor"]},
+        },
+    },
+    "Album": {
+        "type": "object", "required": ["week", "duration_s", "tracks", "files", "page"],
+        "properties": {
+            "week": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$",
+                     "examples": ["2026-W47"]},
+            "duration_s": {"type": "number", "description": "seconds"},
+            "tracks": {"type": "array", "items": _ref("AlbumTrack"), "description": "in order"},
+            "files": {"type": "object",
+                      "description": "the files that exist: audio (OGG/Opus), mp3, cover (PNG)",
+                      "properties": {"audio": {"type": "string"}, "mp3": {"type": "string"},
+                                     "cover": {"type": "string"}},
+                      "additionalProperties": False},
+            "page": {"type": "string", "description": "the album's web page",
+                     "examples": ["/album?week=2026-W47"]},
         },
     },
 }
@@ -173,16 +191,35 @@ PATHS: dict[str, Any] = {
                         "schema": {"enum": ["another", "piano"]}}],
         "responses": STARTED_JOB}},
     "/api/album": {"get": {
-        "summary": "This week's community album", "operationId": "album",
-        "responses": {"200": _json_body(_ref("Album"), "the album and its files"),
-                      "404": _error("there is no album yet")}}},
-    "/api/album/{filename}": {"get": {
-        "summary": "A file of this week's album (audio, cover)", "operationId": "albumFile",
-        "parameters": [{"name": "filename", "in": "path", "required": True,
-                        "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "the file", "content": {
-            "audio/mpeg": {}, "audio/ogg": {}, "image/png": {}}},
-            "404": _error("no album, or no such file")}}},
+        "summary": "A weekly community album (the newest, or the week asked for): its "
+                   "tracklist with chapters and credits, and its files. Public: no cookie needed",
+        "operationId": "album",
+        "parameters": [{"name": "week", "in": "query", "required": False,
+                        "description": "an ISO week; without it, the newest album",
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"},
+                        "examples": {"week": {"value": "2026-W47"}}}],
+        "responses": {"200": _json_body(_ref("Album"), "the album"),
+                      "400": _error("week is not a week written as YYYY-Www"),
+                      "404": _error("there is no album (of that week) yet")}}},
+    "/api/albums/{week}/{part}": {"get": {
+        "summary": "A file of a week's album: audio (OGG/Opus with chapters), mp3 or cover "
+                   "(PNG), named singsong-album-WEEK.ogg|mp3|png. Public: no cookie needed",
+        "operationId": "getAlbumFile",
+        "parameters": [{"name": "week", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"}},
+                       {"name": "part", "in": "path", "required": True,
+                        "schema": {"enum": ["audio", "mp3", "cover"]}},
+                       {"name": "download", "in": "query", "required": False,
+                        "description": "any value: as an attachment rather than inline",
+                        "schema": {"type": "string"}},
+                       {"name": "Range", "in": "header", "required": False,
+                        "schema": {"type": "string", "examples": ["bytes=0-1023"]}}],
+        "responses": {
+            "200": {"description": "the file, with a download filename", "content": {
+                "audio/ogg": {}, "audio/mpeg": {}, "image/png": {}}},
+            "206": {"description": "the byte range asked for"},
+            "416": {"description": "the range is outside the file"},
+            "404": _error("no album of that week, or it has no such file")}}},
     "/api/forget": {"post": {
         "summary": "Delete every song, clip and setting of this browser's person",
         "operationId": "forget",

@@ -1,12 +1,14 @@
 """The web chat: a small page and a JSON API over the same commands as the chat platforms.
 
 Each browser is one person, known by a random id in an HttpOnly cookie. The page polls its
-jobs, so delivering a finished job's reply is a no-op here.
+jobs, so delivering a finished job's reply is a no-op here. The weekly album (its page at
+/album, its JSON and files) is public: it holds only songs people shared.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import re
 import secrets
@@ -21,6 +23,8 @@ from aiohttp.web_request import FileField
 
 from bot.adapters.openapi import openapi_document
 from bot.commands import (
+    AlbumEntryView,
+    AlbumView,
     Clip,
     Commands,
     FileOut,
@@ -46,6 +50,8 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 TRACK_PARTS = ("audio", "midi", "picture")
 TRACK_ACTIONS = ("another", "piano")
+ALBUM_PARTS = ("audio", "mp3", "cover")
+ISO_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the small fields beside the clip
 LINGER_S = 2.0  # how long the rest of a refused upload is read and dropped
 KEYS = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES)
@@ -88,6 +94,7 @@ class WebAdapter:
 
     def _add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/", self._page)
+        router.add_get("/album", self._album_page)
         router.add_static("/static/", STATIC_DIR)
         router.add_get("/api/openapi.json", self._openapi)
         router.add_get("/api/options", self._options)
@@ -98,7 +105,7 @@ class WebAdapter:
         router.add_post("/api/tracks/{id}/share", self._share)
         router.add_post("/api/tracks/{id}/{action}", self._track_action)
         router.add_get("/api/album", self._album)
-        router.add_get("/api/album/{filename}", self._album_file)
+        router.add_get("/api/albums/{week}/{part}", self._album_file)
         router.add_post("/api/forget", self._forget)
 
     # Lifecycle.
@@ -168,6 +175,11 @@ class WebAdapter:
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    async def _album_page(self, request: web.Request) -> web.StreamResponse:
+        """The album page: its script asks /api/album for the week in its own query."""
+        return web.FileResponse(STATIC_DIR / "album.html",
                                 headers={"Cache-Control": "no-cache"})
 
     async def _openapi(self, request: web.Request) -> web.Response:
@@ -296,21 +308,27 @@ class WebAdapter:
     # The album and forgetting.
 
     async def _album(self, request: web.Request) -> web.Response:
-        album = await self.commands.announce_album()
-        if album is None:
-            raise ApiError(404, "There is no community album yet: share a song to be in the "
-                                "next one.")
-        files = [{"filename": f.filename, "mime": f.mime, "url": f"/api/album/{f.filename}"}
-                 for f in _reply_files(album)]
-        return web.json_response({"text": album.text, "files": files})
+        """The newest album, or the one of ?week=YYYY-Www: public, no person needed."""
+        week = request.query.get("week") or None  # ?week= (empty) is the newest too
+        if week is not None and not _is_iso_week(week):
+            raise ApiError(400, "Name the week as year, W and week number, for example "
+                                "2026-W47.")
+        view = await self.commands.album_view(week)
+        if view is None:
+            raise ApiError(404, "There is no community album for that week." if week else
+                           "There is no community album yet: share a song to be in the "
+                           "next one.")
+        return web.json_response(_album_json(view))
 
     async def _album_file(self, request: web.Request) -> web.Response:
-        album = await self.commands.announce_album()
-        wanted = request.match_info["filename"]
-        for found in _reply_files(album) if album is not None else []:
-            if found.filename == wanted:
-                return _file_response(request, found, "inline")
-        raise ApiError(404, "This week's album has no such file.")
+        """A file of a week's album (audio, mp3 or cover), with byte ranges for seeking."""
+        week, part = request.match_info["week"], request.match_info["part"]
+        found = (await self.commands.album_file(week, part)
+                 if _is_iso_week(week) and part in ALBUM_PARTS else None)
+        if found is None:
+            raise ApiError(404, "There is no album of that week, or it has no such file.")
+        disposition = "attachment" if request.query.get("download") else "inline"
+        return _file_response(request, found, disposition, cache="public, no-cache")
 
     async def _forget(self, request: web.Request) -> web.Response:
         """Delete everything of this browser's person, and the cookie that named it."""
@@ -354,6 +372,18 @@ def _number(request: web.Request, name: str) -> int:
     return int(text)
 
 
+def _is_iso_week(text: str) -> bool:
+    """Whether text names a week that exists, as YYYY-Www (2026-W47)."""
+    match = ISO_WEEK.fullmatch(text)
+    if match is None:
+        return False
+    try:
+        datetime.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        return False
+    return True
+
+
 def _safe_filename(name: str | None) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or "").name)[-100:]
     return cleaned or "clip"
@@ -379,8 +409,17 @@ def _job_json(view: JobView, message: str | None = None) -> dict[str, Any]:
     return data
 
 
-def _reply_files(reply: Reply) -> list[FileOut]:
-    return [f for f in (reply.voice, *reply.files) if f is not None]
+def _album_json(view: AlbumView) -> dict[str, Any]:
+    return {"week": view.week, "duration_s": round(view.duration_s, 3),
+            "tracks": [_album_entry_json(entry) for entry in view.tracks],
+            "files": {part: f"/api/albums/{view.week}/{part}" for part in view.parts},
+            "page": f"/album?week={view.week}"}
+
+
+def _album_entry_json(entry: AlbumEntryView) -> dict[str, Any]:
+    return {"position": entry.position, "title": entry.title, "credit": entry.credit,
+            "start_s": round(entry.start_s, 3), "end_s": round(entry.end_s, 3),
+            "key": entry.key}
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None
@@ -389,10 +428,11 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
                              headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def _file_response(request: web.Request, found: FileOut, disposition: str) -> web.Response:
+def _file_response(request: web.Request, found: FileOut, disposition: str,
+                   cache: str = "private, no-cache") -> web.Response:
     """The file, or the byte range an <audio> element asks for when it seeks."""
     headers = {"Content-Disposition": f'{disposition}; filename="{found.filename}"',
-               "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+               "Accept-Ranges": "bytes", "Cache-Control": cache}
     size = len(found.data)
     wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("Range", "").strip())
     if wanted is None or wanted.group(1) == wanted.group(2) == "":

@@ -8,7 +8,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -351,25 +350,19 @@ async def test_a_restart_mid_job_ends_in_exactly_one_reply(
         await fake.wait_for(posted(follow_ups(pressed), ".mid"), TIMEOUT_S)
 
 
-async def test_post_album_posts_this_weeks_album_in_the_album_channel(
+async def test_the_weekly_album_is_posted_in_the_album_channel(
         fake: FakeDiscord, tmp_path: Path) -> None:
     settings = discord_settings(tmp_path, fake, discord_album_channel_id=TEXT_CHANNEL_ID)
-    async with running(settings) as (service, adapter):
-        assert not await adapter.post_album()  # no album yet
-        year, week, _ = date.today().isocalendar()
+    async with running(settings) as (service, _adapter):
+        assert await service.commands.post_album("2026-W47") == 0  # no album yet
         mp3 = ffmpeg_make("-f", "lavfi", "-i", "sine=frequency=440:duration=2", suffix=".mp3")
         async with service.sessions() as session:
-            session.add(Album(week=f"{year}-W{week:02d}", audio_blob=service.blobs.put(mp3),
-                              mp3_blob=service.blobs.put(mp3)))
+            session.add(Album(week="2026-W47", audio_blob=service.blobs.put(mp3),
+                              mp3_blob=service.blobs.put(mp3), duration_s=2.0))
             await session.commit()
-        assert await adapter.post_album()
+        assert await service.commands.post_album("2026-W47") == 1
+        assert await service.commands.post_album("2026-W47") == 0  # once
         album = await fake.wait_for(posted(channel_messages(TEXT_CHANNEL_ID), ".mp3"),
                                     TIMEOUT_S)
-    assert album.filenames == [f"singsong-album-{year}-W{week:02d}.mp3"]
+    assert album.filenames == ["singsong-album-2026-W47.mp3"]
     assert album.files[0].data == mp3 and "community album" in album.content
-
-
-async def test_post_album_without_a_channel_posts_nothing(
-        fake: FakeDiscord, discord_bot: tuple[Service, DiscordAdapter]) -> None:
-    assert not await discord_bot[1].post_album()
-    assert not fake.sent(r"^/channels/")

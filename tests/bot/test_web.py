@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from bot.adapters.web import COOKIE, WebAdapter
 from bot.commands import Commands
 from bot.jobs import Limits, close_worker_threads, run_engine
 from bot.service import Service, open_service
+from storage import queries
+from storage.models import Album, AlbumTrack
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
 
 TIMEOUT_S = 120
 PNG = b"\x89PNG\r\n\x1a\n"
+WEEK = "2026-W47"
+ALBUM_RATE = 48000
 
 
 @asynccontextmanager
@@ -61,6 +68,79 @@ async def alice(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
 async def bob(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
     async with browser(web) as session:
         yield session
+
+
+@dataclass(frozen=True)
+class AlbumSong:
+    ogg: bytes
+    duration_s: float
+    key: str
+
+
+@dataclass(frozen=True)
+class AlbumMedia:
+    """What an album test stores: two real songs, the album file joined from them (OGG/Opus
+    and MP3) and a PNG cover."""
+
+    songs: tuple[AlbumSong, AlbumSong]
+    ogg: bytes
+    mp3: bytes
+    cover: bytes
+
+    @property
+    def chapters(self) -> list[tuple[float, float]]:
+        """(start s, end s) of each song in the album file."""
+        first = self.songs[0].duration_s
+        return [(0.0, first), (first, first + self.songs[1].duration_s)]
+
+
+@functools.cache
+def album_media() -> AlbumMedia:
+    """Two short seeded melodies from the engine (piano and band, 4 bars each), joined as an
+    album would be; made once per test run (a few seconds)."""
+    from engine import audio, picture, pipeline
+
+    pieces = [pipeline.melody(seed=seed, bars=4, formats=("ogg",), style=style)
+              for seed, style in ((3, None), (4, "lofi"))]
+    decoded = [audio.decode(piece.files["ogg"], sample_rate=ALBUM_RATE) for piece in pieces]
+    songs = tuple(AlbumSong(piece.files["ogg"], clip.duration_s,
+                            str(pipeline.melody_summary(piece.melody)["key"]))
+                  for piece, clip in zip(pieces, decoded, strict=True))
+    joined = np.concatenate([clip.samples for clip in decoded])
+    return AlbumMedia((songs[0], songs[1]), audio.encode(joined, ALBUM_RATE, "ogg"),
+                      audio.encode(joined, ALBUM_RATE, "mp3"),
+                      picture.piano_roll_png(pieces[0].melody, title=f"SingSong {WEEK}"))
+
+
+async def make_album(service: Service, week: str = WEEK,
+                     parts: tuple[str, ...] = ("audio", "mp3", "cover")) -> AlbumMedia:
+    """Store a week's album as the weekly run would: Alice's and Bob's shared songs (tracks
+    of Telegram users with display names), the album's files and its chapters."""
+    media, blobs = album_media(), service.blobs
+    async with service.sessions() as session:
+        track_ids = []
+        for number, (name, song) in enumerate(zip(("Alice", "Bob"), media.songs, strict=True)):
+            user = await queries.user_for(session, "telegram", f"{week}-{number}", name)
+            user.album_consent = True
+            job, _ = await queries.submit_job(session, key=f"album-test:{week}:{number}",
+                                              kind="melody", user=user)
+            track = await queries.save_track(session, job, audio_blob=blobs.put(song.ogg),
+                                             midi_blob=None, picture_blob=None,
+                                             duration_s=song.duration_s, key=song.key)
+            track.shared = True
+            track_ids.append(track.id)
+        album = Album(week=week, duration_s=sum(song.duration_s for song in media.songs),
+                      audio_blob=blobs.put(media.ogg) if "audio" in parts else None,
+                      mp3_blob=blobs.put(media.mp3) if "mp3" in parts else None,
+                      cover_blob=blobs.put(media.cover) if "cover" in parts else None)
+        session.add(album)
+        await session.flush()
+        session.add_all(AlbumTrack(album_id=album.id, track_id=track_id, position=position,
+                                   start_s=start_s, end_s=end_s)
+                        for position, (track_id, (start_s, end_s))
+                        in enumerate(zip(track_ids, media.chapters, strict=True), 1))
+        await session.commit()
+    return media
 
 
 def clip_form(kind: str, data: bytes, filename: str = "voice.ogg") -> aiohttp.FormData:
@@ -323,7 +403,102 @@ async def test_the_openapi_document_names_every_route(web: WebAdapter,
         for operation in operations.values():
             assert operation["responses"], path
     schemas = document["components"]["schemas"]
-    assert {"Job", "Track", "Error", "History"} <= set(schemas)
+    assert {"Job", "Track", "Error", "History", "Album", "AlbumTrack"} <= set(schemas)
+    assert {"/api/album", "/api/albums/{week}/{part}"} <= set(document["paths"])
+    assert "/api/album/{filename}" not in document["paths"]  # the old album files are gone
+    assert set(schemas["Album"]["required"]) == {"week", "duration_s", "tracks", "files",
+                                                 "page"}
+
+
+async def test_the_weekly_album_and_its_files_are_public(service: Service,
+                                                         web: WebAdapter) -> None:
+    media = await make_album(service)
+    # No cookie at all: albums hold only songs people shared, so anyone may have them.
+    async with aiohttp.ClientSession(base_url=web.url,
+                                     cookie_jar=aiohttp.DummyCookieJar()) as anyone:
+        for path in ("/api/album", f"/api/album?week={WEEK}"):
+            async with anyone.get(path) as response:
+                assert response.status == 200
+                album = await response.json()
+            assert album["week"] == WEEK
+            assert album["page"] == f"/album?week={WEEK}"
+            assert album["duration_s"] == pytest.approx(sum(s.duration_s for s in media.songs),
+                                                        abs=0.01)
+            assert album["files"] == {part: f"/api/albums/{WEEK}/{part}"
+                                      for part in ("audio", "mp3", "cover")}
+            assert [(t["position"], t["title"], t["credit"], t["key"])
+                    for t in album["tracks"]] == [
+                (1, "Song #1 by Alice", "Alice", media.songs[0].key),
+                (2, "Song #2 by Bob", "Bob", media.songs[1].key)]
+            assert [(t["start_s"], t["end_s"]) for t in album["tracks"]] == [
+                pytest.approx(chapter, abs=0.001) for chapter in media.chapters]
+
+        for part, data, mime, extension in (("audio", media.ogg, "audio/ogg", "ogg"),
+                                            ("mp3", media.mp3, "audio/mpeg", "mp3"),
+                                            ("cover", media.cover, "image/png", "png")):
+            status, body, headers = await fetch(anyone, album["files"][part])
+            assert (status, body) == (200, data), part
+            assert headers["Content-Type"] == mime
+            filename = f"singsong-album-{WEEK}.{extension}"
+            assert headers["Content-Disposition"] == f'inline; filename="{filename}"'
+            assert headers["Accept-Ranges"] == "bytes"
+            _, _, headers = await fetch(anyone, album["files"][part] + "?download=1")
+            assert headers["Content-Disposition"] == f'attachment; filename="{filename}"'
+        assert media.ogg.startswith(b"OggS") and media.cover.startswith(PNG)
+
+        # Seeking in the player asks for byte ranges, as with the songs' own files.
+        url, size = album["files"]["audio"], len(media.ogg)
+        status, part_of, headers = await fetch(anyone, url, {"Range": "bytes=100-199"})
+        assert (status, part_of) == (206, media.ogg[100:200])
+        assert headers["Content-Range"] == f"bytes 100-199/{size}"
+        status, part_of, headers = await fetch(anyone, url, {"Range": "bytes=-50"})
+        assert (status, part_of) == (206, media.ogg[-50:])
+        status, part_of, _ = await fetch(anyone, url, {"Range": f"bytes={size - 10}-"})
+        assert (status, part_of) == (206, media.ogg[-10:])
+        status, _, headers = await fetch(anyone, url, {"Range": f"bytes={size}-"})
+        assert (status, headers["Content-Range"]) == (416, f"bytes */{size}")
+
+        async with anyone.get("/album") as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+            assert '<script src="/static/album.js"' in await response.text()
+
+
+async def test_the_newest_album_unless_a_week_is_asked_for(service: Service,
+                                                           alice: aiohttp.ClientSession) -> None:
+    async with alice.get("/api/album") as response:
+        assert response.status == 404
+        assert "no community album yet" in await error_of(response)
+    await make_album(service, "2026-W46", parts=("audio",))
+    await make_album(service, WEEK)
+
+    async with alice.get("/api/album") as response:
+        assert (await response.json())["week"] == WEEK
+    async with alice.get("/api/album?week=2026-W46") as response:
+        older = await response.json()
+    assert older["week"] == "2026-W46"
+    assert older["files"] == {"audio": "/api/albums/2026-W46/audio"}  # only what exists
+    assert [t["title"] for t in older["tracks"]] == ["Song #1 by Alice", "Song #2 by Bob"]
+    for missing in ("/api/albums/2026-W46/mp3", "/api/albums/2026-W46/cover",
+                    "/api/albums/2026-W45/audio", f"/api/albums/{WEEK}/midi",
+                    "/api/albums/2026-W99/audio",
+                    "/api/albums/latest/audio"):
+        async with alice.get(missing) as response:
+            assert response.status == 404, missing
+            await error_of(response)
+
+
+@pytest.mark.parametrize(("week", "status"), [
+    ("2026-W45", 404), ("2026-W1", 400), ("2026-47", 400), ("W47", 400), ("2026-W00", 400),
+    ("2026-W54", 400), ("2021-W53", 400), ("", 404)])
+async def test_a_week_that_has_no_album_is_404_and_a_bad_week_400(
+        service: Service, alice: aiohttp.ClientSession, week: str, status: int) -> None:
+    """2021 had 52 ISO weeks; an empty week means the newest, and there is none here."""
+    async with alice.get("/api/album", params={"week": week}) as response:
+        assert response.status == status
+        message = await error_of(response)
+    if status == 400:
+        assert "2026-W47" in message  # says how a week is written
 
 
 async def test_unknown_api_addresses_answer_json(alice: aiohttp.ClientSession) -> None:

@@ -190,29 +190,32 @@ async function loadAlbum() {
     return; // no album yet
   }
   $("album").hidden = false;
-  $("album-text").textContent = album.text;
-  const files = album.files.map((file) => {
-    if (file.mime.startsWith("audio/")) {
-      const audio = document.createElement("audio");
-      audio.controls = true;
-      audio.preload = "none";
-      audio.src = file.url;
-      audio.setAttribute("aria-label", "Play this week's album");
-      return audio;
-    }
-    if (file.mime.startsWith("image/")) {
-      const image = document.createElement("img");
-      image.src = file.url;
-      image.alt = "The album's cover";
-      return image;
-    }
-    const link = document.createElement("a");
-    link.href = file.url;
-    link.download = file.filename;
-    link.textContent = file.filename;
-    return link;
-  });
-  $("album-files").replaceChildren(...files);
+  const count = `${album.tracks.length} ${album.tracks.length === 1 ? "song" : "songs"}`;
+  const names = [...new Set(album.tracks.map((track) => track.credit))];
+  $("album-text").textContent = `Week ${album.week}: ${count} people shared` +
+    (names.length ? `, with the voices of ${names.join(", ")}.` : ".");
+  const shown = [];
+  if (album.files.cover) {
+    const image = document.createElement("img");
+    image.src = album.files.cover;
+    image.alt = `The cover of the album of week ${album.week}`;
+    shown.push(image);
+  }
+  const audioUrl = album.files.audio || album.files.mp3;
+  if (audioUrl) {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "none";
+    audio.src = audioUrl;
+    audio.setAttribute("aria-label", "Play this week's album");
+    shown.push(audio);
+  }
+  const link = document.createElement("a");
+  link.id = "album-link";
+  link.href = album.page;
+  link.textContent = "Open the album: tracklist, credits and downloads";
+  shown.push(link);
+  $("album-files").replaceChildren(...shown);
 }
 
 async function loadOptions() {
