@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -81,26 +82,41 @@ def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dic
     """The engine call for each kind of job: bytes out, plus what to record (the song's
     curation features among it: measured here, at ingest, while the worker has it)."""
     made = _make(kind, data, parameters)
+    started = time.perf_counter()
     made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
+                               samples=made.pop("samples", None),
                                pitch_accuracy=made.pop("pitch_accuracy", None),
                                downbeat_s=None if kind == "piano" else 0.0)
+    made["timings_s"] = {**made["timings_s"],
+                         "measure": round(time.perf_counter() - started, 4)}
     return made
+
+
+def warm_up() -> None:
+    """Import the engine and load what it keeps per process (the melody model, the
+    soundfont), by making one short melody."""
+    from engine import pipeline
+
+    pipeline.melody(seed=0, bars=1, formats=("ogg",))
 
 
 FEATURE_RATE = 22050  # engine.curate's frames are sized for 22.05 kHz
 
 
 def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
-            pitch_accuracy: float | None = None,
+            samples: tuple[Any, int] | None = None, pitch_accuracy: float | None = None,
             downbeat_s: float | None = None) -> dict[str, Any]:
     """A stored song's curation features as JSON, or {"failed": why} when it cannot be
-    measured (such a song stays out of albums). SingSong's own songs start on a downbeat
-    (downbeat_s=0.0); a piano transcription keeps the singer's timing (None)."""
+    measured (such a song stays out of albums). `samples`: the song already decoded
+    (samples, rate), which saves decoding `data` again. SingSong's own songs start on a
+    downbeat (downbeat_s=0.0); a piano transcription keeps the singer's timing (None)."""
     from engine import audio, curate
 
     try:
-        decoded = audio.decode(data, sample_rate=FEATURE_RATE)
-        return curate.features(decoded.samples, decoded.sample_rate, key=key,
+        if samples is None:
+            decoded = audio.decode(data, sample_rate=FEATURE_RATE)
+            samples = (decoded.samples, decoded.sample_rate)
+        return curate.features(samples[0], samples[1], key=key,
                                tempo_bpm=tempo_bpm, downbeat_s=downbeat_s,
                                pitch_accuracy=pitch_accuracy).to_json()
     except Exception as error:
@@ -109,7 +125,7 @@ def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
 
 
 def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
-    from engine import pipeline
+    from engine import arrange, pipeline
     from engine.theory import parse_key
 
     seed = int(parameters.get("seed", 0))
@@ -121,7 +137,8 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
         return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
                 "duration_s": song.summary["duration_s"], "key": song.summary["key"],
                 "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
-                "pitch_accuracy": song.summary.get("pitch_accuracy")}
+                "pitch_accuracy": song.summary.get("pitch_accuracy"),
+                "samples": (song.samples, arrange.SAMPLE_RATE)}
     if kind == "melody":
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
@@ -265,6 +282,10 @@ class JobEngine:
             # threads mid-flight.
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            # Start every worker now, and load the model and soundfont there, so that the
+            # first people after a start do not wait for it.
+            for _ in range(self.workers):
+                self._executor.submit(warm_up)
         async with self.sessions() as session:
             stale = STALE_RUNNING_S if self.redis_url else 0.0
             waiting = await requeue_abandoned(session, stale)

@@ -140,6 +140,7 @@ class Song:
     picture: bytes  # PNG: the voice's pitch before and after, against the melody (extras)
     summary: dict[str, Any]
     timings_s: dict[str, float]
+    samples: np.ndarray = field(repr=False)  # the mix, mono float at arrange.SAMPLE_RATE
 
 
 def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
@@ -244,7 +245,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
     }
     return Song(audio=encoded, audio_format=audio_format, melody=tune, sung=alignment.sung,
                 melody_midi=melody_midi, stems=stems, picture=image, summary=summary,
-                timings_s=timer.report())
+                timings_s=timer.report(), samples=mix)
 
 
 def _render_band(tune: Melody, band: arrange.Style, timer: StageTimer) -> np.ndarray:
