@@ -106,7 +106,8 @@ class Message:
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # "another:12", "piano:12", "midi:12", "share:12", "forget:yes", "style:lofi"
+    action: str  # "another:12", "piano:12", "midi:12", "share:12", "like:12", "forget:yes",
+    # "style:lofi"
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ class Commands:
                                           person.display_name)
             chat = await queries.chat_for(session, place.platform, place.chat_id)
         parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters,
-                      "reply_to": message.reply_to}
+                      "reply_to": message.reply_to, "private": place.private}
         key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
         try:
             job, _created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
@@ -283,6 +284,8 @@ class Commands:
             return Reply("That button is no longer valid.")
         if verb == "share":
             return await self.share(person, argument)
+        if verb == "like":
+            return await self.like(person, track_id)
         async with self.sessions() as session:
             found = await session.execute(select(Track, Job).join(Job, Track.job_id == Job.id)
                                           .where(Track.id == track_id))
@@ -345,6 +348,19 @@ class Commands:
             await session.commit()
         return Reply(f"Song #{track_id} is in the pool for this week's community album. "
                      "Thank you!")
+
+    async def like(self, person: Person, track_id: int) -> Reply:
+        """A like from someone else in the chat: it counts when the weekly album is chosen."""
+        if await self.owns(person, track_id):
+            return Reply("That one is yours: the others here can like it.")
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id,
+                                          person.display_name)
+            likes = await queries.vote(session, user, track_id)
+        if likes is None:
+            return Reply("I no longer have that song.")
+        return Reply(f"Liked! Song #{track_id} has {likes} like{'s' if likes != 1 else ''}: "
+                     "liked songs that are shared make it into the weekly album sooner.")
 
     async def style(self, person: Person, name: str) -> Reply:
         async with self.sessions() as session:
@@ -601,21 +617,24 @@ class Commands:
                  ).scalar_one()
         return finished_reply(job.kind, track, self._file(track, "audio"),
                               self._file(track, "midi") if track.midi_blob else None,
-                              self._file(track, "picture") if track.picture_blob else None)
+                              self._file(track, "picture") if track.picture_blob else None,
+                              in_a_group=job.parameters.get("private") is False)
 
 
 def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None,
-                   picture: FileOut | None) -> Reply:
-    """What a person gets for a finished job, with the buttons that fit it."""
+                   picture: FileOut | None, *, in_a_group: bool = False) -> Reply:
+    """What a person gets for a finished job, with the buttons that fit it (in a group
+    chat, a Like button for the others there)."""
     about = ", ".join(part for part in (
         track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
         f"{track.duration_s:.0f} s") if part)
     share = Button("Share to album", f"share:{track.id}")
     another = Button("Another melody", f"another:{track.id}")
+    like = (Button("Like", f"like:{track.id}"),) if in_a_group else ()
     if kind == "melody":
         return Reply(f"A new melody ({about}): the audio, the MIDI file and its piano roll.",
                      voice=audio, files=tuple(f for f in (midi, picture) if f),
-                     buttons=(another, share))
+                     buttons=(another, share, *like))
     if kind == "piano":
         return Reply(f"Your clip on the piano ({about}), with the notes as MIDI.",
                      voice=audio, files=tuple(f for f in (midi,) if f), buttons=(share,))
@@ -624,7 +643,7 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
         buttons.append(Button("Piano version", f"piano:{track.id}"))
     if midi is not None:
         buttons.append(Button("MIDI file", f"midi:{track.id}"))
-    buttons.append(share)
+    buttons += [share, *like]
     return Reply(f"Here is your song #{track.id} ({about}).", voice=audio,
                  buttons=tuple(buttons))
 

@@ -118,6 +118,20 @@ async def share(session: AsyncSession, user: User, track_id: int) -> Track | Non
     return track
 
 
+async def vote(session: AsyncSession, user: User, track_id: int) -> int | None:
+    """The person likes a track (once: a second like changes nothing); the track's number
+    of likes, or None when there is no such track."""
+    if await session.get(Track, track_id) is None:
+        return None
+    await session.execute(_insert_ignoring_conflicts(
+        session, Vote, {"track_id": track_id, "user_id": user.id, "value": 1,
+                        "created_at": now()}))
+    await session.commit()
+    count = await session.execute(select(func.count()).select_from(Vote)
+                                  .where(Vote.track_id == track_id))
+    return int(count.scalar_one())
+
+
 async def forget(session: AsyncSession, blobs: BlobStore, user: User) -> int:
     """Delete every row of this person (jobs, tracks, votes cascade with them), every album
     their voice is in (an album file cannot be cut apart), and every blob that nothing else

@@ -295,3 +295,22 @@ async def test_the_album_command(service: Service, outbox: RecordingOutbox) -> N
 def test_engine_mistakes_are_invalid_requests() -> None:
     with pytest.raises(InvalidRequest):
         run_engine("melody", None, {"key": "X flat", "seed": 1})
+
+
+async def test_in_a_group_the_others_can_like_a_song(service: Service,
+                                                     outbox: RecordingOutbox) -> None:
+    commands = service.commands
+    reply = await commands.handle(message("sing this for the group", command="sing",
+                                          place=GROUP))
+    await finished(service, reply)
+    song = outbox.sent[0][1]
+    like = next(button.action for button in song.buttons if button.label == "Like")
+    assert "yours" in (await commands.press(ALICE, GROUP, like, "l1", {})).text
+    assert "1 like:" in (await commands.press(BOB, GROUP, like, "l2", {})).text
+    assert "1 like:" in (await commands.press(BOB, GROUP, like, "l3", {})).text  # once
+    carol = Person("test", "carol")
+    assert "2 likes" in (await commands.press(carol, GROUP, like, "l4", {})).text
+    dm_reply = await commands.handle(message("and this one just for me", command="sing",
+                                             message_id="2"))
+    await finished(service, dm_reply)
+    assert all(b.label != "Like" for b in outbox.sent[1][1].buttons)
