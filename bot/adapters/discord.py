@@ -249,8 +249,12 @@ class DiscordAdapter:
             await self._on_slash(interaction, "piano", "", audio)
 
         @tree.command(name="album", description="This week's community album")
-        async def album(interaction: discord.Interaction) -> None:
-            await self._on_slash(interaction, "album")
+        @app_commands.describe(posting="on: post every new album in this channel; off: stop")
+        @app_commands.choices(posting=[app_commands.Choice(name=choice, value=choice)
+                                       for choice in ("on", "off")])
+        async def album(interaction: discord.Interaction,
+                        posting: app_commands.Choice[str] | None = None) -> None:
+            await self._on_slash(interaction, "album", posting.value if posting else "")
 
         @tree.command(name="history", description="Your last songs")
         async def history(interaction: discord.Interaction) -> None:

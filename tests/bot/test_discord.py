@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.jobs import LOOSE_LIMITS, Runner, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from storage.models import Album
+from storage.queries import subscribed_chats
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
 from tests.fakes.discord_api import (
@@ -366,3 +367,14 @@ async def test_the_weekly_album_is_posted_in_the_album_channel(
                                     TIMEOUT_S)
     assert album.filenames == ["singsong-album-2026-W47.mp3"]
     assert album.files[0].data == mp3 and "community album" in album.content
+
+
+async def test_slash_album_on_subscribes_the_channel(
+        fake: FakeDiscord, discord_bot: tuple[Service, DiscordAdapter]) -> None:
+    service, _adapter = discord_bot
+    asked = await fake.slash(fake.user("frank"), TEXT_CHANNEL_ID, "album", {"posting": "on"})
+    await fake.wait_for(posted(follow_ups(asked), text="posted here"), TIMEOUT_S)
+    async with service.sessions() as session:
+        chats = await subscribed_chats(session)
+    assert [(c.platform, c.platform_chat_id) for c in chats] == [("discord",
+                                                                  str(TEXT_CHANNEL_ID))]
