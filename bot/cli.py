@@ -370,7 +370,8 @@ def run_curate(args: argparse.Namespace) -> dict[str, Any]:
 def run_album_build(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from bot.scheduler import AlbumSettings, build_album, last_week, week_bounds
+    from bot.scheduler import AlbumSettings, build_album
+    from bot.weeks import last_week, week_bounds
 
     week = args.week or last_week(datetime.now(UTC))
     week_bounds(week)  # a bad week is the user's mistake, before anything opens

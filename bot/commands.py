@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import SlowDown
 from bot.jobs import INTERNAL_ERROR, JobEngine
+from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
 from engine.errors import InvalidRequest
@@ -186,9 +187,14 @@ class Commands:
     MAX_CLIP_BYTES = MAX_INPUT_BYTES
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
-                 jobs: JobEngine, *, seeds: Callable[[], int] | None = None) -> None:
+                 jobs: JobEngine, *, seeds: Callable[[], int] | None = None,
+                 admin_ids: frozenset[str] = frozenset(),
+                 album_builder: Callable[[str], Awaitable[dict[str, Any]]] | None = None
+                 ) -> None:
         self.sessions, self.blobs, self.jobs = sessions, blobs, jobs
         self._seeds = seeds or (lambda: random.SystemRandom().randrange(SEED_LIMIT))
+        self.admin_ids = admin_ids  # "platform:user_id" of the people who may publish albums
+        self.album_builder = album_builder  # builds a week's album (bot.scheduler)
         self._outboxes: dict[str, Outbox] = {}
         self._answered: dict[int, asyncio.Event] = {}
 
@@ -230,6 +236,8 @@ class Commands:
             if command == "share":
                 return await self.share(message.person, message.text)
             if command == "album":
+                if message.text.split()[:1] == ["publish"]:
+                    return await self.publish_album(message.person, message.text.split()[1:])
                 return await self.album(message.place, message.text)
             if command == "style":
                 return await self.style(message.person, message.text)
@@ -400,6 +408,22 @@ class Commands:
         return await self.announce_album() or Reply(
             "There is no community album yet. Every week I make one from the songs people "
             "share: share yours with /share. (/album on posts each new one here.)")
+
+    async def publish_album(self, person: Person, arguments: list[str]) -> Reply:
+        """/album publish [YYYY-Www], for admins only: build the week's album now (the week
+        that ended, by default) and post it to every subscribed chat, if it was not yet."""
+        if f"{person.platform}:{person.user_id}" not in self.admin_ids:
+            return Reply("Only SingSong's admins can publish an album.")
+        if self.album_builder is None:
+            return Reply("Albums cannot be made here.")
+        week = arguments[0] if arguments else last_week(now())
+        report = await self.album_builder(week)
+        if report.get("album_id") is None:
+            return Reply(f"There is no album for {week}: nobody shared a song that can go in.")
+        posted = await self.post_album(week)
+        made = "made" if report.get("created") else "already there"
+        return Reply(f"The album of {week} is {made} ({len(report.get('tracks', []))} songs); "
+                     f"posted to {posted} chats now.")
 
     async def subscribe(self, place: Place) -> None:
         """Post every week's album in this chat (a configured channel, for example)."""

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.commands import Commands, song_title
 from bot.config import Settings
 from bot.jobs import measure
+from bot.weeks import last_week, week_bounds, week_of
 from engine import audio, curate
-from engine.errors import InvalidRequest
 from storage import queries
 from storage.blobs import BlobStore
 
@@ -35,33 +35,6 @@ CURATE_BATCH = 50  # tracks measured per database round trip
 ALBUM_RATE = 48000  # Opus's own rate
 WEEK = re.compile(r"(\d{4})-W(\d{2})")
 TICK_S = 60.0
-
-
-# --- Weeks --------------------------------------------------------------------------------
-
-
-def week_of(moment: datetime) -> str:
-    year, week, _ = moment.astimezone(UTC).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def week_bounds(week: str) -> tuple[datetime, datetime]:
-    """Monday 00:00 UTC of the ISO week and of the week after; InvalidRequest for a bad
-    name."""
-    found = WEEK.fullmatch(week.strip())
-    if found is None:
-        raise InvalidRequest(f"a week is written YYYY-Www, for example 2026-W47 (got {week!r})")
-    try:
-        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
-    except ValueError:
-        raise InvalidRequest(f"there is no week {week!r}") from None
-    start = datetime.combine(monday, time(), tzinfo=UTC)
-    return start, start + timedelta(days=7)
-
-
-def last_week(moment: datetime) -> str:
-    """The ISO week that ended most recently before `moment`."""
-    return week_of(moment - timedelta(days=7))
 
 
 # --- Curation -------------------------------------------------------------------------------

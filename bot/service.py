@@ -67,8 +67,17 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
                      redis_url=settings.redis_url, limits=limits, runner=runner,
                      executor=executor, on_finished=finished)
     seeds = random.Random(seed).getrandbits if seed is not None else None
+
+    async def build_album(week: str) -> dict[str, Any]:
+        from bot.scheduler import AlbumSettings
+        from bot.scheduler import build_album as build
+
+        return await build(sessions, blobs, week,
+                           AlbumSettings(settings.album_size, settings.album_per_person))
+
     commands = Commands(sessions, blobs, jobs,
-                        seeds=(lambda: seeds(31)) if seeds is not None else None)
+                        seeds=(lambda: seeds(31)) if seeds is not None else None,
+                        admin_ids=settings.admin_ids, album_builder=build_album)
     commands_box.append(commands)
     return Service(settings, database, sessions, blobs, jobs, commands)
 

@@ -4,6 +4,7 @@ posting) the real Telegram and Discord clients against their fakes."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,22 +17,17 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import TelegramAdapter
 from bot.cli import main
 from bot.commands import Message, Person, Place
-from bot.jobs import measure
-from bot.scheduler import (
-    AlbumSettings,
-    Scheduler,
-    build_album,
-    last_week,
-    run_curation,
-    week_bounds,
-    week_of,
-)
-from bot.service import Service
+from bot.jobs import LOOSE_LIMITS, close_worker_threads, measure
+from bot.scheduler import AlbumSettings, Scheduler, build_album, run_curation
+from bot.service import Service, open_service
+from bot.weeks import last_week, week_bounds, week_of
 from engine import pipeline
 from engine.errors import InvalidRequest
 from engine.theory import parse_key
 from storage import queries
 from storage.models import Album, AlbumTrack, Track
+from tests.bot.service import service_settings
+from tests.bot.test_commands import RecordingOutbox
 from tests.fakes.discord_api import TEXT_CHANNEL_ID, FakeDiscord
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -239,3 +235,30 @@ async def test_forget_takes_a_voice_out_of_the_albums_it_is_in(
     rebuilt = await build_album(service.sessions, service.blobs, WEEK)
     assert rebuilt["created"]
     assert await album_tracks(service) == [bob.id]
+
+
+async def test_only_an_admin_can_publish_an_album_from_a_chat(
+        tmp_path: Path, songs: list[tuple[bytes, str, float]]) -> None:
+    executor = ThreadPoolExecutor(1)
+    service = await open_service(service_settings(tmp_path, admin_ids="web:boss"),
+                                 executor=executor, limits=LOOSE_LIMITS, seed=1)
+    outbox = RecordingOutbox()
+    service.commands.attach("web", outbox)
+    try:
+        await service.start()
+        await shared_track(service, "alice", songs[0])
+        await service.commands.album(Place("web", "group", private=False), "on")
+        publish = Message(Person("web", "mallory"), Place("web", "group", False), "1",
+                          command="album", text=f"publish {WEEK}")
+        assert "Only SingSong's admins" in (await service.commands.handle(publish)).text
+        boss = Message(Person("web", "boss"), Place("web", "group", False), "2",
+                       command="album", text=f"publish {WEEK}")
+        done = await service.commands.handle(boss)
+        assert f"album of {WEEK} is made (1 songs); posted to 1 chats" in done.text
+        assert outbox.sent[0][1].files[0].filename == f"singsong-album-{WEEK}.mp3"
+        again = await service.commands.handle(boss)
+        assert "already there" in again.text and "posted to 0 chats" in again.text
+    finally:
+        await service.close()
+        executor.shutdown()
+        close_worker_threads()

@@ -1,0 +1,34 @@
+"""ISO weeks, as the album names them: "2026-W47", Monday 00:00 UTC to the next Monday."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+from engine.errors import InvalidRequest
+
+WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+def week_of(moment: datetime) -> str:
+    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """Monday 00:00 UTC of the ISO week and of the week after; InvalidRequest for a bad
+    name."""
+    found = WEEK.fullmatch(week.strip())
+    if found is None:
+        raise InvalidRequest(f"a week is written YYYY-Www, for example 2026-W47 (got {week!r})")
+    try:
+        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
+    except ValueError:
+        raise InvalidRequest(f"there is no week {week!r}") from None
+    start = datetime.combine(monday, time(), tzinfo=UTC)
+    return start, start + timedelta(days=7)
+
+
+def last_week(moment: datetime) -> str:
+    """The ISO week that ended most recently before `moment`."""
+    return week_of(moment - timedelta(days=7))
