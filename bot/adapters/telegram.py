@@ -15,6 +15,7 @@ import logging
 import re
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from telegram import (
@@ -401,7 +402,9 @@ class TokenRedactor(logging.Filter):
 
     def __init__(self, token: str) -> None:
         super().__init__()
-        self.pattern = re.compile(re.escape(token), re.IGNORECASE)
+        # As it is, and as it appears in a URL (the file download URL quotes its colon).
+        forms = sorted({token, quote(token, safe="")}, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(form) for form in forms), re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
