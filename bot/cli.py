@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from bot.logs import setup_logging
 from engine.errors import InvalidRequest, ToolMissing
 from engine.theory import Key, parse_key
 
@@ -395,6 +396,9 @@ def run_serve(args: argparse.Namespace) -> dict[str, Any]:
 
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings()
+    if settings.web_is_public and settings.web_token is None:
+        raise UserError(f"SINGSONG_WEB_HOST={settings.web_host} serves the web chat beyond "
+                        "this machine: set SINGSONG_WEB_TOKEN too (its API then asks for it)")
     try:
         asyncio.run(serve(settings))
     except OSError as error:
@@ -423,8 +427,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Plain lines, or one JSON object per line with SINGSONG_LOG_FORMAT=json.
+    setup_logging(logging.INFO if args.verbose else logging.WARNING, sys.stderr)
     try:
         result = args.run(args)
     except ValidationError as error:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    web_token: SecretStr | None = Field(default=None, description="required by the web API "
+                                        "when web_host is not this machine's loopback")
     telegram_token: SecretStr | None = None
     telegram_base_url: str = TELEGRAM_API
     telegram_base_file_url: str = TELEGRAM_FILES
@@ -70,6 +72,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'singsong.db').resolve()}"
+
+    @property
+    def web_is_public(self) -> bool:
+        """Whether the web chat listens beyond this machine (then it needs web_token)."""
+        return self.web_host not in ("127.0.0.1", "localhost", "::1")
 
     def is_admin(self, platform: str, user_id: str) -> bool:
         return f"{platform}:{user_id}" in self.admin_ids

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hmac
 import logging
 import re
 import secrets
@@ -37,6 +38,7 @@ from bot.commands import (
     TrackView,
 )
 from bot.config import Settings
+from bot.metrics import Operations
 from engine.arrange import STYLES
 from engine.theory import PITCH_CLASS_NAMES
 
@@ -44,6 +46,7 @@ log = logging.getLogger("singsong.web")
 
 STATIC_DIR = Path(__file__).with_name("web_static")
 COOKIE = "singsong_id"
+TOKEN_COOKIE = "singsong_token"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -107,6 +110,8 @@ class WebAdapter:
         router.add_get("/api/album", self._album)
         router.add_get("/api/albums/{week}/{part}", self._album_file)
         router.add_post("/api/forget", self._forget)
+        # For operators: GET /healthz and GET /metrics (Prometheus), see bot/metrics.py.
+        Operations.of(self.commands).add_routes(router)
 
     # Lifecycle.
 
@@ -146,6 +151,29 @@ class WebAdapter:
                                 httponly=True, samesite="Lax", secure=request.secure)
         return response
 
+    def _check_token(self, request: web.Request) -> None:
+        """With SINGSONG_WEB_TOKEN set (it must be when the chat is served beyond this
+        machine), every API call carries it: `Authorization: Bearer TOKEN`, or the cookie
+        that opening the page as /?token=TOKEN leaves."""
+        token = self.settings.web_token
+        if token is None or request.path == "/api/openapi.json":
+            return
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        given = given or request.cookies.get(TOKEN_COOKIE, "")
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise ApiError(401, "This SingSong is private: open it with the link that has "
+                                "its token, or send Authorization: Bearer TOKEN.",
+                           {"WWW-Authenticate": "Bearer"})
+
+    def _token_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
+        """A page opened as ?token=TOKEN (the right one) keeps it in an HttpOnly cookie."""
+        token = self.settings.web_token
+        given = request.query.get("token", "")
+        if token is not None and given and hmac.compare_digest(
+                given.encode(), token.get_secret_value().encode()):
+            response.set_cookie(TOKEN_COOKIE, given, max_age=COOKIE_MAX_AGE_S, path="/",
+                                httponly=True, samesite="Strict", secure=request.secure)
+
     @web.middleware
     async def _api_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Under /api every failure is JSON: {"error": one sentence}."""
@@ -153,6 +181,7 @@ class WebAdapter:
             return await handler(request)
         try:
             _refuse_other_sites(request)
+            self._check_token(request)
             response = await handler(request)
         except ApiError as refusal:
             return _error_response(refusal.status, refusal.message, refusal.headers)
@@ -174,13 +203,21 @@ class WebAdapter:
     # The page and what describes the API.
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "index.html",
-                                headers={"Cache-Control": "no-cache"})
+        return self._static_page(request, "index.html")
 
     async def _album_page(self, request: web.Request) -> web.StreamResponse:
         """The album page: its script asks /api/album for the week in its own query."""
-        return web.FileResponse(STATIC_DIR / "album.html",
-                                headers={"Cache-Control": "no-cache"})
+        return self._static_page(request, "album.html")
+
+    def _static_page(self, request: web.Request, name: str) -> web.StreamResponse:
+        """A page; opened as ?token=TOKEN, the token goes into a cookie and the address
+        loses it (so it stays out of the history and of links people copy)."""
+        if "token" in request.query:
+            kept = {k: v for k, v in request.query.items() if k != "token"}
+            moved = web.HTTPSeeOther(location=str(request.rel_url.with_query(kept)))
+            self._token_cookie(request, moved)
+            return moved
+        return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
