@@ -711,7 +711,7 @@ def _minutes(seconds: float) -> str:
 
 def _track_id(text: str) -> int | None:
     text = text.strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
 
 
 def _sentence(text: str) -> str:

@@ -25,6 +25,12 @@ MAX_INPUT_BYTES = 20 * 1024 * 1024  # what a Telegram bot may download
 MAX_INPUT_S = 60.0  # longer clips are cut to their first minute
 LIMITER_BLOCK = 32
 ACCEPTED = "a voice note or an audio file (OGG, MP3, M4A, WAV, FLAC, WebM or a video's sound)"
+# The containers ffmpeg may read a clip as (its demuxer names), and pictures (which have no
+# sound). Playlists and scripts (HLS, DASH, concat) are left out: an HLS playlist sent as a
+# "voice note" made ffmpeg open a file on this machine named in it, which was then sung back.
+DEMUXERS = ("ogg", "mp3", "wav", "w64", "flac", "mov", "matroska", "aac", "ac3", "eac3", "amr",
+            "amrnb", "amrwb", "aiff", "caf", "asf", "avi", "au", "wv", "mpeg", "mpegts", "flv",
+            "png_pipe", "jpeg_pipe", "gif", "webp_pipe", "bmp_pipe")
 
 
 class BadAudio(InvalidRequest):
@@ -48,7 +54,8 @@ def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX
 
     At most `max_bytes` in; only the first `max_duration_s` seconds are decoded (truncated
     says when more was there). ffmpeg runs without a shell, under a timeout, and its output
-    is bounded by the duration limit. Raises BadAudio for empty, oversized, unreadable or
+    is bounded by the duration limit; it reads only audio and video containers (DEMUXERS),
+    never a playlist that names other files. Raises BadAudio for empty, oversized, unreadable or
     soundless input.
     """
     if not data:
@@ -77,7 +84,8 @@ def _decode_path(path: Path, sample_rate: int, max_duration_s: float) -> Decoded
     # Decode a little past the limit to learn whether there was more.
     limit_s = max_duration_s + 0.05
     command = [ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error",
-               "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
+               "-format_whitelist", ",".join(DEMUXERS), "-i", str(path),
+               "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
                "-t", f"{limit_s:.3f}", "-f", "f32le", "pipe:1"]
     try:
         result = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S,

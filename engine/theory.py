@@ -72,8 +72,9 @@ def parse_key(text: str) -> Key:
     """
     match = _KEY_RE.match(text.replace("♯", "#").replace("♭", "b"))
     if not match:
+        shown = text if len(text) <= 24 else text[:24] + "..."
         raise InvalidRequest(
-            f"unknown key {text!r}: use a note name A to G, optionally # or b, "
+            f"unknown key {shown!r}: use a note name A to G, optionally # or b, "
             "then m for minor (for example C, F#m, Bb, Ebm, A minor)"
         )
     letter, accidental, quality = match.groups()
