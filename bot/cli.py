@@ -420,7 +420,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                         "embedded setup runs jobs inside `singsong serve`)")
     run_db_upgrade(args)
     asyncio.run(work(settings.redis_url, settings.effective_database_url,
-                     str(settings.data_dir.resolve())))
+                     str(settings.data_dir.resolve()), queue_name=settings.redis_queue))
     return {}
 
 

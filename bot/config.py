@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite "
                                      "in the data dir")
     redis_url: str | None = None
+    redis_queue: str = Field(default="singsong-jobs", pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+                             description="the Redis list jobs go through (one per deployment "
+                             "sharing a Redis)")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     web_token: SecretStr | None = Field(default=None, description="required by the web API "

@@ -64,7 +64,8 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
         await commands_box[0].on_job_finished(job_id, outcome)
 
     jobs = JobEngine(sessions, blobs, settings.effective_database_url, settings.data_dir,
-                     redis_url=settings.redis_url, limits=limits, runner=runner,
+                     redis_url=settings.redis_url, queue_name=settings.redis_queue,
+                     limits=limits, runner=runner,
                      executor=executor, on_finished=finished)
     seeds = random.Random(seed).getrandbits if seed is not None else None
 
