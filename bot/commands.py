@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -35,6 +35,8 @@ from storage.models import Album, Chat, Job, Track, User, now
 log = logging.getLogger("singsong.commands")
 
 SEED_LIMIT = 2**31
+DELIVER_TIMEOUT_S = 120.0  # sending one reply (uploads included) takes at most this
+UNSENT_FOR_S = 24 * 3600.0  # a reply a platform keeps refusing is tried again this long
 KINDS_WITH_JOBS = ("sing", "lyrics", "melody", "piano")
 ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "mp3": ("mp3_blob", "mp3", "audio/mpeg"),
@@ -576,10 +578,13 @@ class Commands:
             log.exception("delivering the reply to job %d failed", job_id)
 
     async def deliver_unsent(self) -> int:
-        """Replies that a stopped process owed (a job finished, its reply not sent)."""
+        """Replies owed: by a stopped process, or refused by a platform (a job finished, its
+        reply not sent). Jobs that finished more than UNSENT_FOR_S ago are let go."""
+        since = now() - timedelta(seconds=UNSENT_FOR_S)
         async with self.sessions() as session:
             found = await session.execute(select(Job.id).where(
-                Job.status.in_(("done", "failed")), Job.replied.is_(False)).order_by(Job.id))
+                Job.status.in_(("done", "failed")), Job.replied.is_(False),
+                Job.finished_at >= since).order_by(Job.id))
             owed = list(found.scalars())
         for job_id in owed:
             await self.on_job_finished(job_id, "")
@@ -612,8 +617,11 @@ class Commands:
             if not await queries.claim_reply(session, job.id):
                 return
         try:
-            await outbox.deliver(Target(chat.platform_chat_id,
-                                        dict(job.parameters.get("reply_to") or {})), reply)
+            # A platform that stalls (discord.py sets no timeout of its own) must not hold the
+            # reply forever: it is given back and sent again.
+            async with asyncio.timeout(DELIVER_TIMEOUT_S):
+                await outbox.deliver(Target(chat.platform_chat_id,
+                                            dict(job.parameters.get("reply_to") or {})), reply)
         except Exception:
             # Not sent: give the reply back so that a restart sends it.
             async with self.sessions() as session:

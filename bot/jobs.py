@@ -13,16 +13,23 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.errors import SlowDown
@@ -39,29 +46,41 @@ STALE_RUNNING_S = 600.0  # a job "running" this long belongs to a worker that di
 TASK_NAME = "singsong.run_job"
 QUEUE_NAME = "singsong-jobs"
 RESULT_POLL_S = 0.25  # how often a waiting client looks for a worker's result in Redis
+RECONNECT_S = 0.5  # the first wait before trying a lost database or Redis again (doubles)
+RECONNECT_MAX_S = 5.0  # ... up to this
+OUTAGE_S = 600.0  # how long a job waits for a lost database or Redis to come back
+ROW_POLL_S = 1.0  # how often the row is read while another message's worker runs the job
 INTERNAL_ERROR = "internal: "  # starts Job.error when the fault was ours, not the sender's
 
 
 @dataclass(frozen=True)
 class Limits:
     per_user_per_minute: int = 6
+    per_user_per_day: int = 100
     per_user_active: int = 2
     queued_total: int = 200
     seconds_per_job: float = 1.0  # for "try again in N s"
 
 
-LOOSE_LIMITS = Limits(per_user_per_minute=10_000, per_user_active=10_000, queued_total=100_000)
+LOOSE_LIMITS = Limits(per_user_per_minute=10_000, per_user_per_day=1_000_000,
+                      per_user_active=10_000, queued_total=100_000)
 """For benchmarks and load tests that are the only users."""
 
 
 async def check_limits(session: AsyncSession, user: User, limits: Limits, workers: int) -> None:
-    """Raise SlowDown when this person asked too often, has too much running, or when the
-    service is full."""
+    """Raise SlowDown when this person asked too often (in a minute, or in a day), has too
+    much running, or when the service is full."""
     minute_ago = now() - timedelta(minutes=1)
     recent = (await session.execute(select(func.count()).select_from(Job).where(
         Job.user_id == user.id, Job.created_at >= minute_ago))).scalar_one()
     if recent >= limits.per_user_per_minute:
         raise SlowDown("that is a lot of songs in a minute: try again in a minute", 60)
+    day_ago = now() - timedelta(days=1)
+    today = (await session.execute(select(func.count()).select_from(Job).where(
+        Job.user_id == user.id, Job.created_at >= day_ago))).scalar_one()
+    if today >= limits.per_user_per_day:
+        raise SlowDown(f"that is {today} songs in a day, my limit for one person: try again "
+                       "tomorrow", 3600)
     active = (await session.execute(select(func.count()).select_from(Job).where(
         Job.user_id == user.id, Job.status.in_(("queued", "running"))))).scalar_one()
     if active >= limits.per_user_active:
@@ -213,6 +232,9 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return "skipped"
         job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
+        # Hand the connection back while the engine works: the save checks one out again,
+        # and the pool's ping replaces it if the database restarted meanwhile.
+        await session.commit()
         data = blobs.get(job.input_blob) if job.input_blob else None
         try:
             made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
@@ -253,20 +275,28 @@ async def requeue_abandoned(session: AsyncSession, stale_after_s: float) -> list
 
 
 class JobEngine:
-    """Submits jobs and sees them run: in a process pool here, or via taskiq over Redis."""
+    """Submits jobs and sees them run: in a process pool here, or via taskiq over Redis.
+    A worker process that dies (the pool breaks: a new one starts), a database or Redis
+    that goes away for a while: the job goes back in the queue and runs again, a job that
+    kills its worker every time fails after MAX_ATTEMPTS, and every job ends in one call
+    of on_finished."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
                  database_url: str, data_dir: Path, *, redis_url: str | None = None,
                  workers: int | None = None, limits: Limits = Limits(),
                  runner: Runner = run_engine, executor: Executor | None = None,
                  queue_name: str = QUEUE_NAME,
-                 on_finished: Callable[[int, str], Awaitable[None]] | None = None) -> None:
+                 on_finished: Callable[[int, str], Awaitable[None]] | None = None,
+                 stale_after_s: float = STALE_RUNNING_S, outage_s: float = OUTAGE_S) -> None:
         self.sessions, self.blobs = sessions, blobs
         self.database_url, self.data_dir = database_url, data_dir
         self.workers = workers or os.cpu_count() or 1
         self.limits, self.runner = limits, runner
         self.redis_url, self.queue_name = redis_url, queue_name
         self.on_finished = on_finished
+        # Over Redis: a job running this long belongs to a worker that died (longer than
+        # the longest job).
+        self.stale_after_s, self.outage_s = stale_after_s, outage_s
         self._executor = executor
         self._broker: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -280,14 +310,13 @@ class JobEngine:
         elif self._executor is None:
             # Spawned, not forked: a fork would copy this process's event loop and database
             # threads mid-flight.
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._executor = self._new_pool()
             # Start every worker now, and load the model and soundfont there, so that the
             # first people after a start do not wait for it.
             for _ in range(self.workers):
                 self._executor.submit(warm_up)
         async with self.sessions() as session:
-            stale = STALE_RUNNING_S if self.redis_url else 0.0
+            stale = self.stale_after_s if self.redis_url else 0.0
             waiting = await requeue_abandoned(session, stale)
         for job_id in waiting:
             self._spawn(job_id)
@@ -330,13 +359,76 @@ class JobEngine:
         task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, job_id: int) -> None:
+        outcome = "retry"
         for attempt in range(MAX_ATTEMPTS + 1):
-            outcome = await self._run_once(job_id)
+            try:
+                outcome = await self._run_once(job_id)
+            except Exception as error:
+                # The worker went away (a killed process breaks the pool), or the database or
+                # Redis did mid-job: whatever the row says now is the truth.
+                log.warning("job %d: its worker gave up (%s: %s)", job_id,
+                            type(error).__name__, error)
+                if isinstance(error, BrokenExecutor):
+                    self._replace_pool()
+                outcome = await self._give_back(job_id)
             if outcome != "retry":
                 break
             await asyncio.sleep(RETRY_BASE_S * 2**attempt)
         if self.on_finished is not None:
             await self.on_finished(job_id, outcome)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        """One worker process per core, spawned (a fork would copy this process's event loop
+        and database threads mid-flight), logging as this process does."""
+        from bot.logs import worker_logging
+
+        return ProcessPoolExecutor(max_workers=self.workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_logging,
+                                   initargs=(logging.getLogger().getEffectiveLevel(),))
+
+    def _replace_pool(self) -> None:
+        """A worker process died: its pool is broken for good, so start a new one (once,
+        however many jobs it broke)."""
+        broken = self._executor
+        if not isinstance(broken, ProcessPoolExecutor) or not getattr(broken, "_broken", True):
+            return
+        log.warning("a worker process died: starting a new pool of %d", self.workers)
+        self._executor = self._new_pool()
+        broken.shutdown(wait=False, cancel_futures=True)
+        if self.runner is run_engine:
+            for _ in range(self.workers):
+                self._executor.submit(warm_up)
+
+    async def _give_back(self, job_id: int) -> str:
+        """After its worker gave up: the job goes back in the queue (or fails, when that was
+        its last attempt); 'retry', or how it ended when it did. Waits out a database that is
+        away (up to outage_s), and says 'lost' after that (a restart takes the job up)."""
+        delay, deadline = RECONNECT_S, time.monotonic() + self.outage_s
+        while True:
+            try:
+                async with self.sessions() as session:
+                    if self._broker is None:  # here no other process can be running it
+                        await session.execute(
+                            update(Job).where(Job.id == job_id, Job.status == "running",
+                                              Job.attempts >= MAX_ATTEMPTS)
+                            .values(status="failed", finished_at=now(),
+                                    error=f"{INTERNAL_ERROR}its worker stopped"))
+                        await session.execute(update(Job).where(
+                            Job.id == job_id, Job.status == "running").values(status="queued"))
+                        await session.commit()
+                    status = (await session.execute(select(Job.status).where(Job.id == job_id))
+                              ).scalar_one_or_none()
+                if status is None:
+                    return "gone"  # deleted (/forget) meanwhile
+                return "retry" if status in ("queued", "running") else str(status)
+            except (OSError, SQLAlchemyError) as error:
+                if time.monotonic() + delay > deadline:
+                    log.error("job %d: the database did not come back (%s); a restart takes "
+                              "the job up", job_id, error)
+                    return "lost"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def _run_once(self, job_id: int) -> str:
         if self._broker is not None:
@@ -346,30 +438,93 @@ class JobEngine:
                                           self.database_url, str(self.data_dir), self.runner)
 
     async def _run_on_worker(self, job_id: int) -> str:
-        """Hand the job to whichever worker takes it from Redis and wait for its outcome. A
-        worker that dies keeps no result: after STALE_RUNNING_S the job goes back in the
-        queue (the row, not the message, says whether it was done)."""
-        from taskiq.exceptions import TaskiqResultTimeoutError
+        """Hand the job to whichever worker takes it from Redis and wait for its outcome,
+        through Redis restarts. The row, not the message, is the truth: it is read when no
+        outcome came for stale_after_s (a worker died, or Redis lost the message or the
+        result). A job still queued then is sent again (a second message for a job that
+        is running or done is skipped); one running that long goes back in the queue, or
+        fails when that was its last attempt."""
+        from redis.exceptions import RedisError
+        from taskiq.exceptions import TaskiqError
 
-        task = await self._broker.find_task(TASK_NAME).kiq(job_id)
-        try:
-            result = await task.wait_result(check_interval=RESULT_POLL_S,
-                                            timeout=STALE_RUNNING_S)
-        except TaskiqResultTimeoutError:
-            async with self.sessions() as session:
-                waiting = await requeue_abandoned(session, STALE_RUNNING_S)
-            return "retry" if job_id in waiting else "failed"
-        return str(result.return_value) if not result.is_err else "retry"
+        delay, away_since = RECONNECT_S, None
+        task: Any = None
+        answered = False  # this message's outcome came: from now on only the row tells
+        check_row_at = time.monotonic() + self.stale_after_s
+        while True:
+            try:
+                if task is None:
+                    task = await self._broker.find_task(TASK_NAME).kiq(job_id)
+                    answered, check_row_at = False, time.monotonic() + self.stale_after_s
+                elif not answered and await task.is_ready():
+                    result = await task.get_result()
+                    outcome = str(result.return_value) if not result.is_err else "retry"
+                    if outcome != "skipped":
+                        return outcome
+                    answered, check_row_at = True, time.monotonic()
+                if time.monotonic() >= check_row_at:
+                    status = await self._settle(job_id)
+                    if status in ("done", "failed", "gone"):
+                        return status
+                    if status == "queued":
+                        task = None  # its message was lost, or its worker died: again
+                        continue
+                    check_row_at = time.monotonic() + (  # a live worker has it
+                        ROW_POLL_S if answered else self.stale_after_s)
+                delay, away_since = RECONNECT_S, None
+                await asyncio.sleep(RESULT_POLL_S)
+            except (RedisError, OSError, TaskiqError, SQLAlchemyError) as error:
+                # Redis (or the database) is away: wait for it.
+                away_since = away_since or time.monotonic()
+                if time.monotonic() - away_since > self.outage_s:
+                    raise
+                log.warning("job %d: %s (%s): trying again in %.1f s", job_id,
+                            type(error).__name__, error.__cause__ or error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _settle(self, job_id: int) -> str:
+        """The job's status ('gone' when it was deleted), once jobs running longer than
+        stale_after_s are given up: failed after their last attempt, queued again
+        otherwise."""
+        cutoff = now() - timedelta(seconds=self.stale_after_s)
+        async with self.sessions() as session:
+            await session.execute(
+                update(Job).where(Job.status == "running", Job.started_at <= cutoff,
+                                  Job.attempts >= MAX_ATTEMPTS)
+                .values(status="failed", finished_at=now(),
+                        error=f"{INTERNAL_ERROR}its worker stopped"))
+            await requeue_abandoned(session, self.stale_after_s)
+            status = (await session.execute(select(Job.status).where(Job.id == job_id))
+                      ).scalar_one_or_none()
+            return "gone" if status is None else str(status)
 
 
 def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str = "",
                 data_dir: str = "", queue_name: str = QUEUE_NAME) -> Any:
     """The taskiq broker over Redis, with the one task: run a job by id."""
+    from redis.exceptions import RedisError
     from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
+
+    class Broker(ListQueueBroker):
+        """Listens on through a Redis restart instead of ending the worker."""
+
+        async def listen(self) -> AsyncGenerator[bytes, None]:
+            delay = RECONNECT_S
+            while True:
+                try:
+                    async for message in super().listen():
+                        delay = RECONNECT_S
+                        yield message
+                except (RedisError, OSError) as error:
+                    log.warning("worker: Redis is away (%s): trying again in %.1f s", error,
+                                delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
 
     # Results only say when a job has moved on (its outcome word); they are named after the
     # queue and expire in an hour.
-    broker = ListQueueBroker(redis_url, queue_name=queue_name).with_result_backend(
+    broker = Broker(redis_url, queue_name=queue_name).with_result_backend(
         RedisAsyncResultBackend(redis_url, result_ex_time=3600, prefix_str=queue_name))
 
     async def run_job(job_id: int) -> str:
@@ -380,13 +535,27 @@ def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str =
 
 
 async def run_worker(redis_url: str, database_url: str, data_dir: str,
-                     runner: Runner = run_engine, queue_name: str = QUEUE_NAME) -> None:
-    """`singsong worker`: take jobs from Redis one at a time until stopped."""
-    from taskiq.api import run_receiver_task
+                     runner: Runner = run_engine, queue_name: str = QUEUE_NAME, *,
+                     stop_on_signals: bool = True) -> None:
+    """`singsong worker`: take jobs from Redis one at a time until SIGTERM or SIGINT; then
+    take no more, and finish the job under way (its outcome sent) before returning."""
+    from taskiq.receiver import Receiver
 
     broker = make_broker(redis_url, runner, database_url, data_dir, queue_name)
+    finish = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if stop_on_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, finish.set)
     await broker.startup()
+    broker.is_worker_process = True
     try:
-        await run_receiver_task(broker, max_async_tasks=1, run_startup=False)
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            await Receiver(broker, executor, max_async_tasks=1,
+                           run_startup=False).listen(finish)
+        if finish.is_set():
+            log.info("worker: stopped, the job under way finished")
     finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
         await broker.shutdown()

@@ -138,7 +138,8 @@ async def _album_report(session: AsyncSession, album: Any, *, created: bool) -> 
 
 
 class Scheduler:
-    """Inside `singsong serve`: curation every night at `curate_hour` (UTC); on
+    """Inside `singsong serve`: every minute, the replies a platform refused are sent again;
+    curation every night at `curate_hour` (UTC); on
     `album_weekday` at `album_hour` the album of the week that just ended is built (if it
     is not there) and posted (if it was not yet). Both are safe to repeat, so a restart at
     any moment does no harm."""
@@ -171,6 +172,8 @@ class Scheduler:
         moment = self.clock().astimezone(UTC)
         settings, commands = self.settings, self.commands
         ran: dict[str, Any] = {}
+        # A reply a platform refused a while ago (a 5xx, a timeout) is sent again now.
+        ran["replies_resent"] = await commands.deliver_unsent()
         if moment.hour >= settings.curate_hour and self._curated_on != moment.date():
             ran["curate"] = await run_curation(commands.sessions, commands.blobs, moment)
             self._curated_on = moment.date()

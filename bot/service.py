@@ -65,7 +65,7 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
 
     jobs = JobEngine(sessions, blobs, settings.effective_database_url, settings.data_dir,
                      redis_url=settings.redis_url, queue_name=settings.redis_queue,
-                     limits=limits, runner=runner,
+                     limits=limits, runner=runner, stale_after_s=settings.job_stale_s,
                      executor=executor, on_finished=finished)
     seeds = random.Random(seed).getrandbits if seed is not None else None
 

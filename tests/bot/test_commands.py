@@ -314,3 +314,26 @@ async def test_in_a_group_the_others_can_like_a_song(service: Service,
                                              message_id="2"))
     await finished(service, dm_reply)
     assert all(b.label != "Like" for b in outbox.sent[1][1].buttons)
+
+
+async def test_a_day_has_a_limit_per_person(tmp_path: Path) -> None:
+    from bot.jobs import Limits
+
+    executor = ThreadPoolExecutor(1)
+    service = await open_service(service_settings(tmp_path), executor=executor,
+                                 limits=Limits(per_user_per_day=2), seed=1)
+    service.commands.attach("test", RecordingOutbox())
+    try:
+        await service.start()
+        for number in range(2):
+            reply = await service.commands.handle(message("A minor", command="melody",
+                                                          message_id=str(number)))
+            await finished(service, reply)
+        refused = await service.commands.handle(message("C", command="melody",
+                                                        message_id="3"))
+        assert refused.job_id is None and "2 songs in a day" in refused.text
+        assert refused.retry_after_s == 3600
+    finally:
+        await service.close()
+        executor.shutdown()
+        close_worker_threads()

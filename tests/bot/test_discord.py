@@ -171,7 +171,7 @@ async def test_a_voice_message_in_a_server_comes_back_as_a_reply_with_the_song(
     assert song.filenames[0].endswith(".ogg") and song.files[0].data.startswith(b"OggS")
     assert "Here is your song" in song.content
     assert {custom_id.split(":")[1] for custom_id in song.custom_ids} == {
-        "another", "piano", "midi", "share"}
+        "another", "piano", "midi", "share", "like"}  # in a server, the others can like it
     assert not [call for call in fake.calls if call.path.startswith("/webhooks/")]
 
 
