@@ -337,3 +337,33 @@ async def test_a_day_has_a_limit_per_person(tmp_path: Path) -> None:
         await service.close()
         executor.shutdown()
         close_worker_threads()
+
+
+class StallingOutbox(RecordingOutbox):
+    """A platform that takes the request and never answers (discord.py has no timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalls = 1
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        if self.stalls:
+            self.stalls -= 1
+            await asyncio.Event().wait()
+        await super().deliver(target, reply)
+
+
+async def test_a_platform_that_stalls_gets_the_reply_again_once(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import commands as commands_module
+
+    monkeypatch.setattr(commands_module, "DELIVER_TIMEOUT_S", 0.5)
+    box = StallingOutbox()
+    service.commands.attach("test", box)
+    reply = await service.commands.handle(message("A minor", command="melody"))
+    await service.jobs.wait()  # the first delivery timed out: the reply was given back
+    assert box.sent == []
+    assert await service.commands.deliver_unsent() == 1
+    assert await service.commands.deliver_unsent() == 0
+    assert len(box.sent) == 1 and box.sent[0][1].voice is not None
+    assert reply.job_id is not None
