@@ -216,7 +216,7 @@ class WebAdapter:
             kept = {k: v for k, v in request.query.items() if k != "token"}
             moved = web.HTTPSeeOther(location=str(request.rel_url.with_query(kept)))
             self._token_cookie(request, moved)
-            return moved
+            raise moved
         return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 
     async def _openapi(self, request: web.Request) -> web.Response:
