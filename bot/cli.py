@@ -311,28 +311,17 @@ def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
 
 
 def run_db_upgrade(args: argparse.Namespace) -> dict[str, Any]:
-    import asyncio
+    async def nothing_more(*_: Any) -> dict[str, Any]:
+        return {}
 
-    from bot.config import load_settings
-    from storage.database import create_engine, migrate
-
-    settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-
-    async def upgrade() -> None:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(upgrade())
+    _with_storage(nothing_more)  # it brings the schema up to date first
     print("singsong db: the schema is up to date", file=sys.stderr)
     return {}
 
 
 def _with_storage(work: Any) -> dict[str, Any]:
-    """Run `work(sessions, blobs, settings)` on the configured, migrated database."""
+    """Run `work(sessions, blobs, settings)` on the configured database, once its schema is
+    up to date."""
     import asyncio
 
     from bot.config import load_settings
