@@ -623,7 +623,7 @@ class Commands:
                 await outbox.deliver(Target(chat.platform_chat_id,
                                             dict(job.parameters.get("reply_to") or {})), reply)
         except Exception:
-            # Not sent: give the reply back so that a restart sends it.
+            # Not sent: give the reply back, for deliver_unsent (every minute, and at start).
             async with self.sessions() as session:
                 await session.execute(update(Job).where(Job.id == job_id)
                                       .values(replied=False))
