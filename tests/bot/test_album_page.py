@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
-from playwright.async_api import ConsoleMessage, Page, expect
+from playwright.async_api import Page, expect
 
 from bot.service import Service
-from tests.bot.test_web import WEEK, make_album, running_web
-from tests.bot.test_web_browser import PLAYS_ON, TIMEOUT_MS, artifacts_dir, chromium
+from tests.bot.test_web import WEEK, make_album
+from tests.bot.test_web_browser import PLAYS_ON, TIMEOUT_MS, artifacts_dir, open_site
 
 PLAYING = re.compile(r"\bplaying\b")
-NO_ALBUM = re.compile(r"/api/album(\?|$)")  # its 404 is how the page learns there is none
 AT_LEAST = """(audio, seconds) => new Promise(resolve => {
     const check = () => { if (audio.currentTime >= seconds && !audio.paused) resolve(true); };
     audio.addEventListener("timeupdate", check);
@@ -23,29 +21,9 @@ AT_LEAST = """(audio, seconds) => new Promise(resolve => {
 })"""  # resolves once the player has played on to `seconds`
 
 
-@asynccontextmanager
-async def open_album(service: Service, path: str = "/album"
-                     ) -> AsyncIterator[tuple[Page, list[str]]]:
-    """A page of the site in a fresh browser, and the problems its console reports (CSP
-    refusals, script errors; a 404 for a missing album is the page's answer, not one)."""
-    async with running_web(service) as web, chromium() as browser:
-        context = await browser.new_context()
-        page = await context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        problems: list[str] = []
-
-        def note(message: ConsoleMessage) -> None:
-            url = str(message.location.get("url"))
-            if message.type == "error" and not NO_ALBUM.search(url):
-                problems.append(f"{message.text} ({url})")
-
-        page.on("console", note)
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        await page.goto(web.url + path)
-        try:
-            yield page, problems
-        finally:
-            await context.close()
+def open_album(service: Service, path: str = "/album"
+               ) -> AbstractAsyncContextManager[tuple[Page, list[str]]]:
+    return open_site(service, path)
 
 
 async def test_the_album_plays_and_a_click_jumps_to_a_song(service: Service) -> None:

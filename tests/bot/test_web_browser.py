@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,10 +54,14 @@ async def chromium(*extra_args: str) -> AsyncIterator[Browser]:
             await browser.close()
 
 
+NO_ALBUM_YET = re.compile(r"/api/album(\?|$)")  # its 404 is how a page learns there is none
+
+
 @asynccontextmanager
-async def open_page(service: Service, *extra_args: str) -> AsyncIterator[tuple[Page, list[str]]]:
-    """The page, loaded in a fresh browser, and the problems its console reports (CSP
-    refusals, script errors)."""
+async def open_site(service: Service, path: str = "/", *extra_args: str
+                    ) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A page of the site, loaded in a fresh browser, and the problems its console reports
+    (CSP refusals, script errors; the 404 that says there is no album yet is not one)."""
     async with running_web(service) as web, chromium(*extra_args) as browser:
         context = await browser.new_context()
         page = await context.new_page()
@@ -65,17 +70,24 @@ async def open_page(service: Service, *extra_args: str) -> AsyncIterator[tuple[P
 
         def note(message: ConsoleMessage) -> None:
             url = str(message.location.get("url"))
-            if message.type == "error" and not url.endswith("/api/album"):  # no album yet
+            if message.type == "error" and not NO_ALBUM_YET.search(url):
                 problems.append(f"{message.text} ({url})")
 
         page.on("console", note)
         page.on("pageerror", lambda error: problems.append(str(error)))
-        await page.goto(web.url)
-        await expect(page.locator("#melody-style option")).to_have_count(5)  # options loaded
+        await page.goto(web.url + path)
         try:
             yield page, problems
         finally:
             await context.close()
+
+
+@asynccontextmanager
+async def open_page(service: Service, *extra_args: str) -> AsyncIterator[tuple[Page, list[str]]]:
+    """The chat page, once its pickers are filled in, and its console's problems."""
+    async with open_site(service, "/", *extra_args) as (page, problems):
+        await expect(page.locator("#melody-style option")).to_have_count(5)  # options loaded
+        yield page, problems
 
 
 async def test_an_uploaded_clip_becomes_a_song_that_plays(service: Service,
