@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from tests.fakes.call_log import CallLog
+
 APPLICATION_ID = 1_100_000_000_000_000_001
 BOT_USER_ID = APPLICATION_ID  # a bot's user id is its application id
 GUILD_ID = 1_100_000_000_000_000_002
@@ -140,16 +142,16 @@ class _Gateway:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class FakeDiscord:
+class FakeDiscord(CallLog[Call]):
     """The fake: `await start()`, point discord.py at `api_base`, play people, read `calls`."""
 
     def __init__(self, *, token: str = DEFAULT_TOKEN,
                  attachment_size_limit: int = DEFAULT_ATTACHMENT_LIMIT) -> None:
+        super().__init__()
         self.token = token
         self.attachment_size_limit = attachment_size_limit
         self.bot = FakeUser(BOT_USER_ID, "SingSong", bot=True)
         self.owner = FakeUser(OWNER_ID, "owner")
-        self.calls: list[Call] = []
         self.commands: list[dict[str, Any]] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.identified: list[dict[str, Any]] = []  # IDENTIFY payloads ("d"), token left out
@@ -162,7 +164,6 @@ class FakeDiscord:
         self._gateway: _Gateway | None = None
         self._sequence = 0
         self._session_id = ""
-        self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -284,16 +285,6 @@ class FakeDiscord:
         the path after /api/v10) fails: a 429 rate limit by default."""
         self._failures.append(_Failure(method.upper(), re.compile(path), status, retry_after_s,
                                        is_global, code, message))
-
-    async def wait_for(self, predicate: Callable[[Call], bool],
-                       timeout: float = 10.0) -> Call:
-        """The first recorded call (past or future) for which `predicate` holds."""
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for call in self.calls:
-                    if predicate(call):
-                        return call
-                await self._changed.wait()
 
     async def wait_for_connection(self, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):

@@ -14,13 +14,14 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.call_log import CallLog
 
 DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # getFile refuses larger files, as Telegram does
 UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
@@ -107,17 +108,17 @@ def command_entities(text: str) -> list[dict[str, Any]]:
             for match in COMMAND_PATTERN.finditer(text)]
 
 
-class FakeTelegram:
+class FakeTelegram(CallLog[ApiCall]):
     """The Bot API for one bot token, plus the test-side controls."""
 
     def __init__(self, token: str = "123456:TEST-token", *, bot_id: int = 123456,
                  username: str = "singsong_test_bot") -> None:
+        super().__init__()
         self.token = token
         self.bot_user: dict[str, Any] = {"id": bot_id, "is_bot": True, "first_name": "SingSong",
                                          "username": username, "can_join_groups": True,
                                          "can_read_all_group_messages": False,
                                          "supports_inline_queries": False}
-        self.calls: list[ApiCall] = []
         self.downloads: list[str] = []  # file_id of every file downloaded, in order
         self.polls_waiting = 0  # getUpdates requests waiting for an update now
         self.webhook = _Webhook()
@@ -133,7 +134,6 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._failures: dict[str, list[ApiError]] = {}
-        self._changed = asyncio.Condition()
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -237,21 +237,6 @@ class FakeTelegram:
         else:
             error = ApiError(status, description or "Bad Request: injected failure")
         self._failures.setdefault(method, []).append(error)
-
-    async def wait_for(self, predicate: Callable[[ApiCall], bool],
-                       timeout: float = 10.0) -> ApiCall:
-        """The first call (made already or still to come) that matches the predicate."""
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for call in self.calls:
-                    if predicate(call):
-                        return call
-                await self._changed.wait()
-
-    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Until the condition on the server's state holds (checked at each change)."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(condition)
 
     def calls_to(self, method: str) -> list[ApiCall]:
         """Successful calls of one method, in order."""
