@@ -300,6 +300,7 @@ class JobEngine:
         self._executor = executor
         self._broker: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.running = False  # between start() and stop()
 
     async def start(self) -> int:
         """Start the workers (or the taskiq client) and take up what a crash left behind.
@@ -320,10 +321,12 @@ class JobEngine:
             waiting = await requeue_abandoned(session, stale)
         for job_id in waiting:
             self._spawn(job_id)
+        self.running = True
         return len(waiting)
 
     async def stop(self) -> None:
         """Let the jobs under way finish, then close the workers (or the Redis client)."""
+        self.running = False
         await self.wait()
         if self._broker is not None:
             await self._broker.shutdown()

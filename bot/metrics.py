@@ -253,18 +253,8 @@ async def snapshot(session: AsyncSession) -> Snapshot:
 
 
 def engine_state(jobs: JobEngine) -> tuple[str, bool]:
-    """(how jobs run: "redis" or "pool", whether the engine is running). Uses the engine's
-    own `running` when it has one, else what start() and stop() leave behind."""
-    mode = "redis" if jobs.redis_url else "pool"
-    running = getattr(jobs, "running", None)
-    if isinstance(running, bool):
-        return mode, running
-    if jobs.redis_url:
-        return mode, getattr(jobs, "_broker", None) is not None
-    executor = getattr(jobs, "_executor", None)
-    stopped = bool(getattr(executor, "_shutdown_thread", False)
-                   or getattr(executor, "_shutdown", False))
-    return mode, executor is not None and not stopped
+    """(how jobs run: "redis" or "pool", whether the engine is running)."""
+    return ("redis" if jobs.redis_url else "pool"), jobs.running
 
 
 async def redis_answers(url: str) -> bool:
