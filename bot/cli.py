@@ -366,7 +366,7 @@ def run_album_build(args: argparse.Namespace) -> dict[str, Any]:
     week = args.week or last_week(datetime.now(UTC))
     week_bounds(week)  # a bad week is the user's mistake, before anything opens
     report = _with_storage(lambda sessions, blobs, settings: build_album(
-        sessions, blobs, week, AlbumSettings(settings.album_size, settings.album_per_person)))
+        sessions, blobs, week, AlbumSettings.of(settings)))
     if report["album_id"] is None:
         print(f"singsong album: no album for {week}: {report['candidates']} songs were "
               "shared that week that can go in one", file=sys.stderr)

@@ -81,6 +81,10 @@ class AlbumSettings:
     size: int = 20
     per_person: int = 2
 
+    @classmethod
+    def of(cls, settings: Settings) -> AlbumSettings:
+        return cls(settings.album_size, settings.album_per_person)
+
 
 async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
                       week: str, options: AlbumSettings = AlbumSettings()) -> dict[str, Any]:
@@ -184,6 +188,6 @@ class Scheduler:
             if album is None:
                 ran["album"] = await build_album(
                     commands.sessions, commands.blobs, week,
-                    AlbumSettings(settings.album_size, settings.album_per_person))
+                    AlbumSettings.of(settings))
             ran["posted"] = await commands.post_album(week)
         return ran

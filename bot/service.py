@@ -74,7 +74,7 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
         from bot.scheduler import build_album as build
 
         return await build(sessions, blobs, week,
-                           AlbumSettings(settings.album_size, settings.album_per_person))
+                           AlbumSettings.of(settings))
 
     commands = Commands(sessions, blobs, jobs,
                         seeds=(lambda: seeds(31)) if seeds is not None else None,
