@@ -613,10 +613,11 @@ class Commands:
             outbox = self._outboxes.get(chat.platform) if chat is not None else None
             if chat is None or outbox is None:
                 return  # its platform is not running here; a later start delivers it
-            reply = await self._finished_reply(session, job)
             if not await queries.claim_reply(session, job.id):
                 return
         try:
+            async with self.sessions() as session:  # read only by whoever sends it
+                reply = await self._finished_reply(session, job)
             # A platform that stalls (discord.py sets no timeout of its own) must not hold the
             # reply forever: it is given back and sent again.
             async with asyncio.timeout(DELIVER_TIMEOUT_S):
