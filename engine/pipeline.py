@@ -140,6 +140,7 @@ class Song:
     picture: bytes  # PNG: the voice's pitch before and after, against the melody (extras)
     summary: dict[str, Any]
     timings_s: dict[str, float]
+    time_map: retune.TimeMap  # where each instant of the input is sung on the song's time line
     samples: np.ndarray = field(repr=False)  # the mix, mono float at arrange.SAMPLE_RATE
 
 
@@ -245,7 +246,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
     }
     return Song(audio=encoded, audio_format=audio_format, melody=tune, sung=alignment.sung,
                 melody_midi=melody_midi, stems=stems, picture=image, summary=summary,
-                timings_s=timer.report(), samples=mix)
+                timings_s=timer.report(), time_map=alignment.time_map, samples=mix)
 
 
 def _render_band(tune: Melody, band: arrange.Style, timer: StageTimer) -> np.ndarray:
