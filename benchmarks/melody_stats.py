@@ -1,6 +1,7 @@
 """Statistics that compare melodies with real ones (after Yang & Lerch 2018).
 
-Every melody is given as key-relative pitches: (pitch - tonic), so pitch class 0 is the tonic.
+Every melody is given as key-relative pitches: (pitch - tonic), so pitch class 0 is the tonic;
+rhythm is given as onsets in 16th steps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from engine.theory import MAJOR_SCALE, NATURAL_MINOR_SCALE, Mode
 
 MAX_INTERVAL = 12
 MAX_DURATION_STEPS = 16
+STEPS_PER_BEAT = 4
+# Lower edges of the inter-onset-interval bins, in beats: [0.25, 0.5), [0.5, 0.75), ...,
+# [3, 4), [4, inf). On the 16th grid the first four hold one length each (a 16th, an 8th,
+# a dotted 8th, a quarter).
+IOI_BIN_EDGES_BEATS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,29 @@ def duration_histogram(melodies: Sequence[RelativeMelody]) -> np.ndarray:
     for m in melodies:
         np.add.at(counts, np.clip(np.array(m.durations), 1, MAX_DURATION_STEPS) - 1, 1)
     return _normalised(counts)
+
+
+def ioi_histogram(onsets: Sequence[Sequence[int]]) -> np.ndarray:
+    """Normalised histogram of inter-onset intervals over IOI_BIN_EDGES_BEATS.
+
+    onsets: for each melody (or song), its note onsets in 16th steps. An interval runs from
+    one onset to the next in the same melody, so a rest, inside a phrase or between two
+    phrases, counts in the interval of the note before it (a phrase's last note and the
+    breath after it make one long interval); nothing is dropped, and no interval spans two
+    melodies.
+    """
+    edges = np.array(IOI_BIN_EDGES_BEATS) * STEPS_PER_BEAT
+    counts = np.zeros(len(edges))
+    for melody in onsets:
+        gaps = np.diff(np.sort(np.asarray(melody)))
+        np.add.at(counts, np.searchsorted(edges, gaps[gaps > 0], side="right") - 1, 1)
+    return _normalised(counts)
+
+
+def odd_onset_share(onsets: Sequence[Sequence[int]]) -> float:
+    """Share of notes starting on an odd 16th step: off the 8th-note grid."""
+    odd = sum(int(np.sum(np.asarray(m) % 2)) for m in onsets)
+    return odd / max(sum(len(m) for m in onsets), 1)
 
 
 def overlap(p: np.ndarray, q: np.ndarray) -> float:
