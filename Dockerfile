@@ -14,6 +14,11 @@
 # --- build: SingSong and its Python packages in a virtual environment --------------------------
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# pyworld (the WORLD vocoder that holds sung vowels) is published as source only: it is
+# compiled here, and only its built module goes on to the serving image.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade "pip>=25.1"
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import sosfilt
+from scipy.signal import resample_poly, sosfilt
 
 from engine.errors import InvalidRequest, ToolMissing
 
@@ -206,17 +206,28 @@ def loudness_gain(samples: np.ndarray, sample_rate: int, target_lufs: float) -> 
 
 
 def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
-                 lookahead_s: float = 0.005, release_s: float = 0.05) -> np.ndarray:
+                 lookahead_s: float = 0.005, release_s: float = 0.05, *,
+                 ceiling_dbtp: float | None = None,
+                 true_peaks: np.ndarray | None = None) -> np.ndarray:
     """A smooth gain envelope (at most 1) that keeps `samples * gain` under `ceiling`.
 
     The gain falls ahead of each peak (look-ahead) and recovers over `release_s`; apply it
     to every stem alike and the stems still add up to the limited mix. The envelope is
     worked out on blocks of LIMITER_BLOCK samples (under a millisecond) and held across
     each block.
+
+    ceiling_dbtp: limit the true peak instead (dBTP, as true_peak_dbtp measures it: the
+    block peaks are taken on the oversampled signal), and ignore `ceiling`.
+    true_peaks: with ceiling_dbtp, `block_true_peaks(samples)` when the caller has them
+    (they scale with the samples, so one measurement serves any gain).
     """
     length = len(samples)
-    padded = np.pad(np.abs(samples), (0, (-length) % LIMITER_BLOCK))
-    block_peak = padded.reshape(-1, LIMITER_BLOCK).max(axis=1).astype(np.float64)
+    if ceiling_dbtp is None:
+        block_peak = _block_peaks(np.abs(samples), LIMITER_BLOCK)
+    else:
+        block_peak = (block_true_peaks(samples, sample_rate) if true_peaks is None
+                      else true_peaks)
+        ceiling = 10 ** (ceiling_dbtp / 20)
     needed = np.minimum(1.0, ceiling / np.maximum(block_peak, 1e-12))
     if needed.min() >= 1.0:
         return np.ones(length, np.float32)
@@ -228,3 +239,79 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
     gain = np.minimum(uniform_filter1d(smooth, size=window, mode="nearest"), held)
     envelope: np.ndarray = np.repeat(gain.astype(np.float32), LIMITER_BLOCK)[:length]
     return envelope
+
+
+def block_true_peaks(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each LIMITER_BLOCK
+    samples."""
+    factor = _true_peak_oversampling(sample_rate)
+    oversampled = _oversample(samples, factor)[: len(samples) * factor]
+    return _block_peaks(np.abs(oversampled), LIMITER_BLOCK * factor)
+
+
+def _block_peaks(magnitudes: np.ndarray, block: int) -> np.ndarray:
+    """The largest of each run of `block` values (the last run padded with zeros)."""
+    padded = np.pad(magnitudes, (0, (-len(magnitudes)) % block))
+    peaks: np.ndarray = padded.reshape(-1, block).max(axis=1).astype(np.float64)
+    return peaks
+
+
+# --- True peak (ITU-R BS.1770-4, Annex 2) ---------------------------------------------------
+
+TRUE_PEAK_RETRIES = 3  # encodes after the first, at most
+TRUE_PEAK_MARGIN_DB = 0.1  # how far under the ceiling a re-encode aims, past the excess
+def _true_peak_oversampling(sample_rate: int) -> int:
+    """4 times below 96 kHz, as Annex 2 asks of 48 kHz; 2 times up to 192 kHz; then none."""
+    return 4 if sample_rate < 96000 else 2 if sample_rate < 192000 else 1
+
+
+def _oversample(samples: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1 or samples.size == 0:
+        return np.asarray(samples, dtype=np.float64)
+    oversampled: np.ndarray = resample_poly(np.asarray(samples, dtype=np.float64), factor, 1)
+    return oversampled
+
+
+def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
+    """The true peak of mono or [frames, channels] samples in dBTP (-inf for silence).
+
+    As BS.1770-4 Annex 2: the signal oversampled 4 times (at rates under 96 kHz; twice
+    under 192 kHz) with a polyphase low-pass (scipy's resample_poly), then the largest
+    magnitude, in dB relative to full scale (1.0). Catches the peaks that fall between
+    samples, which a decoder or a DAC reconstructs.
+    """
+    frames = np.asarray(samples).reshape(len(samples), -1)
+    factor = _true_peak_oversampling(sample_rate)
+    top = max((float(np.max(np.abs(_oversample(channel, factor)), initial=0.0))
+               for channel in frames.T), default=0.0)
+    return 20 * float(np.log10(top)) if top > 0 else float("-inf")
+
+
+def decoded_true_peak_dbtp(data: bytes) -> float:
+    """The true peak (dBTP) of encoded audio as a player decodes it (OGG/Opus, MP3, WAV;
+    libsndfile decodes in-process)."""
+    decoded, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    return true_peak_dbtp(decoded, rate)
+
+
+def encode_true_peak(samples: np.ndarray, sample_rate: int, fmt: str,
+                     ceiling_dbtp: float = -1.0) -> tuple[bytes, float]:
+    """encode(), with the decoded file's true peak at most `ceiling_dbtp` dBTP: the encoded
+    bytes and the gain the samples took on the way (1.0 when the first encoding passed; the
+    caller applies it to anything that must still add up to the file, such as stems).
+
+    Lossy encoders add peaks the samples did not have (Opus and MP3 ring around sharp
+    transients). The file is decoded and measured; while it is over the ceiling the samples
+    are scaled down by the excess plus TRUE_PEAK_MARGIN_DB and encoded again, at most
+    TRUE_PEAK_RETRIES times (the last encoding is returned). Master the samples with some
+    headroom under the ceiling so that the first encoding nearly always passes.
+    """
+    encoded = encode(samples, sample_rate, fmt)
+    gain = 1.0
+    for _ in range(TRUE_PEAK_RETRIES):
+        excess_db = decoded_true_peak_dbtp(encoded) - ceiling_dbtp
+        if excess_db <= 0:
+            break
+        gain *= 10 ** (-(excess_db + TRUE_PEAK_MARGIN_DB) / 20)
+        encoded = encode(samples * np.float32(gain), sample_rate, fmt)
+    return encoded, gain

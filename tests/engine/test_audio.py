@@ -8,10 +8,13 @@ import soundfile as sf
 from engine.audio import (
     BadAudio,
     decode,
+    decoded_true_peak_dbtp,
     encode,
+    encode_true_peak,
     integrated_loudness,
     limiter_gain,
     loudness_gain,
+    true_peak_dbtp,
 )
 from tests.conftest import ffmpeg_make
 
@@ -107,3 +110,46 @@ def test_loudness_helpers() -> None:
     assert np.all(np.abs(loud * envelope) <= 0.95 + 1e-6)
     assert envelope.max() <= 1.0 and np.median(envelope) > 0.9  # only the peaks are pulled down
     assert np.all(limiter_gain(loud * 0.1, 44100) == 1.0)
+
+
+def test_true_peak_finds_the_peak_between_samples() -> None:
+    # A sine at a quarter of the rate, 45 degrees off: every sample is at +-0.707 (-3 dB),
+    # the wave itself reaches 1.0 (0 dBTP) between them.
+    rate = 48000
+    sine = np.sin(2 * np.pi * np.arange(rate) / 4 + np.pi / 4)
+    assert 20 * np.log10(np.abs(sine).max()) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbtp(sine, rate) == pytest.approx(0.0, abs=0.2)
+    assert true_peak_dbtp(np.stack([sine * 0.5, sine], axis=1), rate) == pytest.approx(0.0, abs=0.2)
+    assert true_peak_dbtp(np.zeros(100), rate) == float("-inf")
+
+
+def _loud_song_like(rate: int = 32000) -> np.ndarray:
+    """Two seconds of chords and noise squeezed to a 0.95 sample peak, as the mix is today."""
+    t = np.arange(2 * rate) / rate
+    tones = sum(np.sin(2 * np.pi * f * t) for f in (110, 220, 277, 330, 440, 1320))
+    noise = np.random.default_rng(3).standard_normal(len(t))
+    mix = tones + 2 * noise
+    mix = mix * (3.0 / np.abs(mix).max())  # 10 dB too hot for the limiter
+    limited: np.ndarray = (mix * limiter_gain(mix, rate)).astype(np.float32)
+    return limited
+
+
+def test_the_limiter_can_hold_the_true_peak() -> None:
+    rate = 32000
+    song = _loud_song_like(rate)
+    assert true_peak_dbtp(song, rate) > -0.5  # a 0.95 sample peak, and more between samples
+    limited = song * limiter_gain(song, rate, ceiling_dbtp=-2.0)
+    assert true_peak_dbtp(limited, rate) <= -2.0 + 0.02
+    assert np.median(limiter_gain(song, rate, ceiling_dbtp=-2.0)) > 0.5
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "mp3"])
+def test_encoded_true_peak_stays_under_the_ceiling(fmt: str) -> None:
+    rate = 32000
+    song = _loud_song_like(rate)
+    assert decoded_true_peak_dbtp(encode(song, rate, fmt)) > -0.5  # plainly encoded: over
+    data, _ = encode_true_peak(song, rate, fmt, ceiling_dbtp=-1.0)
+    assert decoded_true_peak_dbtp(data) <= -1.0
+    assert decoded_true_peak_dbtp(data) > -2.5  # pulled down by the excess, not much more
+    decoded, _ = sf.read(io.BytesIO(data))
+    assert len(decoded) > 0
