@@ -182,6 +182,8 @@ def render(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE,
 
 # --- The band behind a sung voice -------------------------------------------------------
 
+ENDING_BEATS = 1  # how long the final chord is held before it rings out
+RING_OUT_S = 0.6  # what a render keeps of the ring-out after the final chord is let go
 KICK, SIDE_STICK, SNARE, CLAP, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 39, 42, 46, 49, 51
 
 
@@ -200,6 +202,7 @@ class Style:
     bass_steps: tuple[int, ...]
     swing: float  # how late each off-beat 8th comes, in 16ths (0 = straight)
     velocity: int
+    tempo_range_bpm: tuple[int, int]  # where a song in this style is sung
     crash_every_bars: int = 4
 
 
@@ -208,25 +211,25 @@ STYLES: dict[str, Style] = {
         name="pop", chord_program=0, bass_program=33, pad_program=None,
         drums={KICK: (0, 6, 8), SNARE: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
         chord_steps=(0, 4, 8, 12), arpeggio=False, bass_steps=(0, 2, 4, 6, 8, 10, 12, 14),
-        swing=0.0, velocity=84,
+        swing=0.0, velocity=84, tempo_range_bpm=(86, 100),
     ),
     "lofi": Style(
         name="lofi", chord_program=4, bass_program=32, pad_program=None,
         drums={KICK: (0, 7, 10), SIDE_STICK: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
         chord_steps=(0, 10), arpeggio=False, bass_steps=(0, 7, 10), swing=0.6, velocity=68,
-        crash_every_bars=0,
+        tempo_range_bpm=(76, 88), crash_every_bars=0,
     ),
     "ballad": Style(
         name="ballad", chord_program=0, bass_program=32, pad_program=48,
         drums={KICK: (0, 8), SIDE_STICK: (4, 12), RIDE: (0, 4, 8, 12)},
         chord_steps=(0, 2, 4, 6, 8, 10, 12, 14), arpeggio=True, bass_steps=(0, 8),
-        swing=0.0, velocity=64, crash_every_bars=8,
+        swing=0.0, velocity=64, tempo_range_bpm=(72, 84), crash_every_bars=8,
     ),
     "robot": Style(
         name="robot", chord_program=81, bass_program=38, pad_program=89,
         drums={KICK: (0, 4, 8, 12), CLAP: (4, 12), CLOSED_HAT: (2, 6, 10, 14)},
         chord_steps=(2, 6, 10, 14), arpeggio=False, bass_steps=(0, 2, 4, 6, 8, 10, 12, 14),
-        swing=0.0, velocity=80,
+        swing=0.0, velocity=80, tempo_range_bpm=(92, 104),
     ),
 }
 DEFAULT_STYLE = "pop"
@@ -241,7 +244,9 @@ def style_named(name: str) -> Style:
 
 
 def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_midi.PrettyMIDI:
-    """Chords, bass and drums for a melody, with `intro_bars` of band before it starts.
+    """Chords, bass and drums for a melody, with `intro_bars` of band before it starts and
+    an ending: the tonic chord struck once on the downbeat after the last bar, with a crash,
+    left to ring for ENDING_BEATS.
 
     The harmony is the chord sequence the melody model wrote with the melody; the intro
     plays the first chord.
@@ -266,7 +271,7 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
             voicing = _voicing(root, quality)
             steps = [s for s in style.chord_steps if s // 8 == half]
             for index, step in enumerate(steps):
-                end_step = next((s for s in style.chord_steps if s > step), 16 * (half + 1))
+                end_step = next((s for s in style.chord_steps if s > step), 16)
                 start, end = at(bar, step), at(bar, end_step) - 0.01
                 pitches = [voicing[index % 3]] if style.arpeggio else voicing
                 for pitch in pitches:
@@ -283,6 +288,7 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
         if style.crash_every_bars and bar % style.crash_every_bars == 0 and bar >= intro_bars:
             drums.notes.append(pretty_midi.Note(style.velocity, CRASH, at(bar, 0),
                                                 at(bar, 0) + 4 * step_s))
+    _final_hit(melody, style, n_bars * bar_s, chords, bass, drums)
     midi.instruments += [chords, bass, drums]
     if style.pad_program is not None:
         pad = pretty_midi.Instrument(program=style.pad_program, name="pad")
@@ -292,6 +298,19 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
                                                   intro_s + span.start_s, intro_s + span.end_s))
         midi.instruments.append(pad)
     return midi
+
+
+def _final_hit(melody: Melody, style: Style, at_s: float, chords: pretty_midi.Instrument,
+               bass: pretty_midi.Instrument, drums: pretty_midi.Instrument) -> None:
+    """The last chord (the tonic: the melody ends there) once more, on the downbeat after
+    the song, held for ENDING_BEATS, over its bass, a kick and a crash."""
+    root, quality = melody.key.tonic_chord
+    end_s = at_s + ENDING_BEATS * 4 * melody.step_s
+    for pitch in _voicing(root, quality):
+        chords.notes.append(pretty_midi.Note(style.velocity - 10, pitch, at_s, end_s))
+    bass.notes.append(pretty_midi.Note(style.velocity, _bass_pitch(root), at_s, end_s))
+    for drum in (KICK, CRASH):
+        drums.notes.append(pretty_midi.Note(style.velocity, drum, at_s, at_s + 4 * melody.step_s))
 
 
 def _chord_per_half_bar(melody: Melody, intro_bars: int) -> list[tuple[int, str]]:

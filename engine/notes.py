@@ -98,6 +98,51 @@ def _merge_without_dip(peaks: list[int], level: np.ndarray) -> list[int]:
     return merged
 
 
+PHRASE_PAUSE_S = 0.25  # unvoiced time between two nuclei that ends a phrase
+PHRASE_SILENCE_S = 0.12  # or silence between their sounds
+MAX_PHRASE = 12  # longer breath groups are split where they pause most
+MIN_PHRASE = 2
+
+
+def phrases(found: list[Syllable]) -> list[int]:
+    """Group syllables into phrases at the speech's pauses: the number of syllables in each,
+    in order. A phrase ends where the voice pauses (PHRASE_PAUSE_S unvoiced, or
+    PHRASE_SILENCE_S of silence); a breath group longer than MAX_PHRASE is split at its
+    longest pause; a lone syllable joins the neighbour it is closer to."""
+    if not found:
+        return []
+    pauses = np.array([b.onset_s - a.voiced_end_s for a, b in itertools.pairwise(found)])
+    silences = np.array([b.start_s - a.end_s for a, b in itertools.pairwise(found)])
+    ends = set(np.flatnonzero((pauses >= PHRASE_PAUSE_S) | (silences >= PHRASE_SILENCE_S)))
+    bounds = [0, *sorted(int(i) + 1 for i in ends), len(found)]
+    groups = _join_lone(list(itertools.pairwise(bounds)), pauses)
+    split: list[tuple[int, int]] = []
+    while groups:
+        a, b = groups.pop(0)
+        if b - a <= MAX_PHRASE:
+            split.append((a, b))
+            continue
+        inner = np.arange(a + MIN_PHRASE, b - MIN_PHRASE + 1)  # where a new phrase may start
+        cut = int(inner[np.argmax(pauses[inner - 1])])
+        groups[:0] = [(a, cut), (cut, b)]
+    return [b - a for a, b in split]
+
+
+def _join_lone(groups: list[tuple[int, int]], pauses: np.ndarray) -> list[tuple[int, int]]:
+    """Join phrases of fewer than MIN_PHRASE syllables to the nearer neighbour."""
+    while len(groups) > 1:
+        lone = next((i for i, (a, b) in enumerate(groups) if b - a < MIN_PHRASE), None)
+        if lone is None:
+            break
+        a, b = groups[lone]
+        before = pauses[a - 1] if lone > 0 else np.inf
+        after = pauses[b - 1] if lone + 1 < len(groups) else np.inf
+        other = lone - 1 if before <= after else lone + 1
+        first, last = min(lone, other), max(lone, other)
+        groups[first:last + 1] = [(groups[first][0], groups[last][1])]
+    return groups
+
+
 def comfortable_range(track: PitchTrack, span: int = 12) -> tuple[int, int]:
     """A singable range of `span` semitones for this voice (MIDI notes). People speak near the
     bottom of their singing range, so it reaches 3 semitones below the median of their

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy.signal import resample_poly
 
-from engine import arrange, audio, notes, picture, pitch, retune, singer
+from engine import arrange, audio, denoise, notes, picture, pitch, retune, singer, vocal_chain
+from engine import voice as voice_synth
 from engine.errors import InvalidRequest
-from engine.melody.compose import Melody, compose
+from engine.melody.compose import Melody, compose, compose_phrases
 from engine.melody.model import load_model
+from engine.melody.tokens import STEPS_PER_BAR
 from engine.retune import SungNote
 from engine.theory import Key, chord_name
 from engine.timing import StageTimer
@@ -115,9 +117,9 @@ SONG_FORMATS = (*audio.AUDIO_FORMATS, "png")  # a song, or the picture of the vo
 VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1
-SONG_STRETCH = 1.35  # a line takes longer to sing than to say
-MIN_SONG_TEMPO, MAX_SONG_TEMPO = 72.0, 140.0
-VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.0, -23.0, -14.0
+VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.5, -22.0, -14.0  # the voice 4.5 LU in front
+TRUE_PEAK_DBTP = -1.0  # the most the decoded file may reach
+MASTER_CEILING_DBTP = -2.5  # before encoding: Opus and MP3 add up to about 1.3 dB
 CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
 NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
             "spoken or sung, without much noise around it")
@@ -180,6 +182,11 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
                 extras: bool, timer: StageTimer) -> Song:
     if voice.duration_s < MIN_VOICE_S:
         raise audio.BadAudio(TOO_SHORT.format(voice.duration_s))
+    with timer.stage("denoise"):
+        clean = denoise.clean_voice(voice.samples, voice.sample_rate)
+        if clean.only_noise:
+            raise audio.BadAudio(NO_VOICE)
+        voice = replace(voice, samples=clean.samples)
     with timer.stage("pitch"):
         f0 = pitch.track(voice.samples, voice.sample_rate)
     with timer.stage("syllables"):
@@ -190,37 +197,50 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
             raise audio.BadAudio(TOO_FEW_SYLLABLES)
         voice_range = notes.comfortable_range(f0)
     with timer.stage("compose"):
-        tune = compose(seed=seed, n_notes=len(syllables), pitch_range=voice_range)
-        tune = tune.at_tempo(_song_tempo(tune, syllables))
-    intro_s = INTRO_BARS * 16 * tune.step_s
-    # The band renders in a thread while the voice is retuned: FluidSynth runs outside the
-    # GIL, so on two cores the two overlap.
-    with ThreadPoolExecutor(max_workers=1) as band_thread:
-        band_future = band_thread.submit(_render_band, tune, band, timer)
+        phrase_lengths = notes.phrases(syllables)
+        tune = compose_phrases(seed=seed, phrase_lengths=phrase_lengths, pitch_range=voice_range,
+                               tempo_bpm=_song_tempo(band, seed))
+    intro_bars = _intro_bars(tune)
+    intro_s = intro_bars * STEPS_PER_BAR * tune.step_s
+    alignment = retune.align(syllables, [n.pitch for n in tune.notes],
+                             [n.start_s + intro_s for n in tune.notes],
+                             tune.notes[-1].end_s + intro_s, voiced_s=f0.times_s[f0.voiced])
+    contour = retune.sung_contour(alignment.sung, "robot" if band.name == "robot" else "natural",
+                                  seed)
+    # Three things at once, each outside the GIL most of the time: the band (FluidSynth),
+    # the held vowels (WORLD) and, here, the overlap-add retuning (Praat).
+    with ThreadPoolExecutor(max_workers=2) as helpers:
+        band_future = helpers.submit(_render_band, tune, band, intro_bars, timer)
+        held_future = helpers.submit(_held_vowels, voice, f0, alignment, contour, timer)
         with timer.stage("retune"):
-            alignment = retune.align(syllables, [n.pitch for n in tune.notes],
-                                     [n.start_s + intro_s for n in tune.notes],
-                                     tune.notes[-1].end_s + intro_s,
-                                     voiced_s=f0.times_s[f0.voiced])
             voiced_hz = f0.f0_hz[f0.voiced]
             sung_voice = retune.retune(
-                voice.samples, voice.sample_rate, alignment,
-                tuning="robot" if band.name == "robot" else "natural",
+                voice.samples, voice.sample_rate, alignment, contour,
                 pitch_floor_hz=max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7),
                 pitch_ceiling_hz=min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5),
             )
+        held = held_future.result()
+        with timer.stage("join"):
+            sung_voice = voice_synth.join_held(sung_voice, held)
         backing = band_future.result()
-    with timer.stage("mix"):
+    with timer.stage("vocal_chain"):
         vocal = _on_time_line(sung_voice, arrange.SAMPLE_RATE)
         length = max(len(vocal), len(backing))
-        vocal, backing = audio.fit_length(vocal, length), audio.fit_length(backing, length)
+        # Padded first, so the chain's echo and room ring out under the band's ending.
+        vocal = vocal_chain.process(audio.fit_length(vocal, length), arrange.SAMPLE_RATE,
+                                    band.name)
+    with timer.stage("mix"):
+        backing = audio.fit_length(backing, length)
         vocal_gain = audio.loudness_gain(vocal, arrange.SAMPLE_RATE, VOCAL_LUFS)
         backing_gain = audio.loudness_gain(backing, arrange.SAMPLE_RATE, BACKING_LUFS)
         vocal, backing = vocal * vocal_gain, backing * backing_gain
         vocal, backing = _master(vocal, backing)
         mix = vocal + backing
     with timer.stage("encode"):
-        encoded = audio.encode(mix, arrange.SAMPLE_RATE, audio_format)
+        encoded, gain = audio.encode_true_peak(mix, arrange.SAMPLE_RATE, audio_format,
+                                               TRUE_PEAK_DBTP)
+        if gain != 1.0:  # the file had to come down a little: the stems come with it
+            vocal, backing, mix = vocal * gain, backing * gain, mix * gain
     melody_midi = arrange.midi_bytes(arrange.one_track_midi(
         ((n.pitch, n.start_s, n.end_s, SUNG_VELOCITY) for n in alignment.sung), tune.tempo_bpm))
     with timer.stage("pitch_check"):
@@ -237,6 +257,8 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         **melody_summary(tune),
         "style": band.name,
         "syllables": len(syllables),
+        "phrases": phrase_lengths,
+        "phrase_ends": list(tune.phrase_ends),
         "duration_s": round(len(mix) / arrange.SAMPLE_RATE, 3),
         "input_duration_s": round(voice.duration_s, 3),
         "input_truncated": voice.truncated,
@@ -249,30 +271,49 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
                 timings_s=timer.report(), time_map=alignment.time_map, samples=mix)
 
 
-def _render_band(tune: Melody, band: arrange.Style, timer: StageTimer) -> np.ndarray:
+def _render_band(tune: Melody, band: arrange.Style, intro_bars: int,
+                 timer: StageTimer) -> np.ndarray:
     with timer.stage("backing"):
-        return arrange.render(arrange.backing_midi(tune, band, INTRO_BARS))
+        return arrange.render(arrange.backing_midi(tune, band, intro_bars),
+                              tail_s=arrange.RING_OUT_S)
+
+
+def _held_vowels(voice: audio.DecodedAudio, f0: pitch.PitchTrack, alignment: retune.Alignment,
+                 contour: tuple[np.ndarray, np.ndarray],
+                 timer: StageTimer) -> list[voice_synth.HeldVowel]:
+    with timer.stage("held_vowels"):
+        return voice_synth.synthesise_held(voice.samples, voice.sample_rate, f0,
+                                           alignment.time_map, contour, workers=2)
+
+
+def _intro_bars(tune: Melody) -> int:
+    """One bar of band before the voice, or none when the melody itself starts late enough
+    in its first bar (a pickup): the voice never waits more than a bar."""
+    return 0 if tune.notes[0].start_step >= STEPS_PER_BAR // 2 else INTRO_BARS
 
 
 def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bring the mix to MASTER_LUFS under a peak limiter; the same gain goes on both stems,
-    so they still add up to the mix. Limiting costs a little loudness: one correction of
-    the gain before the final limiting wins most of it back."""
+    """Bring the mix to MASTER_LUFS under a true-peak limiter at MASTER_CEILING_DBTP; the
+    same gain goes on both stems, so they still add up to the mix. Limiting costs a little
+    loudness: one correction of the gain before the final limiting wins most of it back."""
     rate = arrange.SAMPLE_RATE
     mix = vocal + backing
+    peaks = audio.block_true_peaks(mix, rate)
+
+    def limited(gain: float) -> np.ndarray:
+        return gain * audio.limiter_gain(mix * gain, rate, ceiling_dbtp=MASTER_CEILING_DBTP,
+                                         true_peaks=peaks * gain)
+
     gain = audio.loudness_gain(mix, rate, MASTER_LUFS)
-    limited = mix * gain * audio.limiter_gain(mix * gain, rate)
-    gain *= audio.loudness_gain(limited, rate, MASTER_LUFS)
-    envelope = gain * audio.limiter_gain(mix * gain, rate)
+    gain *= audio.loudness_gain(mix * limited(gain), rate, MASTER_LUFS)
+    envelope = limited(gain)
     return vocal * envelope, backing * envelope
 
 
-def _song_tempo(tune: Melody, syllables: list[notes.Syllable]) -> float:
-    """The tempo at which the melody takes about SONG_STRETCH times as long as the speech."""
-    beats = (tune.notes[-1].start_step + tune.notes[-1].dur_steps) / 4
-    spoken_s = max(syllables[-1].end_s - syllables[0].onset_s, 0.3)
-    tempo = 60.0 * beats / (spoken_s * SONG_STRETCH)
-    return float(np.clip(round(tempo), MIN_SONG_TEMPO, MAX_SONG_TEMPO))
+def _song_tempo(band: arrange.Style, seed: int) -> float:
+    """The song's tempo: the style's own range, a whole BPM chosen by the seed."""
+    low, high = band.tempo_range_bpm
+    return float(np.random.default_rng(seed).integers(low, high + 1))
 
 
 def _on_time_line(voice: retune.RetunedVoice, sample_rate: int) -> np.ndarray:

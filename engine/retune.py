@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import parselmouth
 from parselmouth.praat import call, run
+from scipy.signal import bilinear, butter, lfilter
 
 from engine.notes import Syllable
 from engine.pitch import HOP_S, midi_to_hz
@@ -24,14 +25,25 @@ from engine.pitch import HOP_S, midi_to_hz
 Tuning = Literal["natural", "robot"]
 
 LEAD_IN_S = 0.3  # sound kept before the first vowel onset (its consonant, a breath)
-MAX_STRETCH = 6.0  # a vowel is never made longer than this many times its own length
-REST_SHARE = 0.5  # consonants and pauses take at most this share of a note's span
-CONTOUR_STEP_S = 0.02
-GLIDE_S = 0.03
-VIBRATO_AFTER_S = 0.2
-VIBRATO_FULL_S = 0.35
+MAX_STRETCH = 40.0  # a vowel is never made longer than this (WORLD holds it: voice.py)
+REST_SHARE = 0.45  # consonants and pauses take at most this share of a note's span
+FINAL_REST_S = 0.2  # the last note is held to its end: only a final consonant after it
+CONTOUR_STEP_S = 0.005
+GLIDE_S = 0.03  # a held note gives way this long before the next one starts
+# A singer's pitch (Saitou et al. 2007, with depths and rates of pop singing):
+OVERSHOOT_HZ, OVERSHOOT_DAMPING = 7.0, 0.6  # about 9 % overshoot, settled in ~0.15 s
+PREPARATION_HZ, PREPARATION_DAMPING = 9.0, 0.7
+PREPARATION_SHARE = 0.25  # how much of a note change is anticipated
+TRANSITION_LEAD_S = 0.04  # after a rest, a note is approached this far ahead of its onset
+VIBRATO_MIN_NOTE_S = 0.25
+VIBRATO_AFTER_S = 0.15
+VIBRATO_FULL_S = 0.45
+VIBRATO_DEEPEST_NOTE_S = 0.9  # notes this long or longer get the full depth
 VIBRATO_HZ = 5.5
-VIBRATO_CENTS = 25.0
+VIBRATO_RATE_SPREAD = 0.08
+VIBRATO_CENTS = 30.0
+DRIFT_HZ, DRIFT_CENTS = 1.0, 5.0
+FLUTTER_HZ, FLUTTER_CENTS = 8.0, 2.5
 EPSILON_S = 0.001
 PRAAT_SEED = 909
 
@@ -95,7 +107,7 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
         voiced_end = min(syllable.voiced_end_s, next_in)
         voiced_in = max(voiced_end - syllable.onset_s, EPSILON_S)
         rest_in = max(next_in - voiced_end, 0.0)
-        rest_out = min(rest_in, REST_SHARE * span_out)
+        rest_out = min(rest_in, REST_SHARE * span_out, FINAL_REST_S if last else np.inf)
         voiced_out = span_out - rest_out
         if voiced_out > MAX_STRETCH * voiced_in:
             voiced_out = MAX_STRETCH * voiced_in
@@ -139,54 +151,96 @@ def _strictly_increasing(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np
     return xs[keep], np.maximum.accumulate(ys[keep])
 
 
-def pitch_contour(alignment: Alignment, tuning: Tuning) -> tuple[np.ndarray, np.ndarray]:
-    """Target f0 (Hz) at input times: each note held over its nucleus, with short glides
-    between legato notes and light vibrato on long ones ('robot': hard steps, no vibrato).
-    Whatever is voiced between two notes (a voiced consonant, a held breath) stays on the
-    earlier note until just before the next one."""
-    times_out: list[np.ndarray] = []
-    midi: list[np.ndarray] = []
-    sung = alignment.sung
-    for index, note in enumerate(sung):
-        previous = sung[index - 1] if index else None
-        following = sung[index + 1] if index + 1 < len(sung) else None
-        hold_until = max(note.end_s, following.start_s - GLIDE_S) if following else note.end_s
-        if tuning == "robot":
-            t = np.array([note.start_s, max(hold_until - EPSILON_S, note.start_s)])
-            times_out.append(t)
-            midi.append(np.full(2, float(note.pitch)))
-            continue
+def sung_contour(sung: Sequence[SungNote], tuning: Tuning, seed: int = 0,
+                 step_s: float = CONTOUR_STEP_S) -> tuple[np.ndarray, np.ndarray]:
+    """How a singer's pitch moves through the notes: (times in output seconds, MIDI pitch).
+
+    After Saitou et al. (2007): the notes as steps, passed through a damped second-order
+    system so the voice overshoots a new note a little and settles (and, run backwards,
+    prepares for it with a small dip the other way); vibrato that starts about 0.2 s into a
+    note and deepens on long notes; a slow drift and a fine fluctuation of a few cents
+    (seeded noise). Between two notes the voice stays on the earlier one; a note after a
+    rest of more than TRANSITION_LEAD_S is approached a little ahead of its onset.
+    'robot' steps hard onto each note and holds it, with nothing of the above.
+    """
+    first, last = sung[0].start_s, sung[-1].end_s
+    times = np.arange(first, last + step_s, step_s)
+    starts = np.array([n.start_s for n in sung])
+    pitches = np.array([n.pitch for n in sung], dtype=np.float64)
+    if tuning == "robot":
+        index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)
+        return times, pitches[index]
+    ends = np.array([n.end_s for n in sung])
+    gaps = np.concatenate([[0.0], starts[1:] - ends[:-1]])
+    switches = starts - np.clip(gaps / 2, 0.0, TRANSITION_LEAD_S)
+    index = np.clip(np.searchsorted(switches, times, side="right") - 1, 0, None)
+    steps = pitches[index]
+    rate = 1.0 / step_s
+    forward = _second_order(steps, OVERSHOOT_HZ, OVERSHOOT_DAMPING, rate)
+    backward = _second_order(steps[::-1], PREPARATION_HZ, PREPARATION_DAMPING, rate)[::-1]
+    moving = (1 - PREPARATION_SHARE) * forward + PREPARATION_SHARE * backward
+    rng = np.random.default_rng(seed)
+    wander = (_smooth_noise(rng, len(times), rate, DRIFT_HZ, DRIFT_CENTS) +
+              _smooth_noise(rng, len(times), rate, FLUTTER_HZ, FLUTTER_CENTS)) / 100
+    return times, moving + _vibrato(times, sung, rng) + wander
+
+
+def _second_order(steps: np.ndarray, natural_hz: float, damping: float,
+                  rate: float) -> np.ndarray:
+    """A step sequence through w^2 / (s^2 + 2 z w s + w^2), discretised (bilinear), starting
+    at rest on the first value."""
+    omega = 2 * np.pi * natural_hz
+    b, a = bilinear([omega**2], [1.0, 2 * damping * omega, omega**2], fs=rate)
+    response: np.ndarray = lfilter(b, a, steps - steps[0], zi=np.zeros(2))[0] + steps[0]
+    return response
+
+
+def _smooth_noise(rng: np.random.Generator, length: int, rate: float, cutoff_hz: float,
+                  cents: float) -> np.ndarray:
+    """Seeded noise low-passed at `cutoff_hz`, scaled to a standard deviation of `cents`."""
+    b, a = butter(2, cutoff_hz, fs=rate)
+    noise: np.ndarray = lfilter(b, a, rng.standard_normal(length + round(rate)))[round(rate):]
+    spread = float(noise.std())
+    return noise * (cents / spread) if spread > 0 else noise
+
+
+def _vibrato(times: np.ndarray, sung: Sequence[SungNote], rng: np.random.Generator) -> np.ndarray:
+    """Vibrato in semitones: on each note longer than VIBRATO_MIN_NOTE_S, fading in from
+    VIBRATO_AFTER_S to VIBRATO_FULL_S after its onset, at a depth that grows with the note's
+    length to VIBRATO_CENTS, at a rate a little different on each note."""
+    out = np.zeros_like(times)
+    for note in sung:
         length = note.end_s - note.start_s
-        t = np.arange(note.start_s, note.end_s, CONTOUR_STEP_S)
-        t = np.append(t, note.end_s - EPSILON_S) if length > EPSILON_S else t
-        since = t - note.start_s
+        if length < VIBRATO_MIN_NOTE_S:
+            continue
+        inside = (times >= note.start_s) & (times < note.end_s)
+        since = times[inside] - note.start_s
         ramp = np.clip((since - VIBRATO_AFTER_S) / (VIBRATO_FULL_S - VIBRATO_AFTER_S), 0, 1)
-        vibrato = ramp * VIBRATO_CENTS / 100 * np.sin(2 * np.pi * VIBRATO_HZ * since)
-        values = note.pitch + vibrato
-        if previous is not None and note.start_s - previous.end_s < GLIDE_S:
-            # Legato: slide from the previous note over the first GLIDE_S.
-            slide = np.clip(since / GLIDE_S, 0, 1)
-            values = previous.pitch + (values - previous.pitch) * slide
-        if hold_until > note.end_s:
-            t = np.append(t, hold_until)
-            values = np.append(values, float(note.pitch))
-        times_out.append(t)
-        midi.append(values)
-    out = np.concatenate(times_out)
-    return alignment.time_map.to_input(out), np.asarray(midi_to_hz(np.concatenate(midi)))
+        depth = VIBRATO_CENTS * min(1.0, length / VIBRATO_DEEPEST_NOTE_S)
+        rate_hz = VIBRATO_HZ * (1 + VIBRATO_RATE_SPREAD * rng.uniform(-1, 1))
+        phase = 2 * np.pi * rate_hz * np.maximum(since - VIBRATO_AFTER_S, 0.0)
+        out[inside] = ramp * depth / 100 * np.sin(phase)
+    return out
+
+
+def pitch_contour(alignment: Alignment, contour: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A sung contour (output times, MIDI pitch) as target f0 (Hz) at input times."""
+    return alignment.time_map.to_input(contour[0]), np.asarray(midi_to_hz(contour[1]))
 
 
 def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
-           tuning: Tuning = "natural", pitch_floor_hz: float = 60.0,
+           contour: tuple[np.ndarray, np.ndarray], pitch_floor_hz: float = 60.0,
            pitch_ceiling_hz: float = 600.0) -> RetunedVoice:
-    """Resynthesise the voice along the alignment's time map and pitch contour."""
+    """Resynthesise the voice along the alignment's time map and a sung pitch contour
+    (output times in s, MIDI pitch; `sung_contour` makes one)."""
     start_in = float(alignment.time_map.input_s[0])
     end_in = float(alignment.time_map.input_s[-1])
     first, last = int(start_in * sample_rate), int(np.ceil(end_in * sample_rate))
     clip = samples[first:last].astype(np.float64)
     sound = parselmouth.Sound(clip, sampling_frequency=sample_rate)
     manipulation = call(sound, "To Manipulation", 0.01, pitch_floor_hz, pitch_ceiling_hz)
-    contour_in, contour_hz = pitch_contour(alignment, tuning)
+    contour_in, contour_hz = pitch_contour(alignment, contour)
     duration_in, factors = _duration_points(alignment.time_map)
     with tempfile.TemporaryDirectory(prefix="singsong-retune-") as folder:
         pitch_tier = _read_tier(Path(folder, "p.PitchTier"), "PitchTier", sound.duration,

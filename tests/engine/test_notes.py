@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio import decode_file
-from engine.notes import comfortable_range, syllables
+from engine.notes import Syllable, comfortable_range, phrases, syllables
 from engine.pitch import track
 from tests.engine.test_pitch import harmonic_tone
 
@@ -40,3 +40,27 @@ def test_speech_syllables_and_range(speech_clip: Path) -> None:
 def test_silence_has_no_syllables() -> None:
     silence = np.zeros(22050, np.float32)
     assert syllables(silence, 22050, track(silence, 22050)) == []
+
+
+def _spoken(onsets_s: list[float], nucleus_s: float = 0.12) -> list[Syllable]:
+    """Syllables whose sound starts 40 ms before the nucleus and ends with it."""
+    return [Syllable(t - 0.04, t, t + nucleus_s, t + nucleus_s) for t in onsets_s]
+
+
+def test_phrases_end_at_pauses() -> None:
+    # Two breath groups of 4 and 3 syllables with half a second between them.
+    found = _spoken([0.0, 0.2, 0.4, 0.6, 1.3, 1.5, 1.7])
+    assert phrases(found) == [4, 3]
+
+
+def test_a_long_breath_group_is_split_where_it_pauses_most() -> None:
+    onsets = [0.2 * i for i in range(20)]
+    onsets[8:] = [t + 0.1 for t in onsets[8:]]  # a slight hesitation before the ninth
+    assert phrases(_spoken(onsets)) == [8, 12]
+
+
+def test_a_lone_syllable_joins_its_nearer_neighbour() -> None:
+    found = _spoken([0.0, 0.2, 0.4, 1.0, 1.7, 1.9])
+    assert phrases(found) == [4, 2]
+    assert phrases(_spoken([0.0])) == [1]
+    assert phrases([]) == []

@@ -8,11 +8,12 @@ import soundfile as sf
 from swift_f0 import SwiftF0
 
 from engine.arrange import MELODY_TRACK, SAMPLE_RATE
-from engine.audio import BadAudio, decode, integrated_loudness
+from engine.audio import BadAudio, decode, decoded_true_peak_dbtp, integrated_loudness
 from engine.errors import InvalidRequest
 from engine.notes import syllables
 from engine.pipeline import Song, lyrics, sing
 from engine.pitch import hz_to_midi, track
+from engine.theory import chord_name
 from tests.conftest import ffmpeg_make
 
 
@@ -81,6 +82,62 @@ def test_summary_and_picture(song: Song) -> None:
             "encode", "total"} <= set(song.timings_s)
 
 
+def test_phrases_are_sung_as_a_singer_would(song: Song) -> None:
+    """Each phrase ends on a held note; the notes are sung, not spoken (few short ones)."""
+    ends = song.summary["phrase_ends"]
+    assert len(ends) == len(song.summary["phrases"]) >= 2
+    assert ends[-1] == len(song.sung) - 1
+    for index in ends:
+        assert song.sung[index].end_s - song.sung[index].start_s >= 0.6
+    lengths = np.array([n.end_s - n.start_s for n in song.sung])
+    assert np.median(lengths) >= 0.3 and np.mean(lengths < 0.15) <= 0.1
+    assert 72 <= song.summary["tempo_bpm"] <= 128
+
+
+def _vibrato_cents(vocal_wav: bytes, notes, min_s: float = 0.8) -> list[float]:
+    """On each note of at least `min_s`, the sung pitch's wobble around its own slow course
+    (cents, RMS), from 0.3 s into the note to 0.1 s before its end (Praat's tracker)."""
+    vocal = decode(vocal_wav, sample_rate=22050)
+    f0 = track(vocal.samples, vocal.sample_rate)
+    wobble = []
+    for note in notes:
+        if note.end_s - note.start_s < min_s:
+            continue
+        inside = (f0.times_s >= note.start_s + 0.3) & (f0.times_s < note.end_s - 0.1)
+        inside &= f0.voiced
+        if inside.sum() < 30:
+            continue
+        cents = 100 * hz_to_midi(f0.f0_hz[inside])
+        slow = np.convolve(cents, np.ones(19) / 19, mode="same")  # 190 ms: below vibrato
+        wobble.append(float(np.sqrt(np.mean((cents - slow)[9:-9] ** 2))))
+    return wobble
+
+
+def test_long_notes_have_vibrato_and_robot_has_none(speech_clip: Path, song: Song) -> None:
+    natural = _vibrato_cents(song.stems["vocal"], song.sung)
+    assert len(natural) >= 3 and np.median(natural) >= 8
+    robot = sing(speech_clip.read_bytes(), seed=7, style="robot", audio_format="wav")
+    hard = _vibrato_cents(robot.stems["vocal"], robot.sung)
+    assert len(hard) >= 3 and np.median(hard) < 4
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "mp3"])
+def test_the_decoded_song_peaks_under_minus_one_dbtp(speech_clip: Path, fmt: str) -> None:
+    result = sing(speech_clip.read_bytes(), seed=7, style="pop", audio_format=fmt,
+                  extras=False)
+    assert decoded_true_peak_dbtp(result.audio) <= -1.0
+    decoded = decode(result.audio, sample_rate=SAMPLE_RATE).samples
+    assert integrated_loudness(decoded, SAMPLE_RATE) == pytest.approx(-14.0, abs=1.0)
+
+
+def test_the_band_waits_at_most_a_bar_and_ends_on_the_tonic(song: Song) -> None:
+    bar_s = 240.0 / song.summary["tempo_bpm"]
+    assert song.sung[0].start_s <= bar_s + 1e-6
+    tail_s = song.summary["duration_s"] - song.sung[-1].end_s
+    assert 0.5 <= tail_s <= 2.5  # a short ring-out, not a second verse of band
+    assert song.summary["chords"][-1]["name"] == chord_name(*song.melody.key.tonic_chord)
+
+
 @pytest.mark.parametrize("style", ["lofi", "ballad", "robot"])
 def test_styles(speech_clip: Path, style: str) -> None:
     result = sing(speech_clip.read_bytes(), seed=1, style=style, extras=False)
@@ -134,7 +191,7 @@ def test_lyrics_that_look_like_options_are_just_words() -> None:
         (lambda: ffmpeg_make("-f", "lavfi", "-i", "sine=f=1800:d=3", "-af",
                              "vibrato=f=5:d=0.3", suffix=".wav"), "voice|syllable"),
         (lambda: ffmpeg_make("-f", "lavfi", "-i", "sine=f=220:d=600", "-ar", "8000",
-                             suffix=".wav"), "syllable"),
+                             suffix=".wav"), "voice|syllable"),
     ],
     ids=["silence", "noise", "whistle", "ten-minute-tone"],
 )

@@ -3,7 +3,7 @@ import pytest
 
 from engine.notes import syllables
 from engine.pitch import hz_to_midi, track
-from engine.retune import align, pitch_contour, retune
+from engine.retune import SungNote, align, retune, sung_contour
 from tests.engine.test_pitch import harmonic_tone
 
 SR = 22050
@@ -39,7 +39,7 @@ def test_retuned_voice_sings_the_notes(voice, tuning) -> None:
     signal, found = voice
     pitches = [55, 59, 62, 57]
     alignment = align(found, pitches, [0.5, 1.0, 1.5, 2.25], last_end_s=3.0)
-    sung = retune(signal, SR, alignment, tuning=tuning)
+    sung = retune(signal, SR, alignment, sung_contour(alignment.sung, tuning, seed=1))
     after = track(sung.samples, SR)
     times = after.times_s + sung.start_s
     hits = total = 0
@@ -50,10 +50,49 @@ def test_retuned_voice_sings_the_notes(voice, tuning) -> None:
     assert total > 50 and hits / total > 0.9
 
 
-def test_robot_has_no_vibrato(voice) -> None:
-    _, found = voice
-    alignment = align(found, [60, 62, 64, 65], [0.5, 1.0, 1.5, 2.0], last_end_s=3.5)
-    _, natural = pitch_contour(alignment, "natural")
-    _, robot = pitch_contour(alignment, "robot")
-    assert len(set(np.round(robot, 3))) == 4
-    assert len(set(np.round(natural, 3))) > 8  # vibrato on the long last note
+LONG_NOTES = (SungNote(60, 0.0, 1.2), SungNote(64, 1.2, 2.4), SungNote(62, 2.6, 2.8),
+              SungNote(60, 2.8, 4.0))
+
+
+def _inside(times: np.ndarray, note: SungNote, after_s: float = 0.0) -> np.ndarray:
+    return (times >= note.start_s + after_s) & (times < note.end_s)
+
+
+def test_robot_steps_hard_with_no_vibrato() -> None:
+    times, midi = sung_contour(LONG_NOTES, "robot", seed=1)
+    for note in LONG_NOTES:
+        assert np.all(midi[_inside(times, note)] == note.pitch)
+
+
+def test_long_notes_get_a_singers_vibrato() -> None:
+    times, midi = sung_contour(LONG_NOTES, "natural", seed=1)
+    held = _inside(times, LONG_NOTES[0], after_s=0.5)
+    wobble = (midi[held] - LONG_NOTES[0].pitch) * 100
+    assert 20 <= np.sqrt(2) * wobble.std() <= 45  # cents: a pop singer's depth
+    spectrum = np.abs(np.fft.rfft(wobble - wobble.mean(), 4096))
+    rate = np.fft.rfftfreq(4096, times[1] - times[0])[np.argmax(spectrum)]
+    assert 4.5 <= rate <= 7.0
+    # It starts early enough to be heard on a note of a third of a second.
+    early = _inside(times, LONG_NOTES[0]) & (times < 0.35)
+    assert np.ptp(midi[early & (times > 0.2)]) * 100 > 5
+    # Short notes get none: only the drift and fine fluctuation of a few cents.
+    shorts = tuple(SungNote(60, 0.3 * i, 0.3 * i + 0.2) for i in range(8))
+    _, plain = sung_contour(shorts, "natural", seed=1)
+    assert np.ptp(plain) * 100 < 30
+
+
+def test_a_new_note_overshoots_and_settles() -> None:
+    times, midi = sung_contour(LONG_NOTES, "natural", seed=1)
+    onset = _inside(times, LONG_NOTES[1]) & (times < 1.45)
+    assert midi[onset].max() > 64.15  # goes past the note a little
+    settled = (times >= 1.3) & (times < 1.5)
+    assert np.abs(np.median(midi[settled]) - 64) < 0.15
+    before = (times > 1.0) & (times < 1.2)
+    assert midi[before].min() < 60.0  # prepares with a small dip the other way
+
+
+def test_the_contour_is_seeded() -> None:
+    _, one = sung_contour(LONG_NOTES, "natural", seed=1)
+    _, again = sung_contour(LONG_NOTES, "natural", seed=1)
+    _, other = sung_contour(LONG_NOTES, "natural", seed=2)
+    assert np.array_equal(one, again) and not np.array_equal(one, other)

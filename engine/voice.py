@@ -1,0 +1,175 @@
+"""Held vowels resynthesised with the WORLD vocoder, joined with the voice's own consonants.
+
+Overlap-add (retune.py) keeps words and timbre but, where a short spoken vowel is stretched
+into a sung note, it repeats the speaker's irregular periods: the held vowel flutters and
+the noise between its harmonics is stretched with it. Here each voiced stretch of the sung
+voice, from just after its start (where the consonant-vowel transition sounds) to its end,
+is made again by WORLD (Morise et al. 2016) from the speaker's own spectral envelope (read at
+the input instant the time map names) on the sung pitch contour, with the breath noise
+between harmonics lowered. The onsets, and everything unvoiced, stay as the voice said them;
+each join is a short crossfade, placed where the two signals' periods line up.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from engine.pitch import HOP_S, PitchTrack, midi_to_hz
+from engine.retune import RetunedVoice, TimeMap
+
+with warnings.catch_warnings():  # pyworld imports pkg_resources, which warns that it is old
+    warnings.simplefilter("ignore", UserWarning)
+    import pyworld
+
+FRAME_S = 0.005  # WORLD's synthesis frame period
+ATTACK_S = 0.05  # overlap-add keeps the first this-long of each voiced stretch (the onset)
+MIN_HELD_S = 0.12  # shorter voiced stretches are left to overlap-add
+FADE_IN_S = 0.025
+FADE_OUT_S = 0.012
+APERIODICITY_EVERY = 3  # d4c on every third analysis frame (it is smooth; and the dearest)
+BREATH_SCALE = 0.5  # aperiodicity on held vowels, in amplitude: less noise between harmonics
+FLOOR_HZ = (71.0, 300.0)  # bounds of the analysis floor (WORLD's default is 71 Hz)
+FLOOR_SHARE = 0.85  # the floor, against the 5th percentile of the voice's pitch
+SMOOTH_FRAMES = 5  # analysis frames (of HOP_S) the envelope is averaged over
+
+
+@dataclass(frozen=True)
+class HeldSpan:
+    """A voiced stretch of the sung voice that WORLD makes, in output seconds."""
+
+    start_s: float
+    end_s: float
+
+
+def held_spans(voiced_in: np.ndarray, hop_s: float, times_in: np.ndarray,
+               time_map: TimeMap) -> list[HeldSpan]:
+    """The voiced stretches of the input, mapped onto the song's time line, less their
+    attack; those shorter than MIN_HELD_S are left out."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced_in.astype(int), [0]])))
+    spans = []
+    for first, stop in zip(edges[::2], edges[1::2], strict=True):
+        start_in, end_in = times_in[first], times_in[stop - 1] + hop_s
+        start_out = float(time_map.to_output(start_in)) + ATTACK_S
+        end_out = float(time_map.to_output(end_in))
+        if end_out - start_out >= MIN_HELD_S:
+            spans.append(HeldSpan(start_out, end_out))
+    return spans
+
+
+@dataclass(frozen=True)
+class HeldVowel:
+    """A held stretch of voice made by WORLD, to be joined into the retuned voice."""
+
+    span: HeldSpan
+    samples: np.ndarray
+    first_hz: float  # its pitch where it begins (the join looks for a lag within a period)
+
+
+def synthesise_held(samples: np.ndarray, sample_rate: int, f0: PitchTrack, time_map: TimeMap,
+                    contour: tuple[np.ndarray, np.ndarray], workers: int = 1) -> list[HeldVowel]:
+    """The held stretches of the sung voice, made by WORLD.
+
+    samples: the input voice; f0: its pitch track (HOP_S frames); time_map: input -> song
+    time; contour: the sung pitch as (song times in s, MIDI pitch), as
+    retune.sung_contour gives it; workers: threads the stretches are shared among (pyworld
+    lets go of the GIL). Needs nothing of the overlap-add result, so it can run beside it.
+    """
+    spans = held_spans(f0.voiced, HOP_S, f0.times_s, time_map)
+    if not spans:
+        return []
+    envelope = _Envelope.analyse(samples.astype(np.float64), sample_rate, f0)
+
+    def make(span: HeldSpan) -> HeldVowel:
+        frames_out = np.arange(span.start_s, span.end_s, FRAME_S)
+        spectrum, aperiodicity = envelope.at(time_map.to_input(frames_out))
+        hz = np.asarray(midi_to_hz(np.interp(frames_out, contour[0], contour[1])))
+        sound = pyworld.synthesize(hz, np.ascontiguousarray(spectrum),
+                                   np.ascontiguousarray(aperiodicity * BREATH_SCALE),
+                                   sample_rate, frame_period=FRAME_S * 1000)
+        return HeldVowel(span, sound, float(hz[0]))
+
+    if workers <= 1:
+        return [make(span) for span in spans]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(make, spans))
+
+
+def join_held(sung_voice: RetunedVoice, held: list[HeldVowel]) -> RetunedVoice:
+    """The retuned voice with each held stretch crossfaded in: in after its attack, where
+    its periods line up with the voice's, and out where the voicing ends."""
+    rate = sung_voice.sample_rate
+    out = sung_voice.samples.astype(np.float64)
+    for vowel in held:
+        first = round((vowel.span.start_s - sung_voice.start_s) * rate)
+        length = min(len(vowel.samples), len(out) - first)
+        if first < 0 or length <= 0:
+            continue
+        sound = vowel.samples[:length]
+        period = round(rate / max(vowel.first_hz, 50.0))
+        fade_in = min(round(FADE_IN_S * rate), length // 3)
+        lag = _best_lag(out[first: first + fade_in + period], sound[: fade_in + period], period)
+        sound = np.concatenate([np.zeros(lag), sound[: length - lag]])
+        fade_out = min(round(FADE_OUT_S * rate), length // 3)
+        weight = np.ones(length)
+        weight[:lag] = 0.0
+        rising = weight[lag: lag + fade_in]
+        rising[:] = 0.5 - 0.5 * np.cos(np.pi * np.arange(len(rising)) / fade_in)
+        weight[length - fade_out:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(fade_out) / fade_out)
+        target = out[first: first + length]
+        target[:] = (1 - weight) * target + weight * sound
+    return RetunedVoice(out.astype(np.float32), rate, sung_voice.start_s)
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """WORLD's spectral envelope and aperiodicity of the input's voiced frames."""
+
+    times_s: np.ndarray
+    log_spectrum: np.ndarray  # [frames, bins]
+    aperiodicity: np.ndarray  # [frames, bins]
+
+    @staticmethod
+    def analyse(x: np.ndarray, rate: int, f0: PitchTrack) -> _Envelope:
+        voiced = f0.voiced
+        times, hz = f0.times_s[voiced], f0.f0_hz[voiced]
+        # The analysis window spans three periods of the voice's lowest usual pitch: a
+        # high voice gets a shorter FFT, which halves what synthesis costs.
+        floor_hz = float(np.clip(FLOOR_SHARE * np.percentile(hz, 5), *FLOOR_HZ))
+        fft_size = pyworld.get_cheaptrick_fft_size(rate, floor_hz)
+        spectrum = pyworld.cheaptrick(x, hz, times, rate, f0_floor=floor_hz, fft_size=fft_size)
+        every = slice(None, None, APERIODICITY_EVERY)
+        coarse = pyworld.d4c(x, np.ascontiguousarray(hz[every]),
+                             np.ascontiguousarray(times[every]), rate, fft_size=fft_size)
+        aperiodicity = np.empty_like(spectrum)
+        for column in range(spectrum.shape[1]):
+            aperiodicity[:, column] = np.interp(times, times[every], coarse[:, column])
+        # A held vowel stretches each 10 ms frame over many: frame-to-frame wobble (shimmer,
+        # jitter, noise) would become a flutter, so the envelope is smoothed over SMOOTH_FRAMES.
+        log_spectrum = uniform_filter1d(np.log(np.maximum(spectrum, 1e-16)), SMOOTH_FRAMES,
+                                        axis=0, mode="nearest")
+        return _Envelope(times, log_spectrum,
+                         uniform_filter1d(aperiodicity, SMOOTH_FRAMES, axis=0, mode="nearest"))
+
+    def at(self, times_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Spectrum and aperiodicity at input times, interpolated between voiced frames."""
+        position = np.interp(times_in, self.times_s, np.arange(len(self.times_s)))
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, len(self.times_s) - 1)
+        weight = (position - low)[:, None]
+        log_spectrum = (1 - weight) * self.log_spectrum[low] + weight * self.log_spectrum[high]
+        aperiodicity = (1 - weight) * self.aperiodicity[low] + weight * self.aperiodicity[high]
+        return np.exp(log_spectrum), aperiodicity
+
+
+def _best_lag(reference: np.ndarray, candidate: np.ndarray, period: int) -> int:
+    """The delay of `candidate` (less than one period) that best lines its waveform up with
+    `reference`."""
+    span = min(len(reference), len(candidate))
+    lags = max(1, min(period, span - 1))
+    scores = np.correlate(reference[:span], candidate[: span - lags + 1], mode="valid")
+    return int(np.argmax(scores[:lags]))
