@@ -855,7 +855,7 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
                    "-map", "0:a", "-map_metadata", "1",
                    "-map_chapters", "1" if fmt == "mp3" else "-1", "-c", "copy",
                    "-fflags", "+bitexact", str(target)]
-        result = subprocess.run(command, capture_output=True, timeout=audio.ENCODE_TIMEOUT_S,
+        result = subprocess.run(command, capture_output=True, timeout=audio.REMUX_TIMEOUT_S,
                                 check=False)
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg failed to write the album: "
