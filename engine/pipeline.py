@@ -118,6 +118,7 @@ VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1
 VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.5, -22.0, -14.0  # the voice 4.5 LU in front
+BALANCE_TOLERANCE_LU = 0.5
 TRUE_PEAK_DBTP = -1.0  # the most the decoded file may reach
 MASTER_CEILING_DBTP = -2.5  # before encoding: Opus and MP3 add up to about 1.3 dB
 CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
@@ -231,10 +232,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
                                     band.name)
     with timer.stage("mix"):
         backing = audio.fit_length(backing, length)
-        vocal_gain = audio.loudness_gain(vocal, arrange.SAMPLE_RATE, VOCAL_LUFS)
-        backing_gain = audio.loudness_gain(backing, arrange.SAMPLE_RATE, BACKING_LUFS)
-        vocal, backing = vocal * vocal_gain, backing * backing_gain
-        vocal, backing = _master(vocal, backing)
+        vocal, backing = _balance_and_master(vocal, backing)
         mix = vocal + backing
     with timer.stage("encode"):
         encoded, gain = audio.encode_true_peak(mix, arrange.SAMPLE_RATE, audio_format,
@@ -290,6 +288,24 @@ def _intro_bars(tune: Melody) -> int:
     """One bar of band before the voice, or none when the melody itself starts late enough
     in its first bar (a pickup): the voice never waits more than a bar."""
     return 0 if tune.notes[0].start_step >= STEPS_PER_BAR // 2 else INTRO_BARS
+
+
+def _balance_and_master(vocal: np.ndarray, backing: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The voice VOCAL_LUFS - BACKING_LUFS in front of the band, as the mastered stems
+    measure: the limiter takes more off where the voice sings than where the band plays
+    alone (the intro, the ending), so when that moves the balance by more than
+    BALANCE_TOLERANCE_LU the voice's gain is corrected once and the mix mastered again."""
+    rate = arrange.SAMPLE_RATE
+    vocal = vocal * audio.loudness_gain(vocal, rate, VOCAL_LUFS)
+    backing = backing * audio.loudness_gain(backing, rate, BACKING_LUFS)
+    vocal_out, backing_out = _master(vocal, backing)
+    wanted = VOCAL_LUFS - BACKING_LUFS
+    got = (audio.integrated_loudness(vocal_out, rate) -
+           audio.integrated_loudness(backing_out, rate))
+    if np.isfinite(got) and abs(got - wanted) > BALANCE_TOLERANCE_LU:
+        vocal_out, backing_out = _master(vocal * 10 ** ((wanted - got) / 20), backing)
+    return vocal_out, backing_out
 
 
 def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,11 +27,12 @@ Tuning = Literal["natural", "robot"]
 LEAD_IN_S = 0.3  # sound kept before the first vowel onset (its consonant, a breath)
 MAX_STRETCH = 40.0  # a vowel is never made longer than this (WORLD holds it: voice.py)
 REST_SHARE = 0.45  # consonants and pauses take at most this share of a note's span
+GLIDE_KEEP_S = 0.04  # at each end of a lengthened vowel, this much keeps its spoken speed
 FINAL_REST_S = 0.2  # the last note is held to its end: only a final consonant after it
 CONTOUR_STEP_S = 0.005
 GLIDE_S = 0.03  # a held note gives way this long before the next one starts
 # A singer's pitch (Saitou et al. 2007, with depths and rates of pop singing):
-OVERSHOOT_HZ, OVERSHOOT_DAMPING = 7.0, 0.6  # about 9 % overshoot, settled in ~0.15 s
+OVERSHOOT_HZ, OVERSHOOT_DAMPING = 5.5, 0.6  # about 9 % overshoot, settled in ~0.2 s
 PREPARATION_HZ, PREPARATION_DAMPING = 9.0, 0.7
 PREPARATION_SHARE = 0.25  # how much of a note change is anticipated
 TRANSITION_LEAD_S = 0.04  # after a rest, a note is approached this far ahead of its onset
@@ -41,9 +42,9 @@ VIBRATO_FULL_S = 0.45
 VIBRATO_DEEPEST_NOTE_S = 0.9  # notes this long or longer get the full depth
 VIBRATO_HZ = 5.5
 VIBRATO_RATE_SPREAD = 0.08
-VIBRATO_CENTS = 30.0
-DRIFT_HZ, DRIFT_CENTS = 1.0, 5.0
-FLUTTER_HZ, FLUTTER_CENTS = 8.0, 2.5
+VIBRATO_CENTS = 34.0
+DRIFT_HZ, DRIFT_CENTS = 1.0, 8.0
+FLUTTER_HZ, FLUTTER_CENTS = 8.0, 3.0
 EPSILON_S = 0.001
 PRAAT_SEED = 909
 
@@ -112,8 +113,18 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
         if voiced_out > MAX_STRETCH * voiced_in:
             voiced_out = MAX_STRETCH * voiced_in
             rest_out = span_out - voiced_out
-        points_in += [syllable.onset_s, syllable.onset_s + voiced_in]
-        points_out += [onsets_s[i], onsets_s[i] + voiced_out]
+        points_in.append(syllable.onset_s)
+        points_out.append(onsets_s[i])
+        if voiced_out > voiced_in:
+            # A singer lengthens the vowel itself: the glides into it and out of it (into a
+            # nasal, a liquid, the next consonant) keep their spoken speed.
+            onset_glide = min(GLIDE_KEEP_S, voiced_in / 4)
+            coda_glide = min(GLIDE_KEEP_S, voiced_in / 4)
+            points_in += [syllable.onset_s + onset_glide,
+                          syllable.onset_s + voiced_in - coda_glide]
+            points_out += [onsets_s[i] + onset_glide, onsets_s[i] + voiced_out - coda_glide]
+        points_in.append(syllable.onset_s + voiced_in)
+        points_out.append(onsets_s[i] + voiced_out)
         if rest_in > EPSILON_S:
             points_in.append(next_in)
             points_out.append(onsets_s[i] + span_out)

@@ -51,8 +51,8 @@ VOICINGS: dict[str, Voicing] = {
     "pop": Voicing(high_pass_hz=90.0, threshold_db=-6.0, ratio=3.0, attack_s=0.005,
                    release_s=0.08, presence_hz=3000.0, presence_db=3.0, presence_q=0.9,
                    air_hz=10000.0, air_db=2.0, low_pass_hz=None, delay_s=0.11,
-                   delay_feedback=0.0, delay_mix=0.12, room_size=0.35, damping=0.5,
-                   reverb_wet=0.12, reverb_dry=0.9),
+                   delay_feedback=0.0, delay_mix=0.08, room_size=0.35, damping=0.5,
+                   reverb_wet=0.08, reverb_dry=0.92),
     # Darker and squeezed, a longer echo: a voice on an old tape.
     "lofi": Voicing(high_pass_hz=140.0, threshold_db=-8.0, ratio=4.0, attack_s=0.01,
                     release_s=0.1, presence_hz=2500.0, presence_db=3.5, presence_q=0.8,

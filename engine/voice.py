@@ -36,6 +36,9 @@ BREATH_SCALE = 0.5  # aperiodicity on held vowels, in amplitude: less noise betw
 FLOOR_HZ = (71.0, 300.0)  # bounds of the analysis floor (WORLD's default is 71 Hz)
 FLOOR_SHARE = 0.85  # the floor, against the 5th percentile of the voice's pitch
 SMOOTH_FRAMES = 5  # analysis frames (of HOP_S) the envelope is averaged over
+# and then synthesis frames (of FRAME_S): interpolating between analysis frames that a held
+# vowel stretches far apart leaves a kink at each, a flutter of 10-40 Hz
+OUTPUT_SMOOTH_FRAMES = 7
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def synthesise_held(samples: np.ndarray, sample_rate: int, f0: PitchTrack, time_
 
     def make(span: HeldSpan) -> HeldVowel:
         frames_out = np.arange(span.start_s, span.end_s, FRAME_S)
-        spectrum, aperiodicity = envelope.at(time_map.to_input(frames_out))
+        spectrum, aperiodicity = envelope.at(time_map.to_input(frames_out), OUTPUT_SMOOTH_FRAMES)
         hz = np.asarray(midi_to_hz(np.interp(frames_out, contour[0], contour[1])))
         sound = pyworld.synthesize(hz, np.ascontiguousarray(spectrum),
                                    np.ascontiguousarray(aperiodicity * BREATH_SCALE),
@@ -155,14 +158,18 @@ class _Envelope:
         return _Envelope(times, log_spectrum,
                          uniform_filter1d(aperiodicity, SMOOTH_FRAMES, axis=0, mode="nearest"))
 
-    def at(self, times_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Spectrum and aperiodicity at input times, interpolated between voiced frames."""
+    def at(self, times_in: np.ndarray, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Spectrum and aperiodicity at input times, interpolated between voiced frames and
+        then averaged over `smooth` of the requested frames."""
         position = np.interp(times_in, self.times_s, np.arange(len(self.times_s)))
         low = np.floor(position).astype(int)
         high = np.minimum(low + 1, len(self.times_s) - 1)
         weight = (position - low)[:, None]
         log_spectrum = (1 - weight) * self.log_spectrum[low] + weight * self.log_spectrum[high]
         aperiodicity = (1 - weight) * self.aperiodicity[low] + weight * self.aperiodicity[high]
+        if smooth > 1:
+            log_spectrum = uniform_filter1d(log_spectrum, smooth, axis=0, mode="nearest")
+            aperiodicity = uniform_filter1d(aperiodicity, smooth, axis=0, mode="nearest")
         return np.exp(log_spectrum), aperiodicity
 
 

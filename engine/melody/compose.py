@@ -55,9 +55,14 @@ ODD_POSITION_BIAS = 0.5
 # compose_phrases: the rhythm of sung phrases, in 16th steps.
 PHRASE_STARTS = (0, 10, 12, 14)  # on the downbeat, or a pickup of 3, 2 or 1 8ths before it
 MIN_BREATH_STEPS = 2  # rest between phrases: at least an 8th
+# A verse moves in 8ths (the model, left to itself under these rules, writes many quarters
+# and the song drags): logit units added to an inner note's 8th.
+SUNG_EIGHTH_BIAS = 0.7
+EIGHTH_STEPS = 2
+MAX_PHRASE_WAIT_STEPS = 8  # a phrase starts within half a bar of the first place it may
 MAX_INNER_REST_STEPS = 2  # inside a phrase: at most an 8th
-MIN_INNER_NOTE_STEPS, MAX_INNER_NOTE_STEPS = 2, 8  # an 8th to a half note
-MIN_PHRASE_END_STEPS, MAX_PHRASE_END_STEPS = 8, 16  # a phrase's last note: half to whole
+MIN_INNER_NOTE_STEPS, MAX_INNER_NOTE_STEPS = 2, 6  # an 8th to a dotted quarter
+MIN_PHRASE_END_STEPS, MAX_PHRASE_END_STEPS = 8, 12  # a phrase's last note: half to dotted half
 MIN_SUNG_NOTE_S = 0.15  # the voice needs this long for a syllable: 16ths only when slow
 MAX_SIXTEENTH_SHARE = 0.05  # of the notes, on odd steps (dotted 8th + 16th, 16th pickups)
 
@@ -254,6 +259,7 @@ class _Rhythm(Protocol):
     """Where notes may start and how long they may last, and what each pitch must do."""
 
     position_bias: np.ndarray  # logits added to the 16 POS tokens
+    eighth_bias: float  # logits added to an 8th's DUR token where longer notes may follow
 
     def positions(self, draft: _Draft) -> tuple[np.ndarray, bool]:
         """Onset positions (16 booleans) allowed next in the current bar; whether a BAR may
@@ -281,6 +287,7 @@ class _FreeRhythm:
     bars: int | None
     n_notes: int | None
     position_bias: np.ndarray = field(init=False)
+    eighth_bias: float = 0.0
 
     def __post_init__(self) -> None:
         self.position_bias = np.where(np.arange(STEPS_PER_BAR) % 2 == 1, -ODD_POSITION_BIAS,
@@ -322,6 +329,7 @@ class _PhraseRhythm:
         self._last = np.repeat(ends, phrase_lengths)
         self._max_odd = int(MAX_SIXTEENTH_SHARE * self.total) if sixteenths else 0
         self.position_bias = np.zeros(STEPS_PER_BAR)
+        self.eighth_bias = SUNG_EIGHTH_BIAS
 
     def positions(self, draft: _Draft) -> tuple[np.ndarray, bool]:
         bar_start = draft.bar * STEPS_PER_BAR
@@ -390,11 +398,11 @@ class _PhraseRhythm:
 
     def _phrase_starts(self, earliest: int, length: int) -> list[int]:
         """The first place a phrase of `length` notes may start at or after `earliest`,
-        and every other within a bar of it."""
+        and every other within MAX_PHRASE_WAIT_STEPS of it."""
         starts = PHRASE_STARTS if length > 1 else (0,)
         onsets = [o for o in range(earliest, earliest + 2 * STEPS_PER_BAR)
                   if o % STEPS_PER_BAR in starts]
-        return [o for o in onsets if o < onsets[0] + STEPS_PER_BAR]
+        return [o for o in onsets if o < onsets[0] + MAX_PHRASE_WAIT_STEPS]
 
     def _pickup_downbeat(self, draft: _Draft, index: int, onset: int) -> int | None:
         """The downbeat a pickup leads to, while note `index` (at onset) is part of it."""
@@ -456,6 +464,9 @@ def _sample(model: MelodyLstm, rng: np.random.Generator, key: Key, rhythm: _Rhyt
         logits = _feed(model, state, token)
 
         shortest, longest = rhythm.lengths(draft, draft.bar * STEPS_PER_BAR + pos)
+        if shortest <= EIGHTH_STEPS < longest and rhythm.eighth_bias:
+            logits = logits.copy()
+            logits[DUR_BASE + EIGHTH_STEPS - 1] += rhythm.eighth_bias
         token = _draw(logits, _span(vocab, DUR_BASE + shortest - 1, DUR_BASE + longest), rng,
                       temperature, top_p)
         draft.notes.append(GridNote(draft.bar, pos, pitch, token - DUR_BASE + 1))

@@ -163,7 +163,7 @@ def _check_sung_rhythm(melody: Melody) -> set[str]:
 def test_phrases_are_sung_as_songs_are_written(lengths: list[int], tempo_bpm: float,
                                                key: Key) -> None:
     forms: set[str] = set()
-    for seed in range(12, 20):
+    for seed in range(12, 36):
         melody = compose_phrases(seed=seed, phrase_lengths=lengths, pitch_range=(55, 74),
                                  tempo_bpm=tempo_bpm, key=key)
         assert len(melody.notes) == sum(lengths)
