@@ -2,7 +2,9 @@
 a person. Prints one JSON object.
 
 Systems, each on the same clips (seed 1, style pop):
-- new: the engine in this checkout (`engine.pipeline.sing` and `lyrics`);
+- new: the engine in this checkout (`engine.pipeline.sing` and `lyrics`), in the short form
+  (the verse alone: one pass of the words, as the old engine sings; the song form's
+  chorus and harmony are measured by benchmarks/song_form.py);
 - old: the engine at `--old-ref`, from a temporary git worktree, through its CLI;
 - world: a plain WORLD re-pitch on the new engine's time map: the whole clip analysed
   (dio + stonemask, cheaptrick, d4c, 5 ms), resynthesised every 5 ms over the sung span
@@ -64,6 +66,7 @@ HUMAN = DATA / "singing" / "vocadito" / "vocadito_1.wav"
 HUMAN_NOTES = DATA / "singing" / "vocadito" / "vocadito_1_notesA1.csv"
 OLD_REF = "4961e81"
 SEED, STYLE = 1, "pop"
+FORM = "short"  # the verse alone: the voice is judged here, the song form in song_form.py
 LYRICS = (
     "The morning sun is shining on the river and the birds are singing.",
     "I will call you when I get home tonight, so please wait for me.",
@@ -107,9 +110,9 @@ def new_task(item: Item) -> dict[str, Any]:
 
     def make(fmt: str, extras: bool) -> Any:
         if item.path is not None:
-            return sing(item.path.read_bytes(), seed=SEED, style=STYLE, audio_format=fmt,
-                        extras=extras)
-        return lyrics(item.text or "", seed=SEED, style=STYLE, audio_format=fmt,
+            return sing(item.path.read_bytes(), seed=SEED, style=STYLE, form=FORM,
+                        audio_format=fmt, extras=extras)
+        return lyrics(item.text or "", seed=SEED, style=STYLE, form=FORM, audio_format=fmt,
                       extras=extras)
 
     try:
@@ -195,7 +198,7 @@ def short_new_task(paths: Sequence[Path]) -> dict[str, Any]:
     sung = []
     for path in paths:
         try:
-            sing(path.read_bytes(), seed=SEED, style=STYLE, extras=False)
+            sing(path.read_bytes(), seed=SEED, style=STYLE, form=FORM, extras=False)
         except audio.BadAudio:
             continue
         sung.append(path.name)
@@ -372,7 +375,7 @@ def _speech(item: Item, rate: int) -> np.ndarray:
     else:
         from engine import singer
 
-        data = singer.speak(item.text or "")
+        data = singer.speak(item.text or "").audio
     return audio.decode(data, sample_rate=rate, max_duration_s=MAX_DECODE_S).samples
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -183,6 +183,10 @@ def render(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE,
 # --- The band behind a sung voice -------------------------------------------------------
 
 ENDING_BEATS = 1  # how long the final chord is held before it rings out
+LIFT_PROGRAM = 49  # String Ensemble 2: what the chorus adds above the chords
+LIFT_HATS = (2, 6, 10, 14)  # open hats on the off-beat 8ths of a lifted bar
+LIFT_KICK = 10  # and a push of the kick before beat 4
+FILL_STEPS = (12, 13, 14, 15)  # the snare's 16ths on the beat before a lift
 RING_OUT_S = 0.6  # what a render keeps of the ring-out after the final chord is let go
 KICK, SIDE_STICK, SNARE, CLAP, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 39, 42, 46, 49, 51
 
@@ -243,13 +247,16 @@ def style_named(name: str) -> Style:
                              f"{', '.join(STYLES)}") from None
 
 
-def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_midi.PrettyMIDI:
+def backing_midi(melody: Melody, style: Style, intro_bars: int = 1,
+                 lift_bars: frozenset[int] = frozenset()) -> pretty_midi.PrettyMIDI:
     """Chords, bass and drums for a melody, with `intro_bars` of band before it starts and
     an ending: the tonic chord struck once on the downbeat after the last bar, with a crash,
     left to ring for ENDING_BEATS.
 
     The harmony is the chord sequence the melody model wrote with the melody; the intro
-    plays the first chord.
+    plays the first chord. lift_bars: bars of the melody (0 = its first) where the band
+    lifts, as it does in a chorus: fuller drums, a crash where the lift begins, a snare
+    fill into it, and strings an octave above the chords.
     """
     step_s = melody.step_s
     bar_s = 16 * step_s
@@ -288,8 +295,17 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
         if style.crash_every_bars and bar % style.crash_every_bars == 0 and bar >= intro_bars:
             drums.notes.append(pretty_midi.Note(style.velocity, CRASH, at(bar, 0),
                                                 at(bar, 0) + 4 * step_s))
+    lifted = sorted(bar + intro_bars for bar in lift_bars if 0 <= bar < melody.n_bars)
+    lift = pretty_midi.Instrument(program=LIFT_PROGRAM, name="lift")
+    for bar in lifted:
+        _lift_bar(bar, bar - 1 not in lifted, chords_at[2 * bar: 2 * bar + 2], style, at,
+                  step_s, drums, lift)
+        if bar - 1 not in lifted and bar - 1 >= 0:
+            _fill(bar - 1, style, at, step_s, drums)
     _final_hit(melody, style, n_bars * bar_s, chords, bass, drums)
     midi.instruments += [chords, bass, drums]
+    if lift.notes:
+        midi.instruments.append(lift)
     if style.pad_program is not None:
         pad = pretty_midi.Instrument(program=style.pad_program, name="pad")
         for span in melody.chords:
@@ -298,6 +314,33 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1) -> pretty_mi
                                                   intro_s + span.start_s, intro_s + span.end_s))
         midi.instruments.append(pad)
     return midi
+
+
+def _lift_bar(bar: int, first: bool, halves: list[tuple[int, str]], style: Style,
+              at: Callable[[int, float], float], step_s: float, drums: pretty_midi.Instrument,
+              lift: pretty_midi.Instrument) -> None:
+    """A lifted bar: open hats on the off-beats, a push of the kick, a crash where the lift
+    begins, and the chords held an octave up by strings."""
+    for step in LIFT_HATS:
+        drums.notes.append(pretty_midi.Note(style.velocity - 16, OPEN_HAT, at(bar, step),
+                                            at(bar, step) + step_s))
+    drums.notes.append(pretty_midi.Note(style.velocity - 6, KICK, at(bar, LIFT_KICK),
+                                        at(bar, LIFT_KICK) + step_s))
+    if first:
+        drums.notes.append(pretty_midi.Note(style.velocity + 6, CRASH, at(bar, 0),
+                                            at(bar, 0) + 4 * step_s))
+    for half, (root, quality) in enumerate(halves):
+        for pitch in _voicing(root, quality):
+            lift.notes.append(pretty_midi.Note(style.velocity - 26, pitch + 12,
+                                               at(bar, 8 * half), at(bar, 8 * half + 8) - 0.02))
+
+
+def _fill(bar: int, style: Style, at: Callable[[int, float], float], step_s: float,
+          drums: pretty_midi.Instrument) -> None:
+    """A snare fill on the last beat of `bar`, getting louder into the next."""
+    for index, step in enumerate(FILL_STEPS):
+        drums.notes.append(pretty_midi.Note(min(127, style.velocity - 20 + 8 * index), SNARE,
+                                            at(bar, step), at(bar, step) + step_s))
 
 
 def _final_hit(melody: Melody, style: Style, at_s: float, chords: pretty_midi.Instrument,

@@ -8,12 +8,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from engine import arrange, audio, denoise, notes, picture, pitch, retune, singer, vocal_chain
-from engine import voice as voice_synth
+from engine import (
+    arrange,
+    audio,
+    denoise,
+    notes,
+    picture,
+    pitch,
+    retune,
+    singer,
+    vocal_chain,
+    vocals,
+)
+from engine import form as song_form
 from engine.errors import InvalidRequest
-from engine.melody.compose import Melody, compose, compose_phrases
+from engine.melody.compose import Melody, MelodyNote, compose, compose_phrases
 from engine.melody.model import load_model
 from engine.melody.tokens import STEPS_PER_BAR
 from engine.retune import SungNote
@@ -114,11 +124,14 @@ def melody(
 # --- Voice note to song -----------------------------------------------------------------
 
 SONG_FORMATS = (*audio.AUDIO_FORMATS, "png")  # a song, or the picture of the voice
+FORMS = song_form.FORMS
 VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1
 VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.5, -22.0, -14.0  # the voice 4.5 LU in front
 BALANCE_TOLERANCE_LU = 0.5
+HARMONY_BELOW_LU = 6.0  # the second voice under the lead
+VERSE_BUDGET_SHARE = 0.9
 TRUE_PEAK_DBTP = -1.0  # the most the decoded file may reach
 MASTER_CEILING_DBTP = -2.5  # before encoding: Opus and MP3 add up to about 1.3 dB
 CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
@@ -148,39 +161,53 @@ class Song:
 
 
 def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
-         audio_format: str = "ogg", extras: bool = True) -> Song:
+         form: str = song_form.DEFAULT_FORM, audio_format: str = "ogg",
+         extras: bool = True) -> Song:
     """A voice note (any audio ffmpeg reads) sung on a new melody over a band.
 
-    extras: also make the stems and the picture (skip them when only the song is wanted).
+    form: "full" (an intro, the verse, a chorus from the person's own words with a second
+    voice, an ending) or "short" (the verse alone). extras: also make the stems and the
+    picture (skip them when only the song is wanted).
 
     Raises audio.BadAudio (an InvalidRequest) with a message for the sender when the input
     cannot be used: empty, too large, not audio, or no voice in it.
     """
     _check_formats([audio_format], audio.AUDIO_FORMATS)
+    song_form.check_form(form)
     timer = StageTimer()
     band = arrange.style_named(style)
     with timer.stage("decode"):
         voice = audio.decode(audio_data, sample_rate=VOICE_RATE)
-    return _sing_voice(voice, seed, band, audio_format, extras, timer)
+    return _sing_voice(voice, seed, band, form, audio_format, extras, timer)
 
 
 def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
+           form: str = song_form.DEFAULT_FORM, language: str | None = None,
            audio_format: str = "ogg", extras: bool = True) -> Song:
-    """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters)."""
+    """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters).
+
+    language: the person's language setting (a platform's code such as "pt-br"), used when
+    the text itself does not tell which language it is in. The hook is the repeated line,
+    or else the last one.
+    """
     _check_formats([audio_format], audio.AUDIO_FORMATS)
+    song_form.check_form(form)
     timer = StageTimer()
     band = arrange.style_named(style)
     with timer.stage("speak"):
-        speech = singer.speak(text)
+        speech = singer.speak(text, language)
     with timer.stage("decode"):
-        voice = audio.decode(speech, sample_rate=VOICE_RATE)
-    song = _sing_voice(voice, seed, band, audio_format, extras, timer)
+        voice = audio.decode(speech.audio, sample_rate=VOICE_RATE)
+    song = _sing_voice(voice, seed, band, form, audio_format, extras, timer, speech)
     song.summary["lyrics"] = singer.clean_lyrics(text)
+    song.summary["language"] = {"code": speech.language, "name": speech.language_name,
+                                "chosen_by": speech.chosen_by}
     return song
 
 
-def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio_format: str,
-                extras: bool, timer: StageTimer) -> Song:
+def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form: str,
+                audio_format: str, extras: bool, timer: StageTimer,
+                speech: singer.Speech | None = None) -> Song:
     if voice.duration_s < MIN_VOICE_S:
         raise audio.BadAudio(TOO_SHORT.format(voice.duration_s))
     with timer.stage("denoise"):
@@ -199,89 +226,169 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, audio
         voice_range = notes.comfortable_range(f0)
     with timer.stage("compose"):
         phrase_lengths = notes.phrases(syllables)
-        tune = compose_phrases(seed=seed, phrase_lengths=phrase_lengths, pitch_range=voice_range,
-                               tempo_bpm=_song_tempo(band, seed))
-    intro_bars = _intro_bars(tune)
-    intro_s = intro_bars * STEPS_PER_BAR * tune.step_s
-    alignment = retune.align(syllables, [n.pitch for n in tune.notes],
-                             [n.start_s + intro_s for n in tune.notes],
-                             tune.notes[-1].end_s + intro_s, voiced_s=f0.times_s[f0.voiced])
-    contour = retune.sung_contour(alignment.sung, "robot" if band.name == "robot" else "natural",
-                                  seed)
-    # Three things at once, each outside the GIL most of the time: the band (FluidSynth),
-    # the held vowels (WORLD) and, here, the overlap-add retuning (Praat).
-    with ThreadPoolExecutor(max_workers=2) as helpers:
-        band_future = helpers.submit(_render_band, tune, band, intro_bars, timer)
-        held_future = helpers.submit(_held_vowels, voice, f0, alignment, contour, timer)
-        with timer.stage("retune"):
-            voiced_hz = f0.f0_hz[f0.voiced]
-            sung_voice = retune.retune(
-                voice.samples, voice.sample_rate, alignment, contour,
-                pitch_floor_hz=max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7),
-                pitch_ceiling_hz=min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5),
-            )
-        held = held_future.result()
-        with timer.stage("join"):
-            sung_voice = voice_synth.join_held(sung_voice, held)
+        tempo = _song_tempo(band, seed)
+        whole = compose_phrases(seed=seed, phrase_lengths=phrase_lengths,
+                                pitch_range=voice_range, tempo_bpm=tempo)
+        hook = chorus = None
+        if form == "full":
+            hook = _hook(syllables, phrase_lengths, voice, speech)
+            motif = compose_phrases(seed=seed + 1, phrase_lengths=[hook.count],
+                                    pitch_range=voice_range, tempo_bpm=tempo, key=whole.key)
+            chorus = song_form.answer_phrase(motif, voice_range)
+        groups = song_form.split_verses(whole, phrase_lengths, form,
+                                        _verse_budget_s(whole, chorus))
+        # Every verse from the same seed: they set out alike, as a song's verses do.
+        verses = [whole] if groups == [phrase_lengths] else [
+            compose_phrases(seed=seed, phrase_lengths=group, pitch_range=voice_range,
+                            tempo_bpm=tempo, key=whole.key) for group in groups]
+        intro_bars = _intro_bars(verses[0])
+        layout = song_form.lay_out(verses, chorus or (), form, voice.duration_s, intro_bars)
+    sung_count = sum(sum(group) for group in groups)
+    syllables = syllables[:sung_count]
+    tuning: retune.Tuning = "robot" if band.name == "robot" else "natural"
+    lead, harmony = _sung_parts(syllables, verses, groups, chorus, hook, layout, tuning)
+    # The band renders in a thread while the voice is sung: FluidSynth, WORLD and Praat
+    # each let go of the GIL for most of their work, so two cores are kept busy.
+    with ThreadPoolExecutor(max_workers=1) as band_thread:
+        band_future = band_thread.submit(_render_band, layout, band, intro_bars, timer)
+        sung = vocals.sing_parts([*lead, *harmony], voice.samples, voice.sample_rate, f0,
+                                 seed, timer)
         backing = band_future.result()
+    sung_lead, sung_harmony = sung[:len(lead)], sung[len(lead):]
     with timer.stage("vocal_chain"):
-        vocal = _on_time_line(sung_voice, arrange.SAMPLE_RATE)
-        length = max(len(vocal), len(backing))
-        # Padded first, so the chain's echo and room ring out under the band's ending.
-        vocal = vocal_chain.process(audio.fit_length(vocal, length), arrange.SAMPLE_RATE,
-                                    band.name)
-    with timer.stage("mix"):
+        length = max(len(backing), round(vocals.end_s(sung) * arrange.SAMPLE_RATE))
         backing = audio.fit_length(backing, length)
-        vocal, backing = _balance_and_master(vocal, backing)
-        mix = vocal + backing
+        # On the whole time line, so the chain's echo and room ring out under the ending.
+        vocal = vocal_chain.process(vocals.on_time_line(sung_lead, arrange.SAMPLE_RATE, length),
+                                    arrange.SAMPLE_RATE, band.name)
+        second = (vocal_chain.process(vocals.on_time_line(sung_harmony, arrange.SAMPLE_RATE,
+                                                           length),
+                                      arrange.SAMPLE_RATE, band.name, part="harmony")
+                  if sung_harmony else None)
+    with timer.stage("mix"):
+        vocal, second, backing = _balance_and_master(vocal, second, backing)
+        mix = vocal + backing + (second if second is not None else 0.0)
     with timer.stage("encode"):
         encoded, gain = audio.encode_true_peak(mix, arrange.SAMPLE_RATE, audio_format,
                                                TRUE_PEAK_DBTP)
         if gain != 1.0:  # the file had to come down a little: the stems come with it
             vocal, backing, mix = vocal * gain, backing * gain, mix * gain
+            second = second * gain if second is not None else None
+    sung_notes = tuple(sorted((n for p in sung_lead for n in p.notes()),
+                              key=lambda n: n.start_s))
+    harmony_notes = sorted((n for p in sung_harmony for n in p.notes()), key=lambda n: n.start_s)
     melody_midi = arrange.midi_bytes(arrange.one_track_midi(
-        ((n.pitch, n.start_s, n.end_s, SUNG_VELOCITY) for n in alignment.sung), tune.tempo_bpm))
+        ((n.pitch, n.start_s, n.end_s, SUNG_VELOCITY) for n in sung_notes), tempo))
+    first_verse = sung_lead[0]
     with timer.stage("pitch_check"):
         # The picture wants every 10 ms frame; the accuracy alone is as good from every third.
-        sung_f0 = _sung_pitch(sung_voice, alignment, pitch.HOP_S if extras else CHECK_HOP_S)
+        sung_f0 = _sung_pitch(first_verse.voice, first_verse.alignment,
+                              pitch.HOP_S if extras else CHECK_HOP_S)
     stems: dict[str, bytes] = {}
     image = b""
     if extras:
         with timer.stage("extras"):
             stems = {"vocal": audio.wav_bytes(vocal, arrange.SAMPLE_RATE),
                      "backing": audio.wav_bytes(backing, arrange.SAMPLE_RATE)}
-            image = _voice_picture(f0, sung_f0, sung_voice, alignment, tune)
+            if second is not None:
+                stems["harmony"] = audio.wav_bytes(second, arrange.SAMPLE_RATE)
+            image = _voice_picture(f0, sung_f0, first_verse.voice, first_verse.alignment,
+                                   layout.melody)
     summary = {
-        **melody_summary(tune),
+        **melody_summary(layout.melody),
         "style": band.name,
+        "form": form,
+        "sections": [{"name": s.name, "start_s": round(s.start_s, 3)}
+                     for s in layout.sections],
         "syllables": len(syllables),
-        "phrases": phrase_lengths,
-        "phrase_ends": list(tune.phrase_ends),
+        "syllables_sung": sung_count,
+        "phrases": [n for group in groups for n in group],
+        # The sung notes are the song melody's, one for one, in time order.
+        "phrase_ends": list(layout.melody.phrase_ends),
+        "hook": ({"first_syllable": hook.first, "syllables": hook.count}
+                 if hook is not None else None),
         "duration_s": round(len(mix) / arrange.SAMPLE_RATE, 3),
         "input_duration_s": round(voice.duration_s, 3),
         "input_truncated": voice.truncated,
-        "pitch_accuracy": _pitch_accuracy(sung_f0, sung_voice.start_s, alignment.sung),
-        "notes": [{"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4)}
-                  for n in alignment.sung],
+        "pitch_accuracy": _pitch_accuracy(sung_f0, first_verse.voice.start_s,
+                                          first_verse.alignment.sung),
+        "notes": _sung_json(sung_notes),
+        "harmony_notes": _sung_json(harmony_notes),
     }
-    return Song(audio=encoded, audio_format=audio_format, melody=tune, sung=alignment.sung,
-                melody_midi=melody_midi, stems=stems, picture=image, summary=summary,
-                timings_s=timer.report(), time_map=alignment.time_map, samples=mix)
+    return Song(audio=encoded, audio_format=audio_format, melody=layout.melody,
+                sung=sung_notes, melody_midi=melody_midi, stems=stems, picture=image,
+                summary=summary, timings_s=timer.report(),
+                time_map=first_verse.alignment.time_map, samples=mix)
 
 
-def _render_band(tune: Melody, band: arrange.Style, intro_bars: int,
+def _hook(syllables: list[notes.Syllable], phrase_lengths: list[int],
+          voice: audio.DecodedAudio, speech: singer.Speech | None) -> song_form.Hook:
+    """Lyrics: the repeated or last line; a voice note: the phrase that sings best."""
+    if speech is not None:
+        from_lines = song_form.hook_from_lines(syllables, speech.lines, speech.line_spans_s)
+        if from_lines is not None:
+            return from_lines
+    return song_form.choose_hook(syllables, phrase_lengths, voice.samples, voice.sample_rate)
+
+
+def _sung_parts(syllables: list[notes.Syllable], verses: list[Melody], groups: list[list[int]],
+                chorus: tuple[Melody, Melody] | None, hook: song_form.Hook | None,
+                layout: song_form.Layout, tuning: retune.Tuning
+                ) -> tuple[list[vocals.Part], list[vocals.Part]]:
+    """What is sung, as parts made once each: each verse, the hook opened and answered, and
+    the second voice a third above each half of the chorus; with every place they come."""
+    starts: dict[tuple[str, int], list[float]] = {}
+    for part, section in zip(layout.parts, (s for s in layout.sections
+                                            if s.name in ("verse", "chorus")), strict=True):
+        starts.setdefault(part, []).append(section.start_s)
+    lead, harmony = [], []
+    first = 0
+    for index, (melody, group) in enumerate(zip(verses, groups, strict=True)):
+        count = sum(group)
+        lead.append(_part(f"verse-{index}", syllables[first: first + count], melody.notes,
+                          starts[("verse", index)], tuning))
+        first += count
+    if chorus is not None and hook is not None and ("chorus", 0) in starts:
+        hook_syllables = [syllables[i] for i in hook.indices]
+        half_s = chorus[0].n_bars * STEPS_PER_BAR * chorus[0].step_s
+        for half, piece in enumerate(chorus):
+            places = [start + half * half_s for start in starts[("chorus", 0)]]
+            lead.append(_part(f"chorus-{half}", hook_syllables, piece.notes, places, tuning))
+            above = [replace(n, pitch=song_form.harmony_pitch(n.pitch, piece.key))
+                     for n in piece.notes]
+            harmony.append(_part(f"harmony-{half}", hook_syllables, above, places, tuning))
+    return lead, harmony
+
+
+def _verse_budget_s(whole: Melody, chorus: tuple[Melody, Melody] | None) -> float:
+    """How long the verses may sing: what is left of MAX_SONG_S after the intro, the ending
+    and one chorus, with a margin (verses composed apart run a little longer than one)."""
+    bar_s = STEPS_PER_BAR * whole.step_s
+    chorus_s = sum(c.n_bars for c in chorus) * bar_s if chorus else 0.0
+    return VERSE_BUDGET_SHARE * (song_form.MAX_SONG_S - (INTRO_BARS + 1) * bar_s - chorus_s)
+
+
+def _part(name: str, syllables: Sequence[notes.Syllable], melody_notes: Sequence[MelodyNote],
+          places_s: Sequence[float], tuning: retune.Tuning) -> vocals.Part:
+    first = places_s[0]
+    return vocals.Part(
+        name=name, syllables=tuple(syllables), pitches=tuple(n.pitch for n in melody_notes),
+        onsets_s=tuple(first + n.start_s for n in melody_notes),
+        end_s=first + melody_notes[-1].end_s, tuning=tuning,
+        again_at_s=tuple(p - first for p in places_s[1:]))
+
+
+def _sung_json(sung: Sequence[SungNote]) -> list[dict[str, Any]]:
+    return [{"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4)}
+            for n in sung]
+
+
+def _render_band(layout: song_form.Layout, band: arrange.Style, intro_bars: int,
                  timer: StageTimer) -> np.ndarray:
     with timer.stage("backing"):
-        return arrange.render(arrange.backing_midi(tune, band, intro_bars),
+        return arrange.render(arrange.backing_midi(layout.melody, band, intro_bars,
+                                                   lift_bars=layout.chorus_bars),
                               tail_s=arrange.RING_OUT_S)
-
-
-def _held_vowels(voice: audio.DecodedAudio, f0: pitch.PitchTrack, alignment: retune.Alignment,
-                 contour: tuple[np.ndarray, np.ndarray],
-                 timer: StageTimer) -> list[voice_synth.HeldVowel]:
-    with timer.stage("held_vowels"):
-        return voice_synth.synthesise_held(voice.samples, voice.sample_rate, f0,
-                                           alignment.time_map, contour, workers=2)
 
 
 def _intro_bars(tune: Melody) -> int:
@@ -290,30 +397,40 @@ def _intro_bars(tune: Melody) -> int:
     return 0 if tune.notes[0].start_step >= STEPS_PER_BAR // 2 else INTRO_BARS
 
 
-def _balance_and_master(vocal: np.ndarray, backing: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """The voice VOCAL_LUFS - BACKING_LUFS in front of the band, as the mastered stems
-    measure: the limiter takes more off where the voice sings than where the band plays
-    alone (the intro, the ending), so when that moves the balance by more than
-    BALANCE_TOLERANCE_LU the voice's gain is corrected once and the mix mastered again."""
+def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The voice VOCAL_LUFS - BACKING_LUFS in front of the band (the second voice
+    HARMONY_BELOW_LU under the lead), as the mastered stems measure: the limiter takes more
+    off where the voice sings than where the band plays alone (the intro, the ending), so
+    when that moves the balance by more than BALANCE_TOLERANCE_LU the voices' gain is
+    corrected once and the mix mastered again."""
     rate = arrange.SAMPLE_RATE
-    vocal = vocal * audio.loudness_gain(vocal, rate, VOCAL_LUFS)
+    lead_gain = audio.loudness_gain(vocal, rate, VOCAL_LUFS)
+    voices = vocal * lead_gain
+    if harmony is not None:
+        harmony = harmony * lead_gain * 10 ** (-HARMONY_BELOW_LU / 20)
+        voices = voices + harmony
     backing = backing * audio.loudness_gain(backing, rate, BACKING_LUFS)
-    vocal_out, backing_out = _master(vocal, backing)
+    envelope = _master(voices + backing)
     wanted = VOCAL_LUFS - BACKING_LUFS
-    got = (audio.integrated_loudness(vocal_out, rate) -
-           audio.integrated_loudness(backing_out, rate))
+    got = (audio.integrated_loudness(voices * envelope, rate) -
+           audio.integrated_loudness(backing * envelope, rate))
+    voice_gain = 1.0
     if np.isfinite(got) and abs(got - wanted) > BALANCE_TOLERANCE_LU:
-        vocal_out, backing_out = _master(vocal * 10 ** ((wanted - got) / 20), backing)
-    return vocal_out, backing_out
+        voice_gain = 10 ** ((wanted - got) / 20)
+        envelope = _master(voices * voice_gain + backing)
+    vocal = vocal * lead_gain * voice_gain * envelope
+    if harmony is not None:
+        harmony = harmony * voice_gain * envelope
+    return vocal, harmony, backing * envelope
 
 
-def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bring the mix to MASTER_LUFS under a true-peak limiter at MASTER_CEILING_DBTP; the
-    same gain goes on both stems, so they still add up to the mix. Limiting costs a little
-    loudness: one correction of the gain before the final limiting wins most of it back."""
+def _master(mix: np.ndarray) -> np.ndarray:
+    """The gain envelope that brings the mix to MASTER_LUFS under a true-peak limiter at
+    MASTER_CEILING_DBTP; it goes on every stem alike, so they still add up to the mix.
+    Limiting costs a little loudness: one correction of the gain before the final limiting
+    wins most of it back."""
     rate = arrange.SAMPLE_RATE
-    mix = vocal + backing
     peaks = audio.block_true_peaks(mix, rate)
 
     def limited(gain: float) -> np.ndarray:
@@ -322,20 +439,13 @@ def _master(vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     gain = audio.loudness_gain(mix, rate, MASTER_LUFS)
     gain *= audio.loudness_gain(mix * limited(gain), rate, MASTER_LUFS)
-    envelope = limited(gain)
-    return vocal * envelope, backing * envelope
+    return limited(gain)
 
 
 def _song_tempo(band: arrange.Style, seed: int) -> float:
     """The song's tempo: the style's own range, a whole BPM chosen by the seed."""
     low, high = band.tempo_range_bpm
     return float(np.random.default_rng(seed).integers(low, high + 1))
-
-
-def _on_time_line(voice: retune.RetunedVoice, sample_rate: int) -> np.ndarray:
-    """The retuned voice resampled to `sample_rate`, preceded by silence up to its start."""
-    samples = resample_poly(voice.samples, sample_rate, voice.sample_rate).astype(np.float32)
-    return np.concatenate([np.zeros(round(voice.start_s * sample_rate), np.float32), samples])
 
 
 def _sung_pitch(sung_voice: retune.RetunedVoice, alignment: retune.Alignment,

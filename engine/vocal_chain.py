@@ -73,17 +73,22 @@ VOICINGS: dict[str, Voicing] = {
                      reverb_wet=0.07, reverb_dry=0.95),
 }
 STYLES = tuple(VOICINGS)
+PARTS = ("lead", "harmony")
+HARMONY_BAND_HZ = (300.0, 5000.0)  # the second voice is thinner than the lead
 
 
-def process(vocal: np.ndarray, sample_rate: int, style: str) -> np.ndarray:
+def process(vocal: np.ndarray, sample_rate: int, style: str, part: str = "lead") -> np.ndarray:
     """The mono `vocal` (float, -1..1, at `sample_rate` Hz) through `style`'s chain.
+
+    part: "lead", or "harmony": a second voice, thinned to HARMONY_BAND_HZ first so the
+    lead stays in front of it.
 
     Returns float32 samples of the same length (a delay or reverb tail past the end is
     cut) at about the input's level. Deterministic: every call starts from a silent chain
     (pedalboard resets each plugin before it processes), so nothing of one vocal's tail
     sounds in the next. Raises InvalidRequest for an unknown style.
     """
-    board = _board(style)
+    board = _board(style, part)
     samples = np.asarray(vocal, dtype=np.float32)
     if samples.size == 0:
         return samples.copy()
@@ -94,12 +99,18 @@ def process(vocal: np.ndarray, sample_rate: int, style: str) -> np.ndarray:
 
 
 @cache
-def _board(style: str) -> Pedalboard:
+def _board(style: str, part: str = "lead") -> Pedalboard:
     """The chain for `style`, built once per process (its plugins reset on each use)."""
     if style not in VOICINGS:
         raise InvalidRequest(f"unknown style {style!r}: use one of {', '.join(STYLES)}")
+    if part not in PARTS:
+        raise InvalidRequest(f"unknown vocal part {part!r}: use one of {', '.join(PARTS)}")
     v = VOICINGS[style]
-    plugins: list[pb.Plugin] = [
+    plugins: list[pb.Plugin] = []
+    if part == "harmony":
+        plugins += [pb.HighpassFilter(cutoff_frequency_hz=HARMONY_BAND_HZ[0]),
+                    pb.LowpassFilter(cutoff_frequency_hz=HARMONY_BAND_HZ[1])]
+    plugins += [
         pb.HighpassFilter(cutoff_frequency_hz=v.high_pass_hz),
         pb.Compressor(threshold_db=STAGING_DBFS + v.threshold_db, ratio=v.ratio,
                       attack_ms=v.attack_s * 1000, release_ms=v.release_s * 1000),

@@ -51,12 +51,16 @@ class HeldSpan:
 
 def held_spans(voiced_in: np.ndarray, hop_s: float, times_in: np.ndarray,
                time_map: TimeMap) -> list[HeldSpan]:
-    """The voiced stretches of the input, mapped onto the song's time line, less their
-    attack; those shorter than MIN_HELD_S are left out."""
+    """The voiced stretches of the input that the time map sings, mapped onto the song's
+    time line, less their attack; those shorter than MIN_HELD_S are left out."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced_in.astype(int), [0]])))
+    first_in, last_in = float(time_map.input_s[0]), float(time_map.input_s[-1])
     spans = []
     for first, stop in zip(edges[::2], edges[1::2], strict=True):
-        start_in, end_in = times_in[first], times_in[stop - 1] + hop_s
+        start_in = max(float(times_in[first]), first_in)
+        end_in = min(float(times_in[stop - 1]) + hop_s, last_in)
+        if end_in <= start_in:
+            continue
         start_out = float(time_map.to_output(start_in)) + ATTACK_S
         end_out = float(time_map.to_output(end_in))
         if end_out - start_out >= MIN_HELD_S:
@@ -73,19 +77,24 @@ class HeldVowel:
     first_hz: float  # its pitch where it begins (the join looks for a lag within a period)
 
 
-def synthesise_held(samples: np.ndarray, sample_rate: int, f0: PitchTrack, time_map: TimeMap,
-                    contour: tuple[np.ndarray, np.ndarray], workers: int = 1) -> list[HeldVowel]:
-    """The held stretches of the sung voice, made by WORLD.
+def analyse(samples: np.ndarray, sample_rate: int, f0: PitchTrack) -> Envelope:
+    """WORLD's view of a voice (its spectral envelope and aperiodicity at each voiced frame
+    of its pitch track), once for every piece of song sung from it."""
+    return Envelope.analyse(samples.astype(np.float64), sample_rate, f0)
 
-    samples: the input voice; f0: its pitch track (HOP_S frames); time_map: input -> song
-    time; contour: the sung pitch as (song times in s, MIDI pitch), as
+
+def synthesise_held(envelope: Envelope, sample_rate: int, f0: PitchTrack, time_map: TimeMap,
+                    contour: tuple[np.ndarray, np.ndarray], workers: int = 1) -> list[HeldVowel]:
+    """The held stretches of a sung voice, made by WORLD.
+
+    envelope: `analyse` of the input voice; f0: its pitch track (HOP_S frames); time_map:
+    input -> song time; contour: the sung pitch as (song times in s, MIDI pitch), as
     retune.sung_contour gives it; workers: threads the stretches are shared among (pyworld
     lets go of the GIL). Needs nothing of the overlap-add result, so it can run beside it.
     """
     spans = held_spans(f0.voiced, HOP_S, f0.times_s, time_map)
-    if not spans:
+    if not spans or envelope.times_s.size == 0:
         return []
-    envelope = _Envelope.analyse(samples.astype(np.float64), sample_rate, f0)
 
     def make(span: HeldSpan) -> HeldVowel:
         frames_out = np.arange(span.start_s, span.end_s, FRAME_S)
@@ -129,7 +138,7 @@ def join_held(sung_voice: RetunedVoice, held: list[HeldVowel]) -> RetunedVoice:
 
 
 @dataclass(frozen=True)
-class _Envelope:
+class Envelope:
     """WORLD's spectral envelope and aperiodicity of the input's voiced frames."""
 
     times_s: np.ndarray
@@ -137,7 +146,7 @@ class _Envelope:
     aperiodicity: np.ndarray  # [frames, bins]
 
     @staticmethod
-    def analyse(x: np.ndarray, rate: int, f0: PitchTrack) -> _Envelope:
+    def analyse(x: np.ndarray, rate: int, f0: PitchTrack) -> Envelope:
         voiced = f0.voiced
         times, hz = f0.times_s[voiced], f0.f0_hz[voiced]
         # The analysis window spans three periods of the voice's lowest usual pitch: a
@@ -155,7 +164,7 @@ class _Envelope:
         # jitter, noise) would become a flutter, so the envelope is smoothed over SMOOTH_FRAMES.
         log_spectrum = uniform_filter1d(np.log(np.maximum(spectrum, 1e-16)), SMOOTH_FRAMES,
                                         axis=0, mode="nearest")
-        return _Envelope(times, log_spectrum,
+        return Envelope(times, log_spectrum,
                          uniform_filter1d(aperiodicity, SMOOTH_FRAMES, axis=0, mode="nearest"))
 
     def at(self, times_in: np.ndarray, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:

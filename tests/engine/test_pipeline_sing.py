@@ -1,4 +1,5 @@
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def test_melody_midi_holds_exactly_the_sung_notes(song: Song) -> None:
     for note, sung in zip(notes, song.sung, strict=True):
         assert note.start == pytest.approx(sung.start_s, abs=2e-3)
         assert note.end == pytest.approx(sung.end_s, abs=2e-3)
-    assert len(notes) == song.summary["syllables"]
+    verse_notes = sum(song.summary["phrases"])
+    assert verse_notes == song.summary["syllables_sung"] == song.summary["syllables"]
 
 
 def test_the_vocal_stem_sings_the_melody(song: Song) -> None:
@@ -64,8 +66,9 @@ def test_the_vocal_stem_sings_the_melody(song: Song) -> None:
 
 def test_stems_add_up_to_the_mix_at_the_target_loudness(song: Song) -> None:
     mix, vocal, backing = wav(song.audio), wav(song.stems["vocal"]), wav(song.stems["backing"])
-    assert len(mix) == len(vocal) == len(backing)
-    residual = mix - (vocal + backing)
+    second = wav(song.stems["harmony"])
+    assert len(mix) == len(vocal) == len(backing) == len(second)
+    residual = mix - (vocal + backing + second)
     assert np.sqrt(np.mean(residual**2)) < 0.02 * np.sqrt(np.mean(mix**2))
     assert integrated_loudness(mix, SAMPLE_RATE) == pytest.approx(-14.0, abs=1.0)
     assert np.abs(mix).max() <= 0.96
@@ -82,16 +85,97 @@ def test_summary_and_picture(song: Song) -> None:
             "encode", "total"} <= set(song.timings_s)
 
 
-def test_phrases_are_sung_as_a_singer_would(song: Song) -> None:
+@pytest.fixture(scope="module")
+def short_song(speech_clip: Path) -> Song:
+    return sing(speech_clip.read_bytes(), seed=7, style="pop", form="short",
+                audio_format="wav")
+
+
+@pytest.mark.parametrize("which", ["full", "short"])
+def test_phrases_are_sung_as_a_singer_would(song: Song, short_song: Song, which: str) -> None:
     """Each phrase ends on a held note; the notes are sung, not spoken (few short ones)."""
+    song = song if which == "full" else short_song
     ends = song.summary["phrase_ends"]
-    assert len(ends) == len(song.summary["phrases"]) >= 2
+    if which == "short":
+        assert len(ends) == len(song.summary["phrases"]) >= 2
     assert ends[-1] == len(song.sung) - 1
     for index in ends:
         assert song.sung[index].end_s - song.sung[index].start_s >= 0.6
     lengths = np.array([n.end_s - n.start_s for n in song.sung])
     assert np.median(lengths) >= 0.3 - 1e-6 and np.mean(lengths < 0.15 - 1e-6) <= 0.1
     assert 72 <= song.summary["tempo_bpm"] <= 128
+
+
+def _sections(song: Song) -> list[tuple[str, float]]:
+    return [(s["name"], s["start_s"]) for s in song.summary["sections"]]
+
+
+def test_a_song_has_a_verse_a_chorus_and_an_ending(song: Song) -> None:
+    """The summary lists its parts in time order; the verses sing every syllable once; a
+    chorus comes within 20 s and comes back; the song is 25-90 s long."""
+    sections = _sections(song)
+    names = [name for name, _ in sections]
+    assert names[0] in ("intro", "verse") and names[-1] == "ending"
+    assert "chorus" in names and names.count("chorus") >= 2
+    assert [t for _, t in sections] == sorted(t for _, t in sections)
+    assert next(t for name, t in sections if name == "chorus") <= 20.0
+    assert 25.0 <= song.summary["duration_s"] <= 90.0
+    assert song.summary["form"] == "full" and 3 <= song.summary["hook"]["syllables"] <= 8
+
+
+def _chorus_notes(song: Song) -> list[list[tuple[int, float, float]]]:
+    """Each chorus's lead notes, their times from the chorus's start."""
+    sections = [*_sections(song), ("end", np.inf)]
+    found = []
+    for (name, start), (_, end) in itertools.pairwise(sections):
+        if name == "chorus":
+            found.append([(n.pitch, round(n.start_s - start, 2), round(n.end_s - start, 2))
+                          for n in song.sung if start - 1e-3 <= n.start_s < end - 1e-3])
+    return found
+
+
+def test_the_chorus_repeats_its_hook(song: Song) -> None:
+    """Every chorus sings the same notes; in each the hook is sung twice on one rhythm,
+    the second time coming home to the tonic."""
+    choruses = _chorus_notes(song)
+    assert all(chorus == choruses[0] for chorus in choruses[1:])
+    chorus = choruses[0]
+    hook = song.summary["hook"]["syllables"]
+    assert len(chorus) == 2 * hook
+    first, second = chorus[:hook], chorus[hook:]
+    shift = second[0][1] - first[0][1]
+    assert [round(a[1] + shift, 2) for a in first] == [round(b[1], 2) for b in second]
+    assert second[-1][0] % 12 == song.melody.key.tonic
+    assert first[-1][0] % 12 == (song.melody.key.tonic + 7) % 12
+
+
+def test_the_harmony_is_a_third_above_in_key(song: Song) -> None:
+    harmony = song.summary["harmony_notes"]
+    assert harmony and "harmony" in song.stems
+    scale = song.melody.key.scale_pitch_classes()
+    lead = {round(n.start_s, 3): n.pitch for n in song.sung}
+    for note in harmony:
+        assert note["pitch"] % 12 in scale
+        under = lead[round(note["start_s"], 3)]
+        assert 3 <= note["pitch"] - under <= 4  # a diatonic third: minor or major
+    mix, vocal = wav(song.audio), wav(song.stems["vocal"])
+    second, backing = wav(song.stems["harmony"]), wav(song.stems["backing"])
+    assert np.sqrt(np.mean((mix - vocal - second - backing) ** 2)) < 0.02 * np.sqrt(
+        np.mean(mix**2))
+    # Quieter than the lead where both sing.
+    assert integrated_loudness(second, SAMPLE_RATE) < integrated_loudness(vocal, SAMPLE_RATE) - 3
+
+
+def test_the_short_form_is_one_pass(short_song: Song, song: Song) -> None:
+    assert [name for name, _ in _sections(short_song)] == ["intro", "verse", "ending"]
+    assert len(short_song.sung) == short_song.summary["syllables"]
+    assert "harmony" not in short_song.stems and not short_song.summary["harmony_notes"]
+    assert short_song.summary["duration_s"] < song.summary["duration_s"]
+
+
+def test_an_unknown_form_is_refused(speech_clip: Path) -> None:
+    with pytest.raises(InvalidRequest, match="unknown form"):
+        sing(speech_clip.read_bytes(), seed=1, form="opera")
 
 
 def _vibrato_cents(vocal_wav: bytes, notes, min_s: float = 0.8) -> list[float]:
@@ -130,7 +214,10 @@ def test_the_decoded_song_peaks_under_minus_one_dbtp(speech_clip: Path, fmt: str
     assert integrated_loudness(decoded, SAMPLE_RATE) == pytest.approx(-14.0, abs=1.0)
 
 
-def test_the_band_waits_at_most_a_bar_and_ends_on_the_tonic(song: Song) -> None:
+@pytest.mark.parametrize("which", ["full", "short"])
+def test_the_band_waits_at_most_a_bar_and_ends_on_the_tonic(song: Song, short_song: Song,
+                                                             which: str) -> None:
+    song = song if which == "full" else short_song
     bar_s = 240.0 / song.summary["tempo_bpm"]
     assert song.sung[0].start_s <= bar_s + 1e-6
     tail_s = song.summary["duration_s"] - song.sung[-1].end_s
@@ -151,7 +238,7 @@ def test_unknown_style_is_refused(speech_clip: Path) -> None:
 
 def test_lyrics_are_sung_one_note_per_syllable() -> None:
     result = lyrics("Twinkle twinkle little star, how I wonder what you are", seed=3,
-                    audio_format="wav")
+                    form="short", audio_format="wav")
     assert result.summary["lyrics"].startswith("Twinkle")
     notes = len(result.sung)
     assert 10 <= notes <= 16  # fourteen written syllables

@@ -7,7 +7,7 @@ from scipy.signal import butter, sosfiltfilt
 from engine.notes import syllables
 from engine.pitch import track
 from engine.retune import align, retune, sung_contour
-from engine.voice import held_spans, join_held, synthesise_held
+from engine.voice import analyse, held_spans, join_held, synthesise_held
 from tests.engine.test_pitch import harmonic_tone
 
 SR = 22050
@@ -50,7 +50,7 @@ def _sing(signal: np.ndarray):
                       voiced_s=f0.times_s[f0.voiced])
     contour = sung_contour(alignment.sung, "natural", seed=1)
     plain = retune(signal, SR, alignment, contour)
-    held = synthesise_held(signal, SR, f0, alignment.time_map, contour)
+    held = synthesise_held(analyse(signal, SR, f0), SR, f0, alignment.time_map, contour)
     return alignment, plain, join_held(plain, held), held
 
 

@@ -1,0 +1,293 @@
+"""Song form: an intro, the verse (the whole voice note), a chorus made of the person's own
+words, and an ending.
+
+The chorus is a hook: a phrase of HOOK_SYLLABLES that sings well (clearly voiced, with a
+strong stress, ending at a natural pause), set to a short motif sung twice, first ending
+open on the dominant and then closed on the tonic, so the second time answers the first.
+How often the chorus comes, and whether the verse comes back between choruses, follows the
+length of the voice note so that a song stays within its lengths (MAX_SONG_S at most).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engine.errors import InvalidRequest
+from engine.melody.compose import ChordSpan, Melody, MelodyNote
+from engine.melody.tokens import STEPS_PER_BAR
+from engine.notes import Syllable, frame_levels_db
+from engine.theory import MAJOR_SCALE, NATURAL_MINOR_SCALE, Key
+
+FORMS = ("full", "short")
+DEFAULT_FORM = "full"
+HOOK_SYLLABLES = (3, 8)  # a hook is this many syllables, fewest and most
+HOOK_BEST = 5  # the length a hook is best at
+NATURAL_END_S = 0.2  # a pause after the hook's last syllable this long makes a natural end
+SHORT_NOTE_S = 8.0  # a voice note shorter than this gets its verse again between choruses
+VERSE_MAX_S = 16.0  # a longer verse is split, with a chorus between (it comes early)
+TARGET_SONG_S = 60.0  # a short note's verse comes back while the song stays this short
+LONGER_BY_S = 5.0  # middle choruses are left out of a song longer than the target by this
+MAX_SONG_S = 90.0  # never longer: a Telegram voice reply stays under 1 MB
+HARMONY_STEPS = 2  # the second voice sings this many scale steps above the lead: a third
+
+
+def check_form(form: str) -> str:
+    """The form's name, or InvalidRequest with the choices."""
+    if form not in FORMS:
+        raise InvalidRequest(f"unknown form {form!r}: choose {' or '.join(FORMS)}")
+    return form
+
+
+@dataclass(frozen=True)
+class Hook:
+    """The syllables the chorus sings: syllables[first : first + count] of the voice note."""
+
+    first: int
+    count: int
+
+    @property
+    def indices(self) -> range:
+        return range(self.first, self.first + self.count)
+
+
+def choose_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
+                samples: np.ndarray, sample_rate: int) -> Hook:
+    """The stretch of a phrase that sings best as a hook.
+
+    Candidates are whole phrases of HOOK_SYLLABLES, and the last (or first) syllables of
+    longer phrases. Each is scored on what makes words easy to sing and remember: how much
+    of it is voiced (vowels to hold), how strong its loudest stress stands out from the
+    voice note, a natural end (a pause after it), and a length near HOOK_BEST.
+    """
+    stress = _stress_db(syllables, samples, sample_rate)
+    best: tuple[float, Hook] | None = None
+    start = 0
+    for length in phrase_lengths:
+        for hook in _candidates(start, length):
+            score = _score(hook, syllables, stress)
+            if best is None or score > best[0] + 1e-12:
+                best = (score, hook)
+        start += length
+    if best is None:  # every phrase shorter than a hook: the whole note, as far as it goes
+        return Hook(0, min(len(syllables), HOOK_SYLLABLES[1]))
+    return best[1]
+
+
+def hook_from_lines(syllables: Sequence[Syllable], lines: Sequence[str],
+                    line_spans_s: Sequence[tuple[float, float]]) -> Hook | None:
+    """For lyrics: the line that is repeated (its first occurrence) or else the last line,
+    as the syllables spoken inside its span; None when that line has too few syllables to
+    make a hook. A line longer than a hook gives its last syllables (its natural end)."""
+    if not lines:
+        return None
+    seen: dict[str, int] = {}
+    chosen = len(lines) - 1
+    for index, line in enumerate(lines):
+        key = " ".join(line.lower().split())
+        if key in seen:
+            chosen = seen[key]
+            break
+        seen[key] = index
+    start_s, end_s = line_spans_s[chosen]
+    inside = [i for i, s in enumerate(syllables) if start_s <= s.onset_s < end_s]
+    if len(inside) < HOOK_SYLLABLES[0]:
+        return None
+    count = min(len(inside), HOOK_SYLLABLES[1])
+    return Hook(inside[-1] - count + 1, count)
+
+
+def _candidates(start: int, length: int) -> list[Hook]:
+    low, high = HOOK_SYLLABLES
+    if length < low:
+        return []
+    if length <= high:
+        return [Hook(start, length)]
+    return [Hook(start + length - count, count) for count in range(low + 1, high + 1)] + [
+        Hook(start, count) for count in range(low + 1, high + 1)]
+
+
+def _stress_db(syllables: Sequence[Syllable], samples: np.ndarray,
+               sample_rate: int) -> np.ndarray:
+    """Each syllable's loudness at its vowel (dB), against the voice note's median."""
+    times = np.array([(s.onset_s + s.voiced_end_s) / 2 for s in syllables])
+    levels = frame_levels_db(samples, sample_rate, times)
+    stress: np.ndarray = levels - float(np.median(levels))
+    return stress
+
+
+def _score(hook: Hook, syllables: Sequence[Syllable], stress: np.ndarray) -> float:
+    chosen = [syllables[i] for i in hook.indices]
+    span_s = max(chosen[-1].voiced_end_s - chosen[0].start_s, 1e-3)
+    voiced = sum(s.voiced_s for s in chosen) / span_s
+    peak = float(np.max(stress[hook.first: hook.first + hook.count]))
+    after = hook.first + hook.count
+    pause_s = (syllables[after].onset_s - chosen[-1].voiced_end_s if after < len(syllables)
+               else np.inf)
+    natural_end = 1.0 if pause_s >= NATURAL_END_S else 0.0
+    fit = 1.0 - abs(hook.count - HOOK_BEST) / HOOK_BEST
+    return float(voiced + 0.1 * np.clip(peak, 0.0, 10.0) + natural_end + fit)
+
+
+# --- The chorus's music --------------------------------------------------------------------
+
+
+def answer_phrase(motif: Melody, pitch_range: tuple[int, int]) -> tuple[Melody, Melody]:
+    """The motif twice: first open (its last note moved to the dominant, over the dominant
+    chord), then closed (ending on the tonic over the tonic, the dominant just before)."""
+    key = motif.key
+    last = motif.notes[-1]
+    open_pitch = _nearest_in_range((key.tonic + 7) % 12, last.pitch, pitch_range)
+    dominant = ((key.tonic + 7) % 12, "maj" if key.mode == "major" else "min")
+    opened = _with_last_note(motif, open_pitch, dominant)
+    closed_pitch = _nearest_in_range(key.tonic, last.pitch, pitch_range)
+    closed = _with_last_note(motif, closed_pitch, key.tonic_chord)
+    chords = list(closed.chords)
+    before = [i for i, c in enumerate(chords) if c.end_s <= last.start_s + 1e-6]
+    if before:  # a cadence: the dominant leads home
+        index = before[-1]
+        chords[index] = replace(chords[index], root=dominant[0], quality=dominant[1])
+    return opened, replace(closed, chords=tuple(chords))
+
+
+def _with_last_note(motif: Melody, pitch: int, chord: tuple[int, str]) -> Melody:
+    last = motif.notes[-1]
+    notes = (*motif.notes[:-1], replace(last, pitch=pitch))
+    chords = tuple(replace(c, root=chord[0], quality=chord[1]) if c.end_s > last.start_s + 1e-6
+                   else c for c in motif.chords)
+    return replace(motif, notes=notes, chords=chords)
+
+
+def _nearest_in_range(pitch_class: int, near: int, pitch_range: tuple[int, int]) -> int:
+    low, high = pitch_range
+    options = [p for p in range(low, high + 1) if p % 12 == pitch_class]
+    if not options:
+        return near
+    return min(options, key=lambda p: (abs(p - near), p))
+
+
+def harmony_pitch(pitch: int, key: Key, steps: int = HARMONY_STEPS) -> int:
+    """The pitch `steps` scale steps above `pitch` in `key` (a diatonic third for 2): from
+    the nearest scale tone at or below it, so it is always in the key."""
+    scale = MAJOR_SCALE if key.mode == "major" else NATURAL_MINOR_SCALE
+    tones = sorted({(key.tonic + s) % 12 for s in scale})
+    base = pitch
+    while base % 12 not in tones:
+        base -= 1
+    degree = tones.index(base % 12) + steps
+    octave, index = divmod(degree, len(tones))
+    return base - base % 12 + 12 * octave + tones[index]
+
+
+# --- Laying the song out -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the song: name ('intro', 'verse', 'chorus', 'ending'), where it starts on
+    the song's time line (s), and how many bars it lasts."""
+
+    name: str
+    start_s: float
+    bars: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The song's parts in order (('verse', i) for verse i, ('chorus', 0)), their sections
+    on the time line, and the whole song's melody (what the lead sings and the chords the
+    band plays) without the intro."""
+
+    parts: tuple[tuple[str, int], ...]
+    sections: tuple[Section, ...]
+    melody: Melody
+    chorus_bars: frozenset[int]  # bars of `melody` that are chorus (the band lifts there)
+
+
+def split_verses(whole: Melody, phrase_lengths: Sequence[int], form: str,
+                 budget_s: float) -> list[list[int]]:
+    """The verse's phrases in verses: all of them in one for the short form; for the full
+    form, in verses of at most VERSE_MAX_S each so that a chorus comes early and often.
+    `whole`: the melody of every phrase in one verse, which tells how long each phrase
+    sings; phrases past `budget_s` of it are left out (a very long voice note)."""
+    bar_s = STEPS_PER_BAR * whole.step_s
+    ends = [whole.notes[i].end_s for i in whole.phrase_ends]
+    kept = [n for n, end in zip(phrase_lengths, ends, strict=True) if end <= budget_s]
+    kept = kept or list(phrase_lengths[:1])
+    if form == "short":
+        return [kept]
+    groups: list[list[int]] = [[]]
+    verse_start = 0.0
+    for length, end in zip(kept, ends, strict=False):
+        if groups[-1] and end - verse_start > VERSE_MAX_S:
+            groups.append([])
+            verse_start = ends[sum(len(g) for g in groups[:-1]) - 1] + bar_s / 2
+        groups[-1].append(length)
+    return groups
+
+
+def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speech_s: float,
+            intro_bars: int) -> Layout:
+    """The order of the song's parts, and its melody for the band.
+
+    'short': the verse alone. 'full': a chorus after the first verse and after the last (one
+    only when two would pass MAX_SONG_S), and after those between while the song stays
+    within TARGET_SONG_S + LONGER_BY_S; a single verse of a voice note under SHORT_NOTE_S
+    comes back for a second chorus."""
+    bar_s = STEPS_PER_BAR * verses[0].step_s
+    chorus_n = sum(c.n_bars for c in chorus)
+    parts: list[tuple[str, int]] = [("verse", i) for i in range(len(verses))]
+    if form == "full":
+        fixed = intro_bars + 1  # the intro and the ending
+        verse_bars = sum(v.n_bars for v in verses)
+        # A chorus after the first verse (it comes early) and after the last, then between
+        # the others while the song stays about TARGET_SONG_S long.
+        order = list(dict.fromkeys([0, len(verses) - 1, *range(1, len(verses) - 1)]))
+        choruses = len(verses)
+        while choruses > 1 and (fixed + verse_bars + choruses * chorus_n) * bar_s > (
+                TARGET_SONG_S + LONGER_BY_S if choruses > 2 else MAX_SONG_S):
+            choruses -= 1
+        with_chorus = set(order[:choruses])
+        parts = [p for i in range(len(verses))
+                 for p in ([("verse", i), ("chorus", 0)] if i in with_chorus
+                           else [("verse", i)])]
+        if (len(verses) == 1 and speech_s < SHORT_NOTE_S and
+                (fixed + 2 * (verse_bars + chorus_n)) * bar_s <= TARGET_SONG_S):
+            parts += [("verse", 0), ("chorus", 0)]
+    pieces: list[Melody] = []
+    for kind, index in parts:
+        pieces += [verses[index]] if kind == "verse" else list(chorus)
+    chorus_bars: set[int] = set()
+    sections = [Section("intro", 0.0, intro_bars)] if intro_bars else []
+    bar = 0
+    for kind, index in parts:
+        bars = verses[index].n_bars if kind == "verse" else chorus_n
+        sections.append(Section(kind, (intro_bars + bar) * bar_s, bars))
+        if kind == "chorus":
+            chorus_bars.update(range(bar, bar + bars))
+        bar += bars
+    sections.append(Section("ending", (intro_bars + bar) * bar_s, 1))
+    return Layout(tuple(parts), tuple(sections), concatenate(pieces), frozenset(chorus_bars))
+
+
+def concatenate(pieces: Sequence[Melody]) -> Melody:
+    """Melodies one after another, each starting on the bar after the last one's end: one
+    melody (notes, chords, phrase ends) in the first one's key and tempo."""
+    first = pieces[0]
+    bar_s = STEPS_PER_BAR * first.step_s
+    notes: list[MelodyNote] = []
+    chords: list[ChordSpan] = []
+    phrase_ends: list[int] = []
+    bars = 0
+    for piece in pieces:
+        offset_s, offset_steps = bars * bar_s, bars * STEPS_PER_BAR
+        phrase_ends += [len(notes) + i for i in piece.phrase_ends]
+        notes += [replace(n, start_s=n.start_s + offset_s, end_s=n.end_s + offset_s,
+                          start_step=n.start_step + offset_steps) for n in piece.notes]
+        chords += [replace(c, start_s=c.start_s + offset_s, end_s=c.end_s + offset_s)
+                   for c in piece.chords]
+        bars += piece.n_bars
+    return replace(first, notes=tuple(notes), chords=tuple(chords), n_bars=bars,
+                   phrase_ends=tuple(phrase_ends))

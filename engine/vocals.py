@@ -1,0 +1,107 @@
+"""The sung parts of a song: each distinct part retuned once, then placed wherever it is sung.
+
+A part is some of the voice note's syllables put onto some notes: the verse (every syllable
+on the verse's melody), the chorus's hook as it is first sung and as it is answered, and the
+second voice above each. A part that comes back (the chorus, the verse of a short note) is
+made once and its samples are placed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from engine import retune
+from engine import voice as voice_synth
+from engine.notes import Syllable
+from engine.pitch import PitchTrack
+from engine.retune import Alignment, RetunedVoice, SungNote, Tuning
+from engine.timing import StageTimer
+
+
+@dataclass(frozen=True)
+class Part:
+    """Syllables of the voice note onto notes, as first sung on the song's time line, and
+    where else it is sung (offsets in s from that first place)."""
+
+    name: str
+    syllables: tuple[Syllable, ...]
+    pitches: tuple[int, ...]
+    onsets_s: tuple[float, ...]
+    end_s: float  # where its last note ends
+    tuning: Tuning
+    again_at_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SungPart:
+    part: Part
+    alignment: Alignment
+    voice: RetunedVoice  # at the input's rate, from alignment's first output instant
+
+    def notes(self) -> list[SungNote]:
+        """Its notes at every place it is sung."""
+        shifts = (0.0, *self.part.again_at_s)
+        return [SungNote(n.pitch, n.start_s + shift, n.end_s + shift)
+                for shift in shifts for n in self.alignment.sung]
+
+
+def sing_parts(parts: Sequence[Part], samples: np.ndarray, sample_rate: int, f0: PitchTrack,
+               seed: int, timer: StageTimer) -> list[SungPart]:
+    """Retune every part: overlap-add (Praat) here while WORLD makes the held vowels of all
+    of them in a thread beside it (it lets go of the GIL), then the two are joined."""
+    voiced_hz = f0.f0_hz[f0.voiced]
+    floor_hz = max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7)
+    ceiling_hz = min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5)
+    voiced_s = f0.times_s[f0.voiced]
+    aligned = []
+    for index, part in enumerate(parts):
+        alignment = retune.align(part.syllables, part.pitches, part.onsets_s, part.end_s,
+                                 voiced_s=voiced_s)
+        contour = retune.sung_contour(alignment.sung, part.tuning, seed + index)
+        aligned.append((alignment, contour))
+    with ThreadPoolExecutor(max_workers=1) as world:
+        held_future = world.submit(_held_vowels, samples, sample_rate, f0, aligned, timer)
+        with timer.stage("retune"):
+            plain = [retune.retune(samples, sample_rate, alignment, contour,
+                                   pitch_floor_hz=floor_hz, pitch_ceiling_hz=ceiling_hz)
+                     for alignment, contour in aligned]
+        held = held_future.result()
+    with timer.stage("join"):
+        return [SungPart(part, alignment, voice_synth.join_held(voice, vowels))
+                for part, (alignment, _), voice, vowels
+                in zip(parts, aligned, plain, held, strict=True)]
+
+
+def _held_vowels(samples: np.ndarray, sample_rate: int, f0: PitchTrack,
+                 aligned: list[tuple[Alignment, tuple[np.ndarray, np.ndarray]]],
+                 timer: StageTimer) -> list[list[voice_synth.HeldVowel]]:
+    with timer.stage("held_vowels"):
+        envelope = voice_synth.analyse(samples, sample_rate, f0)
+        return [voice_synth.synthesise_held(envelope, sample_rate, f0, alignment.time_map,
+                                            contour)
+                for alignment, contour in aligned]
+
+
+def on_time_line(sung: Sequence[SungPart], sample_rate: int, length: int) -> np.ndarray:
+    """The parts at `sample_rate`, each at every place it is sung, summed into `length`
+    samples of the song's time line."""
+    out = np.zeros(length, np.float32)
+    for part in sung:
+        samples = resample_poly(part.voice.samples, sample_rate,
+                                part.voice.sample_rate).astype(np.float32)
+        for shift in (0.0, *part.part.again_at_s):
+            at = round((part.voice.start_s + shift) * sample_rate)
+            piece = samples[: max(0, length - at)]
+            out[at: at + len(piece)] += piece
+    return out
+
+
+def end_s(sung: Sequence[SungPart]) -> float:
+    """Where the last sung sample ends on the song's time line."""
+    return max(p.voice.start_s + max(p.part.again_at_s, default=0.0) +
+               len(p.voice.samples) / p.voice.sample_rate for p in sung)
