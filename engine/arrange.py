@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -148,23 +149,43 @@ class _Synth:
                 events.append((self._frame(note.end), 0, channel, note.pitch, 0))
         events.sort()  # at one instant, note-offs (0) come before note-ons (1)
         total = self._frame(midi.get_end_time() + tail_s)
-        chunks, cursor = [], 0
+        out = np.zeros((2, max(total, 0)), np.float32)  # left and right
+        cursor = 0
         for frame, on, channel, key, velocity in events:
             if frame > cursor:
-                chunks.append(synth.get_samples(frame - cursor))
+                _write_float(synth, out, cursor, min(frame, total))
                 cursor = frame
             if on:
                 synth.noteon(channel, key, velocity)
             else:
                 synth.noteoff(channel, key)
         if total > cursor:
-            chunks.append(synth.get_samples(total - cursor))
-        stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
-        mono: np.ndarray = stereo.mean(axis=1)
+            _write_float(synth, out, cursor, total)
+        mono: np.ndarray = out.mean(axis=0)
         return mono
 
     def _frame(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)
+
+
+def _write_float(synth: Any, out: np.ndarray, start: int, stop: int) -> None:
+    """Render frames start..stop into out[0] (left) and out[1] (right) as floats.
+
+    FluidSynth's 16-bit output (pyfluidsynth's get_samples) is dithered from a table it
+    fills with the C library's rand() once per process: any library that seeds rand()
+    (pedalboard's does) makes the band differ from one process to the next. Floats have no
+    dither, and no rounding to 16 bits before the mix.
+    """
+    import fluidsynth
+
+    if stop <= start:
+        return
+    write = fluidsynth._fl.fluid_synth_write_float
+    write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    write.restype = ctypes.c_int
+    left, right = out[0, start:stop], out[1, start:stop]
+    write(synth.synth, stop - start, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
 
 
 @cache
