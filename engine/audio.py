@@ -199,7 +199,17 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     (-70 LUFS) and relative (-10 LU) gates, computed on cumulative sums rather than block by
     block: a few milliseconds for a song.
     """
-    weighted = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64))
+    return gated_loudness(k_weighted(samples, sample_rate), sample_rate)
+
+
+def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The samples through BS.1770's K-weighting filter (what loudness is measured on)."""
+    weighted: np.ndarray = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64))
+    return weighted
+
+
+def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (LUFS) of K-weighted samples: BS.1770's gated blocks."""
     block, step = int(0.4 * sample_rate), int(0.1 * sample_rate)
     if len(weighted) < block:
         weighted = np.pad(weighted, (0, block - len(weighted)))
@@ -268,12 +278,26 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
     return envelope
 
 
-def block_true_peaks(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each LIMITER_BLOCK
-    samples."""
+def block_true_peaks(samples: np.ndarray, sample_rate: int,
+                     block: int = LIMITER_BLOCK) -> np.ndarray:
+    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each `block` samples.
+
+    Oversampled a stretch of TRUE_PEAK_CHUNK samples at a time, each with TRUE_PEAK_CONTEXT
+    samples around it for the filter to read (its taps reach 10 samples either way), so a
+    song's four-times-longer copy is never held whole in memory."""
     factor = _true_peak_oversampling(sample_rate)
-    oversampled = _oversample(samples, factor)[: len(samples) * factor]
-    return _block_peaks(np.abs(oversampled), LIMITER_BLOCK * factor)
+    x = np.asarray(samples, dtype=np.float64)
+    blocks = -(-len(x) // block)
+    peaks = np.zeros(blocks)
+    per_chunk = max(1, TRUE_PEAK_CHUNK // block)
+    for first in range(0, blocks, per_chunk):
+        start, stop = first * block, min(len(x), (first + per_chunk) * block)
+        low, high = max(0, start - TRUE_PEAK_CONTEXT), min(len(x), stop + TRUE_PEAK_CONTEXT)
+        wide = _oversample(x[low:high], factor)
+        inner = wide[(start - low) * factor: (stop - low) * factor]
+        found = _block_peaks(np.abs(inner), block * factor)
+        peaks[first: first + len(found)] = found
+    return peaks
 
 
 def _block_peaks(magnitudes: np.ndarray, block: int) -> np.ndarray:
@@ -286,6 +310,8 @@ def _block_peaks(magnitudes: np.ndarray, block: int) -> np.ndarray:
 # --- True peak (ITU-R BS.1770-4, Annex 2) ---------------------------------------------------
 
 TRUE_PEAK_RETRIES = 3  # encodes after the first, at most
+TRUE_PEAK_CHUNK = 1 << 16  # samples oversampled at a time
+TRUE_PEAK_CONTEXT = 64
 TRUE_PEAK_MARGIN_DB = 0.1  # how far under the ceiling a re-encode aims, past the excess
 def _true_peak_oversampling(sample_rate: int) -> int:
     """4 times below 96 kHz, as Annex 2 asks of 48 kHz; 2 times up to 192 kHz; then none."""
@@ -308,9 +334,8 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     samples, which a decoder or a DAC reconstructs.
     """
     frames = np.asarray(samples).reshape(len(samples), -1)
-    factor = _true_peak_oversampling(sample_rate)
-    top = max((float(np.max(np.abs(_oversample(channel, factor)), initial=0.0))
-               for channel in frames.T), default=0.0)
+    top = max((float(np.max(block_true_peaks(channel, sample_rate, TRUE_PEAK_CHUNK),
+                            initial=0.0)) for channel in frames.T), default=0.0)
     return 20 * float(np.log10(top)) if top > 0 else float("-inf")
 
 

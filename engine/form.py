@@ -201,7 +201,8 @@ class Layout:
     band plays) without the intro."""
 
     parts: tuple[tuple[str, int], ...]
-    sections: tuple[Section, ...]
+    part_starts_s: tuple[float, ...]  # where each part starts on the time line
+    sections: tuple[Section, ...]  # as a listener hears them: verses back to back are one
     melody: Melody
     chorus_bars: frozenset[int]  # bars of `melody` that are chorus (the band lifts there)
 
@@ -261,15 +262,21 @@ def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speec
         pieces += [verses[index]] if kind == "verse" else list(chorus)
     chorus_bars: set[int] = set()
     sections = [Section("intro", 0.0, intro_bars)] if intro_bars else []
+    starts = []
     bar = 0
     for kind, index in parts:
         bars = verses[index].n_bars if kind == "verse" else chorus_n
-        sections.append(Section(kind, (intro_bars + bar) * bar_s, bars))
+        starts.append((intro_bars + bar) * bar_s)
+        if sections and sections[-1].name == kind == "verse":
+            sections[-1] = replace(sections[-1], bars=sections[-1].bars + bars)
+        else:
+            sections.append(Section(kind, starts[-1], bars))
         if kind == "chorus":
             chorus_bars.update(range(bar, bar + bars))
         bar += bars
     sections.append(Section("ending", (intro_bars + bar) * bar_s, 1))
-    return Layout(tuple(parts), tuple(sections), concatenate(pieces), frozenset(chorus_bars))
+    return Layout(tuple(parts), tuple(starts), tuple(sections), concatenate(pieces),
+                  frozenset(chorus_bars))
 
 
 def concatenate(pieces: Sequence[Melody]) -> Melody:

@@ -23,6 +23,9 @@ from engine.retune import Alignment, RetunedVoice, SungNote, Tuning
 from engine.timing import StageTimer
 
 
+EDGE_FADE_S = 0.008
+
+
 @dataclass(frozen=True)
 class Part:
     """Syllables of the voice note onto notes, as first sung on the song's time line, and
@@ -91,9 +94,15 @@ def on_time_line(sung: Sequence[SungPart], sample_rate: int, length: int) -> np.
     """The parts at `sample_rate`, each at every place it is sung, summed into `length`
     samples of the song's time line."""
     out = np.zeros(length, np.float32)
+    edge = round(EDGE_FADE_S * sample_rate)
     for part in sung:
         samples = resample_poly(part.voice.samples, sample_rate,
                                 part.voice.sample_rate).astype(np.float32)
+        # A part begins and ends where the time map does, which may be inside a sound (the
+        # hook is cut out of running speech): a few milliseconds of fade keep that silent.
+        ramp = np.linspace(0.0, 1.0, min(edge, len(samples) // 2), dtype=np.float32)
+        samples[:len(ramp)] *= ramp
+        samples[len(samples) - len(ramp):] *= ramp[::-1]
         for shift in (0.0, *part.part.again_at_s):
             at = round((part.voice.start_s + shift) * sample_rate)
             piece = samples[: max(0, length - at)]

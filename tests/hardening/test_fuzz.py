@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -201,9 +202,13 @@ def test_a_short_atheris_run_over_the_decoder(tmp_path: Path) -> None:
         (corpus / f"seed-{number}").write_bytes(seed)
     temp = tmp_path / "tmp"
     temp.mkdir()
+    # The child starts with this process's peak memory as its own (Linux keeps the high-water
+    # mark across fork and exec), so libFuzzer's 2 GB limit is counted from there.
+    rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
     run = subprocess.run(
         [sys.executable, "-m", "tests.hardening.test_fuzz", f"-runs={ATHERIS_RUNS}",
-         "-seed=1", "-max_len=4096", f"-artifact_prefix={tmp_path}/", str(corpus)],
+         "-seed=1", "-max_len=4096", f"-rss_limit_mb={rss_limit_mb}",
+         f"-artifact_prefix={tmp_path}/", str(corpus)],
         cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)}, capture_output=True, text=True,
         timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
