@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     melody.set_defaults(run=run_melody)
 
     from engine.arrange import DEFAULT_STYLE, STYLES
+    from engine.pipeline import FORMS
 
     sing = commands.add_parser("sing", help="sing a voice note on a new melody",
                                description="Sing a voice note (any audio ffmpeg reads) on a "
@@ -98,9 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
                                "song, .png for the picture of the voice against the melody.")
     sing.add_argument("input", type=Path, metavar="INPUT", help="the voice note")
     lyrics = commands.add_parser("lyrics", help="sing typed lyrics on a new melody",
-                                 description="Speak the lyrics with espeak-ng, then sing them "
-                                 "like a voice note (at most 300 characters).")
+                                 description="Speak the lyrics with espeak-ng in the language "
+                                 "they are written in, then sing them like a voice note (at "
+                                 "most 300 characters).")
     lyrics.add_argument("text", metavar="TEXT", help="the words to sing")
+    lyrics.add_argument("--lang", default=None, metavar="CODE",
+                        help="the language to sing in when the words do not tell (e.g. es, "
+                        "pt-br; default: told by the words, else English)")
     piano = commands.add_parser("piano", help="turn a hummed or sung clip into piano",
                                 description="Transcribe a hummed or sung clip to piano notes. "
                                 "OUT: .mid, .ogg/.mp3/.wav (played on a piano, as long as the "
@@ -147,10 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="same seed and input, same song (default: random)")
         sub.add_argument("--style", choices=sorted(STYLES), default=DEFAULT_STYLE,
                          help=f"the band (default {DEFAULT_STYLE}; robot also tunes hard)")
+        sub.add_argument("--form", choices=FORMS, default=FORMS[0],
+                         help="full: intro, verse, a chorus of your own words sung twice "
+                         "with a harmony, an ending; short: the words sung once (default "
+                         f"{FORMS[0]})")
         sub.add_argument("--melody-out", type=Path, metavar="M.mid",
                          help="write the notes the voice was put on as a one-track MIDI file")
         sub.add_argument("--stems", type=Path, metavar="DIR", help="write vocal.wav, "
-                         "backing.wav and pitch.png into this folder")
+                         "backing.wav, harmony.wav (a full song's second voice) and "
+                         "pitch.png into this folder")
         sub.add_argument("--json", action="store_true", help="print what was made as JSON")
         sub.set_defaults(run=run)
     return parser
@@ -241,6 +251,9 @@ def _say_if_cut(summary: dict[str, Any], verb: str) -> None:
     if summary["input_truncated"]:
         print(f"note: the clip is longer than a minute; only its first minute was {verb}",
               file=sys.stderr)
+    if summary.get("syllables_sung", 0) < summary.get("syllables", 0):
+        print(f"note: a song stays under 90 s; the clip's first "
+              f"{summary['input_sung_s']:.0f} s were {verb}", file=sys.stderr)
 
 
 def run_piano(args: argparse.Namespace) -> dict[str, Any]:
@@ -264,14 +277,15 @@ def run_sing(args: argparse.Namespace) -> dict[str, Any]:
 
     data = _read_input(args.input)
     return _write_song(args, lambda fmt, seed, extras: sing(
-        data, seed=seed, style=args.style, audio_format=fmt, extras=extras))
+        data, seed=seed, style=args.style, form=args.form, audio_format=fmt, extras=extras))
 
 
 def run_lyrics(args: argparse.Namespace) -> dict[str, Any]:
     from engine.pipeline import lyrics
 
     return _write_song(args, lambda fmt, seed, extras: lyrics(
-        args.text, seed=seed, style=args.style, audio_format=fmt, extras=extras))
+        args.text, seed=seed, style=args.style, form=args.form, language=args.lang,
+        audio_format=fmt, extras=extras))
 
 
 def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
@@ -300,9 +314,9 @@ def _write_song(args: argparse.Namespace, make: Any) -> dict[str, Any]:
             write_file(args.melody_out, song.melody_midi)
             written.append(args.melody_out)
         if args.stems is not None:
-            for name, data in (("vocal.wav", song.stems["vocal"]),
-                               ("backing.wav", song.stems["backing"]),
-                               ("pitch.png", song.picture)):
+            stems = [(f"{stem}.wav", song.stems[stem])
+                     for stem in ("vocal", "backing", "harmony") if stem in song.stems]
+            for name, data in (*stems, ("pitch.png", song.picture)):
                 write_file(args.stems / name, data)
                 written.append(args.stems / name)
     timings = {**song.timings_s, "write": timer.report()["write"]}

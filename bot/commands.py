@@ -26,6 +26,7 @@ from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
 from engine.errors import InvalidRequest
+from engine.form import DEFAULT_FORM, check_form
 from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
@@ -38,6 +39,8 @@ SEED_LIMIT = 2**31
 DELIVER_TIMEOUT_S = 120.0  # sending one reply (uploads included) takes at most this
 UNSENT_FOR_S = 24 * 3600.0  # a reply a platform keeps refusing is tried again this long
 KINDS_WITH_JOBS = ("sing", "lyrics", "melody", "piano")
+SONG_KINDS = ("sing", "lyrics")  # the kinds that have a form and are sung in a language
+FORM_BUTTONS = {"full": "Full song", "short": "Short version"}  # a song offers the other one
 ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "mp3": ("mp3_blob", "mp3", "audio/mpeg"),
                "cover": ("cover_blob", "png", "image/png")}
@@ -78,6 +81,9 @@ class Person:
     platform: str  # "telegram" | "discord" | "web"
     user_id: str
     display_name: str = ""
+    # Their language setting as the platform gives it ("pt-br", "es-ES"), or None. Lyrics
+    # are sung in the language of their text; this one when the text does not tell.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,13 +110,14 @@ class Message:
     text: str = ""  # the command's argument, or the plain message's text
     clip: Clip | None = None
     reply_to: dict[str, Any] = field(default_factory=dict)  # the adapter's, kept with the job
+    form: str = DEFAULT_FORM  # of a song: "full" (verse, chorus twice) or "short" (one pass)
 
 
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # "another:12", "piano:12", "midi:12", "share:12", "like:12", "forget:yes",
-    # "style:lofi"
+    action: str  # "another:12", "short:12", "full:12", "piano:12", "midi:12", "share:12",
+    # "like:12", "forget:yes", "style:lofi"
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,10 @@ class TrackView:
     tempo_bpm: float | None
     shared: bool
     parts: tuple[str, ...]
+    form: str | None = None  # of a song: "full" or "short"; None for a melody or piano
+    sections: tuple[dict[str, Any], ...] = ()  # {"name": "verse", "start_s": 2.1}, in order
+    language: dict[str, str] | None = None  # lyrics: {"code", "name", "chosen_by"}
+    about: str = ""  # the song's parts and language, as its reply says them
 
 
 @dataclass(frozen=True)
@@ -215,15 +226,14 @@ class Commands:
                 return self.help(message.place)
             if command == "sing" or (not command and message.clip is not None):
                 if message.clip is not None:
-                    return await self._start(message, "sing", message.clip.data, {})
+                    return await self._start(message, "sing", message.clip.data,
+                                             {"form": check_form(message.form)})
                 if not message.text.strip():
                     return Reply("Send /sing followed by a few words, or a voice note.")
-                return await self._start(message, "lyrics", None,
-                                         {"text": clean_lyrics(message.text)})
+                return await self._sing_lyrics(message)
             if not command:
                 if message.place.private and message.text.strip():
-                    return await self._start(message, "lyrics", None,
-                                             {"text": clean_lyrics(message.text)})
+                    return await self._sing_lyrics(message)
                 return self.help(message.place)
             if command == "melody":
                 return await self._start(message, "melody", None,
@@ -251,6 +261,13 @@ class Commands:
         except InvalidRequest as mistake:
             return Reply(_sentence(str(mistake)))
         return Reply(f"I do not know /{command}. " + "Send /help to see what I can do.")
+
+    async def _sing_lyrics(self, message: Message) -> Reply:
+        """Lyrics sung in the language of their words (the person's setting when the words
+        do not tell: the engine decides, and the reply says which)."""
+        return await self._start(message, "lyrics", None, {
+            "text": clean_lyrics(message.text), "form": check_form(message.form),
+            "language": message.person.language})
 
     def help(self, place: Place) -> Reply:
         hint = "\nOr just type your lyrics here." if place.private else ""
@@ -313,10 +330,16 @@ class Commands:
         message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
         key = queries.idempotency_key(place.platform, place.chat_id, f"press:{press_id}")
         data = self.blobs.get(job.input_blob) if job.input_blob else None
+        # What the job was asked, without how it was answered and what it made.
+        asked = {k: v for k, v in job.parameters.items() if k not in ("reply_to", "sung")}
         if verb == "another":
-            parameters = {k: v for k, v in job.parameters.items() if k not in ("seed",
-                                                                               "reply_to")}
-            return await self._start(message, job.kind, data, parameters, key)
+            asked.pop("seed", None)
+            return await self._start(message, job.kind, data, asked, key)
+        if verb in FORM_BUTTONS:
+            if job.kind not in SONG_KINDS:
+                return Reply("That button is no longer valid.")
+            # The same voice or words, seed and band: the same melody, in the other form.
+            return await self._start(message, job.kind, data, {**asked, "form": verb}, key)
         if verb == "piano":
             if data is None:
                 return Reply("There is no recording behind that one to play on the piano.")
@@ -521,7 +544,7 @@ class Commands:
             track = (await session.execute(select(Track).where(Track.job_id == job.id))
                      ).scalar_one_or_none()
             return JobView(job.id, job.kind, job.status, _error_for_person(job), ahead,
-                           _track_view(track, job.kind) if track else None)
+                           _track_view(track, job) if track else None)
 
     async def history_view(self, person: Person) -> list[TrackView]:
         async with self.sessions() as session:
@@ -530,10 +553,10 @@ class Commands:
             if user is None:
                 return []
             tracks = await queries.history(session, user)
-            rows = await session.execute(select(Job.id, Job.kind).where(
+            rows = await session.execute(select(Job).where(
                 Job.id.in_([t.job_id for t in tracks])))
-            kinds = {job_id: kind for job_id, kind in rows}
-        return [_track_view(t, kinds.get(t.job_id, "sing")) for t in tracks]
+            jobs = {job.id: job for job in rows.scalars()}
+        return [_track_view(t, jobs[t.job_id]) for t in tracks]
 
     async def track_file(self, person: Person | None, track_id: int,
                          part: str) -> FileOut | None:
@@ -651,13 +674,64 @@ class Commands:
         return finished_reply(job.kind, track, self._file(track, "audio"),
                               self._file(track, "midi") if track.midi_blob else None,
                               self._file(track, "picture") if track.picture_blob else None,
-                              in_a_group=job.parameters.get("private") is False)
+                              in_a_group=job.parameters.get("private") is False,
+                              sung=SungAs.of(job))
+
+
+@dataclass(frozen=True)
+class SungAs:
+    """How a song came out: its form, its sections and, for lyrics, the language it was sung
+    in (the engine's summary, kept with the job as parameters["sung"])."""
+
+    form: str
+    sections: tuple[dict[str, Any], ...] = ()
+    language: dict[str, str] | None = None
+    sung_s: float | None = None  # a very long note: how much of it the song sings
+
+    @classmethod
+    def of(cls, job: Job) -> SungAs | None:
+        """None for a melody or a piano job."""
+        if job.kind not in SONG_KINDS:
+            return None
+        sung = job.parameters.get("sung") or {}
+        return cls(str(sung.get("form") or job.parameters.get("form") or DEFAULT_FORM),
+                   tuple(sung.get("sections") or ()), sung.get("language"), sung.get("sung_s"))
+
+    def about(self) -> str:
+        """'Verse, chorus x2. Sung in Spanish.': what a reply says of the song, briefly."""
+        said = []
+        if self.form == "full" and (parts := sung_parts(self.sections)):
+            said.append(parts + ".")
+        if self.language:
+            name = self.language.get("name") or self.language.get("code") or ""
+            mine = " (your language setting)" if self.language.get(
+                "chosen_by") == "setting" else ""
+            said.append(f"Sung in {name}{mine}.")
+        if self.sung_s is not None:
+            said.append(f"A song stays under 90 s: it sings your first {self.sung_s:.0f} s.")
+        return " ".join(said)
+
+
+def sung_parts(sections: tuple[dict[str, Any], ...]) -> str:
+    """The sung sections in order, repeats counted: 'Verse, chorus x2' (the band's intro and
+    ending go without saying)."""
+    names = [str(s.get("name", "")) for s in sections
+             if s.get("name") not in ("intro", "ending", None)]
+    runs: list[list[Any]] = []
+    for name in names:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    text = ", ".join(name if count == 1 else f"{name} x{count}" for name, count in runs)
+    return text[:1].upper() + text[1:]
 
 
 def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None,
-                   picture: FileOut | None, *, in_a_group: bool = False) -> Reply:
-    """What a person gets for a finished job, with the buttons that fit it (in a group
-    chat, a Like button for the others there)."""
+                   picture: FileOut | None, *, in_a_group: bool = False,
+                   sung: SungAs | None = None) -> Reply:
+    """What a person gets for a finished job, with the buttons that fit it (a song offers its
+    other form; in a group chat, a Like button for the others there)."""
     about = ", ".join(part for part in (
         track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
         f"{track.duration_s:.0f} s") if part)
@@ -672,13 +746,18 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
         return Reply(f"Your clip on the piano ({about}), with the notes as MIDI.",
                      voice=audio, files=tuple(f for f in (midi,) if f), buttons=(share,))
     buttons = [another]
+    if sung is not None:
+        other = next(form for form in FORM_BUTTONS if form != sung.form)
+        buttons.append(Button(FORM_BUTTONS[other], f"{other}:{track.id}"))
     if kind == "sing":
         buttons.append(Button("Piano version", f"piano:{track.id}"))
     if midi is not None:
         buttons.append(Button("MIDI file", f"midi:{track.id}"))
     buttons += [share, *like]
-    return Reply(f"Here is your song #{track.id} ({about}).", voice=audio,
-                 buttons=tuple(buttons))
+    text = f"Here is your song #{track.id} ({about})."
+    if sung is not None and (said := sung.about()):
+        text += "\n" + said
+    return Reply(text, voice=audio, buttons=tuple(buttons))
 
 
 def melody_options(text: str) -> dict[str, Any]:
@@ -700,12 +779,17 @@ def _error_for_person(job: Job) -> str | None:
     return _sentence(job.error)
 
 
-def _track_view(track: Track, kind: str) -> TrackView:
+def _track_view(track: Track, job: Job) -> TrackView:
     parts = tuple(part for part, (column, _, _) in TRACK_PARTS.items()
                   if getattr(track, column))
     created: datetime = track.created_at
-    return TrackView(track.id, kind, created.isoformat(), round(track.duration_s, 2),
-                     track.key, track.tempo_bpm, track.shared, parts)
+    sung = SungAs.of(job)
+    return TrackView(track.id, job.kind, created.isoformat(), round(track.duration_s, 2),
+                     track.key, track.tempo_bpm, track.shared, parts,
+                     form=sung.form if sung else None,
+                     sections=sung.sections if sung else (),
+                     language=sung.language if sung else None,
+                     about=sung.about() if sung else "")
 
 
 def song_title(track_id: int, display_name: str) -> str:

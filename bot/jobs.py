@@ -145,19 +145,25 @@ def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
 
 def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
     from engine import arrange, pipeline
+    from engine.form import DEFAULT_FORM
+    from engine.singer import supported_language
     from engine.theory import parse_key
 
     seed = int(parameters.get("seed", 0))
     if kind in ("sing", "lyrics"):
-        song = (pipeline.sing(data or b"", seed=seed, style=parameters.get("style", "pop"))
+        style = parameters.get("style", arrange.DEFAULT_STYLE)
+        form = parameters.get("form", DEFAULT_FORM)
+        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form)
                 if kind == "sing" else
-                pipeline.lyrics(parameters.get("text", ""), seed=seed,
-                                style=parameters.get("style", "pop")))
+                # A platform's setting SingSong does not sing in ("ja") counts as none: the
+                # person did not choose it for this song, so it must not fail it.
+                pipeline.lyrics(parameters.get("text", ""), seed=seed, style=style, form=form,
+                                language=supported_language(parameters.get("language"))))
         return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
                 "duration_s": song.summary["duration_s"], "key": song.summary["key"],
                 "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
                 "pitch_accuracy": song.summary.get("pitch_accuracy"),
-                "samples": (song.samples, arrange.SAMPLE_RATE)}
+                "samples": (song.samples, arrange.SAMPLE_RATE), "sung": sung_as(song.summary)}
     if kind == "melody":
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
@@ -172,6 +178,20 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
                 "picture": result.files["png"], "duration_s": result.duration_s,
                 "key": None, "tempo_bpm": result.tempo_bpm, "timings_s": result.timings_s}
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def sung_as(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a song's reply tells of it, from the engine's summary: its form, its sections
+    (name and start) and, for lyrics, the language it was sung in."""
+    sung: dict[str, Any] = {"form": summary.get("form"),
+                            "sections": [{"name": s["name"], "start_s": round(s["start_s"], 2)}
+                                         for s in summary.get("sections") or ()]}
+    if summary.get("language"):
+        sung["language"] = {k: summary["language"][k] for k in ("code", "name", "chosen_by")
+                            if k in summary["language"]}
+    if summary.get("syllables_sung", 0) < summary.get("syllables", 0):
+        sung["sung_s"] = summary["input_sung_s"]
+    return sung
 
 
 def execute_job(job_id: int, database_url: str, data_dir: str,
@@ -252,6 +272,8 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
             job.status = "queued"
             await session.commit()
             return "retry"
+        if made.get("sung"):  # kept with the job (its reply says it), saved with the track
+            job.parameters = {**job.parameters, "sung": made["sung"]}
         await save_track(
             session, job, audio_blob=blobs.put(made["audio"]),
             midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,

@@ -38,3 +38,9 @@ def ffmpeg_make(*args: str, suffix: str) -> bytes:
 def speech_clip(shared_data: Path) -> Path:
     """14 s of read speech (LibriSpeech, CC BY 4.0), a woman's voice."""
     return shared_data / "speech" / "198-209-0000.ogg"
+
+
+@pytest.fixture(scope="session")
+def short_speech_clip(shared_data: Path) -> Path:
+    """2.8 s of read speech (CMU ARCTIC, a man's voice, 16 kHz WAV): a quick song to make."""
+    return shared_data / "speech" / "cmu_arctic" / "cmu_arctic_us_axb_a0004.wav"

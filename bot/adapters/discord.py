@@ -300,7 +300,8 @@ class DiscordAdapter:
                 clip = await self._clip(attachment, interaction.followup.send)
                 if clip is None:
                     return
-            request = Message(_person(interaction.user), _interaction_place(interaction),
+            request = Message(_interaction_person(interaction),
+                              _interaction_place(interaction),
                               str(interaction.id), command=command, text=text, clip=clip,
                               reply_to=_interaction_reply_to(interaction))
             reply = await self.commands.handle(request)
@@ -317,7 +318,7 @@ class DiscordAdapter:
         await interaction.response.defer()
         limit = interaction.filesize_limit
         try:
-            reply = await self.commands.press(_person(interaction.user),
+            reply = await self.commands.press(_interaction_person(interaction),
                                               _interaction_place(interaction), action,
                                               str(interaction.id),
                                               _interaction_reply_to(interaction))
@@ -391,8 +392,15 @@ def _typed_command(text: str) -> tuple[str | None, str]:
     return word.lower() or None, rest.strip()
 
 
-def _person(user: discord.User | discord.Member) -> Person:
-    return Person(PLATFORM, str(user.id), user.display_name)
+def _person(user: discord.User | discord.Member, language: str | None = None) -> Person:
+    """Who wrote. A plain message does not say which language their Discord is in: None."""
+    return Person(PLATFORM, str(user.id), user.display_name, language=language)
+
+
+def _interaction_person(interaction: discord.Interaction) -> Person:
+    """Who ran a slash command or pressed a button, with their Discord's language ("es-ES",
+    the interaction's locale)."""
+    return _person(interaction.user, str(interaction.locale.value))
 
 
 def _place(channel: Any, private: bool) -> Place:

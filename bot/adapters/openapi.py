@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.pipeline import FORMS
+
 JSON = "application/json"
+FORM = {"enum": list(FORMS), "default": FORMS[0],
+        "description": "(sing, lyrics) full: intro, verse, a chorus of the person's own words "
+                       "sung twice with a harmony voice, an ending; short: the words sung once"}
+LANGUAGE = {"type": "string", "examples": ["de-DE", "es", "pt-br"],
+            "description": "(lyrics) the person's language setting (the page sends "
+                           "navigator.language): the words are sung in the language they are "
+                           "written in, and in this one when they do not tell"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -45,7 +54,7 @@ SCHEMAS: dict[str, Any] = {
     "Track": {
         "type": "object",
         "required": ["id", "kind", "created_at", "duration_s", "key", "tempo_bpm", "shared",
-                     "parts", "urls"],
+                     "parts", "urls", "form", "sections", "language", "about"],
         "properties": {
             "id": {"type": "integer"},
             "kind": {"enum": ["sing", "lyrics", "melody", "piano"]},
@@ -57,6 +66,28 @@ SCHEMAS: dict[str, Any] = {
             "parts": {"type": "array", "items": {"enum": ["audio", "midi", "picture"]}},
             "urls": {"type": "object", "description": "part -> url of the file",
                      "additionalProperties": {"type": "string"}},
+            "form": {"enum": [*FORMS, None],
+                     "description": "a song's form (null for a melody or a piano version)"},
+            "sections": {"type": "array", "description": "a song's sections, in order",
+                         "items": {"type": "object", "required": ["name", "start_s"],
+                                   "properties": {
+                                       "name": {"enum": ["intro", "verse", "chorus",
+                                                         "ending"]},
+                                       "start_s": {"type": "number",
+                                                   "description": "seconds"}}}},
+            "language": {
+                "description": "lyrics: the language they were sung in, and what chose it "
+                               "(the words, the person's setting, or the default)",
+                "oneOf": [{"type": "null"},
+                          {"type": "object", "required": ["code", "name", "chosen_by"],
+                           "properties": {"code": {"type": "string", "examples": ["es"]},
+                                          "name": {"type": "string",
+                                                   "examples": ["Spanish"]},
+                                          "chosen_by": {"enum": ["text", "setting",
+                                                                 "default"]}}}]},
+            "about": {"type": "string", "examples": ["Verse, chorus x2. Sung in Spanish."],
+                      "description": "a song's parts and language in a sentence, as the "
+                                     "chat replies say them (empty for the others)"},
         },
     },
     "Job": {
@@ -80,6 +111,8 @@ SCHEMAS: dict[str, Any] = {
             "audio": {"type": "string", "contentMediaType": "application/octet-stream",
                       "description": "the voice clip (sing, piano): any audio ffmpeg reads"},
             "text": {"type": "string", "description": "the lyrics (lyrics)"},
+            "form": FORM,
+            "language": LANGUAGE,
             "key": {"type": "string", "examples": ["A minor"], "description": "(melody)"},
             "style": {"type": "string", "examples": ["lofi"], "description": "(melody)"},
         },
@@ -89,6 +122,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "kind": {"enum": ["lyrics", "melody"]},
             "text": {"type": "string"},
+            "form": FORM,
+            "language": LANGUAGE,
             "key": {"type": "string"},
             "style": {"type": "string"},
         },
@@ -97,10 +132,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"tracks": {"type": "array", "items": _ref("Track"),
                                           "description": "newest first"}}},
     "Options": {
-        "type": "object", "required": ["kinds", "styles", "keys", "max_clip_bytes"],
+        "type": "object", "required": ["kinds", "styles", "keys", "forms", "max_clip_bytes"],
         "properties": {"kinds": {"type": "array", "items": {"type": "string"}},
                        "styles": {"type": "array", "items": {"type": "string"}},
                        "keys": {"type": "array", "items": {"type": "string"}},
+                       "forms": {"type": "array", "items": {"type": "string"}},
                        "max_clip_bytes": {"type": "integer"}},
     },
     "AlbumTrack": {
@@ -139,7 +175,8 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "OpenAPI 3.1",
                               "content": {JSON: {"schema": {"type": "object"}}}}}}},
     "/api/options": {"get": {
-        "summary": "What the page may offer: kinds of job, band styles, keys, the clip limit",
+        "summary": "What the page may offer: kinds of job, band styles, keys, song forms, "
+                   "the clip limit",
         "operationId": "options",
         "responses": {"200": _json_body(_ref("Options"), "the choices")}}},
     "/api/jobs": {"post": {
@@ -183,12 +220,14 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json_body(_ref("Message"), "shared"),
                       "404": _error("not one of this browser's songs")}}},
     "/api/tracks/{id}/{action}": {"post": {
-        "summary": "Another melody for a song (action another), or its piano version "
-                   "(action piano)",
+        "summary": "Another melody for a song (action another), its piano version (action "
+                   "piano), or the same song again in the other form, same melody and band "
+                   "(action short: the short version of a full song; full: the full song of "
+                   "a short one)",
         "operationId": "trackAction",
         "parameters": [_id_parameter("song"),
                        {"name": "action", "in": "path", "required": True,
-                        "schema": {"enum": ["another", "piano"]}}],
+                        "schema": {"enum": ["another", "piano", *FORMS]}}],
         "responses": STARTED_JOB}},
     "/api/album": {"get": {
         "summary": "A weekly community album (the newest, or the week asked for): its "

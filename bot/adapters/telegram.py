@@ -27,6 +27,7 @@ from telegram import (
     InputFile,
     ReplyParameters,
     Update,
+    User,
     Video,
     VideoNote,
     Voice,
@@ -215,9 +216,8 @@ class TelegramAdapter:
                 await self._send(message.chat_id, self.commands.too_large(
                     size or self._download_limit + 1, self._download_limit), message.message_id)
                 return
-        user = message.from_user
         reply = await self.commands.handle(Message(
-            person=Person(PLATFORM, str(user.id), user.full_name),
+            person=person_of(message.from_user),
             place=Place(PLATFORM, str(message.chat_id), private=private),
             message_id=str(message.message_id), command=command, text=text, clip=clip,
             reply_to={"message_id": message.message_id}))
@@ -261,9 +261,8 @@ class TelegramAdapter:
         asked = query.message
         if not query.data or not isinstance(asked, TelegramMessage):
             return
-        user = query.from_user
         reply = await self.commands.press(
-            Person(PLATFORM, str(user.id), user.full_name),
+            person_of(query.from_user),
             Place(PLATFORM, str(asked.chat_id), private=asked.chat.type == ChatType.PRIVATE),
             query.data, query.id, {"message_id": asked.message_id})
         if query.data.partition(":")[0] in CHOICE_VERBS and not (reply.voice or reply.files):
@@ -343,6 +342,11 @@ class TelegramAdapter:
         except TelegramError as failed:
             log.warning("could not tell chat %s about the error: %s", chat.id,
                         type(failed).__name__)
+
+
+def person_of(user: User) -> Person:
+    """Who wrote, with the language of their Telegram app ("pt-br"; absent for some)."""
+    return Person(PLATFORM, str(user.id), user.full_name, language=user.language_code)
 
 
 def audio_attachment(message: TelegramMessage) -> Attachment | None:

@@ -40,6 +40,8 @@ from bot.commands import (
 from bot.config import Settings
 from bot.metrics import Operations
 from engine.arrange import STYLES
+from engine.form import DEFAULT_FORM
+from engine.pipeline import FORMS
 from engine.theory import PITCH_CLASS_NAMES
 
 log = logging.getLogger("singsong.web")
@@ -50,9 +52,10 @@ TOKEN_COOKIE = "singsong_token"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-DE, zh-Hans-CN
 JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 TRACK_PARTS = ("audio", "midi", "picture")
-TRACK_ACTIONS = ("another", "piano")
+TRACK_ACTIONS = ("another", "piano", *FORMS)  # FORMS: the song again, full or short
 ALBUM_PARTS = ("audio", "mp3", "cover")
 ISO_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the small fields beside the clip
@@ -224,7 +227,7 @@ class WebAdapter:
 
     async def _options(self, request: web.Request) -> web.Response:
         return web.json_response({"kinds": list(JOB_KINDS), "styles": list(STYLES),
-                                  "keys": list(KEYS),
+                                  "keys": list(KEYS), "forms": list(FORMS),
                                   "max_clip_bytes": self.commands.MAX_CLIP_BYTES})
 
     # Jobs.
@@ -246,9 +249,9 @@ class WebAdapter:
             command, clip = "melody", None
             text = " ".join(part for part in (fields.get("key", "").strip(),
                                               fields.get("style", "").strip()) if part)
-        person = _person(request)
+        person = _person(request, _language(fields))
         message = Message(person, _place(request), _message_id(request), command=command,
-                          text=text, clip=clip)
+                          text=text, clip=clip, form=fields.get("form") or DEFAULT_FORM)
         return await self._job_started(person, await self.commands.handle(message))
 
     async def _job_started(self, person: Person, reply: Reply) -> web.Response:
@@ -379,8 +382,18 @@ class WebAdapter:
 # Who is asking.
 
 
-def _person(request: web.Request) -> Person:
-    return Person("web", request[BROWSER])
+def _person(request: web.Request, language: str | None = None) -> Person:
+    return Person("web", request[BROWSER], language=language)
+
+
+def _language(fields: dict[str, str]) -> str | None:
+    """The browser's language (the page sends navigator.language), or None."""
+    language = fields.get("language", "").strip()
+    if not language:
+        return None
+    if LANGUAGE_TAG.fullmatch(language) is None:
+        raise ApiError(400, "Give language as a language tag, for example de-DE or es.")
+    return language
 
 
 def _place(request: web.Request) -> Place:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.commands import Message, Person, Place, Reply, Target, melody_options
+from bot.commands import Message, Person, Place, Reply, SungAs, Target, melody_options
 from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from engine.errors import InvalidRequest
@@ -74,7 +74,8 @@ async def test_a_voice_note_comes_back_once_as_a_song_with_buttons(
     target, song = outbox.sent[0]
     assert target == Target("dm-alice", {"message_id": 42})
     assert song.voice is not None and song.voice.data[:4] == b"OggS"
-    assert [b.label for b in song.buttons] == ["Another melody", "Piano version", "MIDI file",
+    assert [b.label for b in song.buttons] == ["Another melody", "Short version",
+                                               "Piano version", "MIDI file",
                                                "Share to album"]
 
 
@@ -103,6 +104,34 @@ async def test_buttons_make_midi_another_melody_and_the_piano_version(
     assert song.voice is not None and first.voice is not None
     assert song.voice.data != first.voice.data
     assert on_piano.files[0].data[:4] == b"MThd"
+
+
+def test_a_songs_reply_names_its_parts_and_the_language_it_was_sung_in() -> None:
+    names = ("intro", "verse", "chorus", "chorus", "ending")
+    sections = tuple({"name": name, "start_s": 2.0 * i} for i, name in enumerate(names))
+    spanish = {"code": "es", "name": "Spanish", "chosen_by": "text"}
+    assert SungAs("full", sections, spanish).about() == "Verse, chorus x2. Sung in Spanish."
+    german = {"code": "de", "name": "German", "chosen_by": "setting"}
+    assert SungAs("short", sections[1:2], german).about() == (
+        "Sung in German (your language setting).")
+    back_again = tuple({"name": name, "start_s": 0.0}
+                       for name in ("verse", "chorus", "verse", "chorus", "ending"))
+    assert SungAs("full", back_again).about() == "Verse, chorus, verse, chorus."
+    assert SungAs("short", sections[1:2]).about() == ""  # a voice note, sung once
+
+
+async def test_a_language_setting_it_cannot_sing_in_does_not_fail_lyrics(
+        service: Service, outbox: RecordingOutbox) -> None:
+    kenji = Person("test", "kenji", "Kenji", language="ja")
+    reply = await service.commands.handle(Message(kenji, ALICE_DM, "1", "sing", "la la la la",
+                                                  form="short"))
+    await finished(service, reply)
+    [(_, song)] = outbox.sent
+    assert song.voice is not None and song.text.endswith("Sung in English.")
+    assert [b.label for b in song.buttons][:2] == ["Another melody", "Full song"]
+    refused = await service.commands.handle(Message(kenji, ALICE_DM, "2", "sing", "la la",
+                                                    form="medium"))
+    assert refused.job_id is None and "full or short" in refused.text
 
 
 async def test_lyrics_melody_and_what_plain_text_means_where(

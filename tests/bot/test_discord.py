@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.adapters.discord import CUSTOM_ID_PREFIX, DiscordAdapter
 from bot.commands import NOT_AUDIO
 from bot.config import Settings
 from bot.jobs import LOOSE_LIMITS, Runner, close_worker_threads, run_engine
 from bot.service import Service, open_service
-from storage.models import Album
+from storage.models import Album, Job
 from storage.queries import subscribed_chats
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
@@ -171,7 +172,7 @@ async def test_a_voice_message_in_a_server_comes_back_as_a_reply_with_the_song(
     assert song.filenames[0].endswith(".ogg") and song.files[0].data.startswith(b"OggS")
     assert "Here is your song" in song.content
     assert {custom_id.split(":")[1] for custom_id in song.custom_ids} == {
-        "another", "piano", "midi", "share", "like"}  # in a server, the others can like it
+        "another", "short", "piano", "midi", "share", "like"}  # in a server, others can like it
     assert not [call for call in fake.calls if call.path.startswith("/webhooks/")]
 
 
@@ -193,8 +194,10 @@ async def test_plain_text_is_sung_in_a_dm_and_ignored_in_a_server(
     await fake.message(carol, content="twinkle twinkle little star", dm=True)
     song = await fake.wait_for(posted(channel_messages(fake.dm_channel_id(carol)), ".ogg"),
                                TIMEOUT_S)
-    assert "Here is your song" in song.content
+    assert "Here is your song" in song.content and "Sung in English." in song.content
     assert not fake.sent(channel_messages(TEXT_CHANNEL_ID))
+    [job] = await jobs_of(discord_bot[0])
+    assert job.parameters["language"] is None  # a plain message does not say the locale
 
 
 async def test_slash_sing_is_deferred_then_followed_up_with_the_song(
@@ -208,6 +211,44 @@ async def test_slash_sing_is_deferred_then_followed_up_with_the_song(
     working = fake.sent(follow_ups(asked))[0]
     assert "Warming up my voice" in working.content
     assert action(song, "midi")
+
+
+async def jobs_of(service: Service) -> list[Job]:
+    async with service.sessions() as session:
+        return list((await session.execute(select(Job).order_by(Job.id))).scalars())
+
+
+async def test_slash_sing_takes_the_language_of_the_persons_discord(
+        fake: FakeDiscord, discord_bot: tuple[Service, DiscordAdapter]) -> None:
+    service, _adapter = discord_bot
+    sofia = fake.user("sofia", locale="es-ES")
+    # "la la la la" could be any language: her Discord's decides.
+    asked = await fake.slash(sofia, None, "sing", {"text": "la la la la"})
+    song = await fake.wait_for(posted(follow_ups(asked), ".ogg"), TIMEOUT_S)
+    assert song.content.endswith(". Sung in Spanish (your language setting).")
+    [job] = await jobs_of(service)
+    assert job.parameters["language"] == "es-ES"
+    assert job.parameters["sung"]["language"] == {"code": "es", "name": "Spanish",
+                                                  "chosen_by": "setting"}
+
+
+async def test_the_short_version_button_sings_the_same_song_short(
+        fake: FakeDiscord, discord_bot: tuple[Service, DiscordAdapter],
+        voice_clip: bytes) -> None:
+    service, _adapter = discord_bot
+    kim = fake.user("kim")
+    dm = fake.dm_channel_id(kim)
+    await fake.message(kim, attachments=[voice(voice_clip)], dm=True)
+    song = await fake.wait_for(posted(channel_messages(dm), ".ogg"), TIMEOUT_S)
+    pressed = await fake.click(kim, None, int(song_message(fake)["id"]), action(song, "short"),
+                               dm=True)
+    short = await fake.wait_for(posted(follow_ups(pressed), ".ogg"), TIMEOUT_S)
+    await service.jobs.wait()
+    assert len([call for call in fake.sent(follow_ups(pressed)) if call.files]) == 1
+    assert action(short, "full") and not [c for c in short.custom_ids if ":short:" in c]
+    full, shortened = await jobs_of(service)
+    assert (full.parameters["form"], shortened.parameters["form"]) == ("full", "short")
+    assert full.parameters["seed"] == shortened.parameters["seed"]
 
 
 async def test_song_buttons_send_the_midi_file_and_share_the_song(

@@ -15,12 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from bot.commands import NOT_AUDIO, SOMETHING_WENT_WRONG
 from bot.config import Settings
 from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
 from bot.service import Service, open_service
+from storage.models import Job
 from tests.bot.service import service_settings
 from tests.conftest import ffmpeg_make
 from tests.fakes.telegram_api import ApiCall, FakeTelegram
@@ -29,7 +31,9 @@ TOKEN = "987654:SECRET-test-token"
 ALICE = 1001  # in a private chat, the chat id is the user's id
 GROUP = -2002
 TIMEOUT_S = 60
-SONG_BUTTONS = ["Another melody", "Piano version", "MIDI file", "Share to album"]
+SPANISH = "Hola amigos, vamos a cantar esta canción juntos"
+SONG_BUTTONS = ["Another melody", "Short version", "Piano version", "MIDI file",
+                "Share to album"]
 
 
 @pytest.fixture()
@@ -100,6 +104,46 @@ async def test_a_voice_note_comes_back_as_a_song_and_its_buttons_work(
                                  and "album" in call.params["text"], TIMEOUT_S)
     assert "community album" in shared.params["text"]
     assert len(fake.calls_to("sendVoice")) == 1
+
+
+async def jobs_of(service: Service) -> list[Job]:
+    async with service.sessions() as session:
+        return list((await session.execute(select(Job).order_by(Job.id))).scalars())
+
+
+async def test_lyrics_from_a_spanish_speaker_are_sung_in_spanish(
+        fake: FakeTelegram, service: Service, telegram: TelegramAdapter) -> None:
+    fake.set_language(ALICE, "es")
+    asked = await fake.text(ALICE, ALICE, SPANISH)
+    song = await fake.wait_for(replying("sendVoice", asked), TIMEOUT_S)
+    caption = song.params["caption"]
+    assert caption.startswith("Here is your song #1") and caption.endswith("Sung in Spanish.")
+    assert "\nVerse, chorus" in caption  # its parts, then its language
+    [job] = await jobs_of(service)
+    assert (job.kind, job.parameters["language"], job.parameters["form"]) == (
+        "lyrics", "es", "full")
+    assert job.parameters["sung"]["language"]["code"] == "es"
+
+
+async def test_the_short_version_button_sings_the_same_song_short_once(
+        fake: FakeTelegram, service: Service, telegram: TelegramAdapter,
+        short_speech_clip: Path) -> None:
+    asked = await fake.voice(ALICE, ALICE, short_speech_clip.read_bytes(), duration=3,
+                             kind="audio", mime="audio/wav", file_name="take.wav")
+    song = await fake.wait_for(replying("sendVoice", asked), TIMEOUT_S)
+    song_id = song.result["message_id"]
+    await fake.press(ALICE, ALICE, song_id, button_actions(song)["Short version"])
+    short = await fake.wait_for(replying("sendVoice", song_id), TIMEOUT_S)
+    await service.jobs.wait()
+    assert len(fake.calls_to("sendVoice")) == 2  # the song, then its short version: once
+    assert list(button_actions(short)) == ["Another melody", "Full song", "Piano version",
+                                           "MIDI file", "Share to album"]
+    full, shortened = await jobs_of(service)
+    assert (full.parameters["form"], shortened.parameters["form"]) == ("full", "short")
+    assert shortened.parameters["sung"]["form"] == "short"
+    assert {k: full.parameters[k] for k in ("seed", "style")} == {
+        k: shortened.parameters[k] for k in ("seed", "style")}
+    assert short.files["voice"].data != song.files["voice"].data
 
 
 async def test_melody_sends_the_tune_its_midi_and_its_picture(

@@ -15,13 +15,14 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from bot.adapters.web import COOKIE, WebAdapter
 from bot.commands import Commands
 from bot.jobs import Limits, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from storage import queries
-from storage.models import Album, AlbumTrack
+from storage.models import Album, AlbumTrack, Job
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
 
@@ -251,6 +252,61 @@ async def test_lyrics_are_sung(service: Service, alice: aiohttp.ClientSession) -
     assert status == 200 and audio.startswith(b"OggS")
 
 
+async def job_parameters(service: Service, job_id: int) -> dict[str, Any]:
+    async with service.sessions() as session:
+        job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
+    return dict(job.parameters)
+
+
+async def test_lyrics_in_the_form_asked_for_and_the_browsers_language(
+        service: Service, alice: aiohttp.ClientSession) -> None:
+    job = await finished_job(service, alice, await start_job(alice, body={
+        "kind": "lyrics", "text": "Hola amigos, vamos a cantar esta canción juntos",
+        "form": "short",
+        "language": "es-ES"}))
+    track = job["track"]
+    assert (track["form"], track["sections"] != [], track["about"]) == (
+        "short", True, "Sung in Spanish.")
+    assert track["language"] == {"code": "es", "name": "Spanish", "chosen_by": "text"}
+    parameters = await job_parameters(service, job["id"])
+    assert (parameters["form"], parameters["language"]) == ("short", "es-ES")
+
+    full = await finished_job(service, alice,
+                              await start_job(alice, f"/api/tracks/{track['id']}/full"))
+    assert full["track"]["form"] == "full" and full["track"]["about"].endswith(
+        "Sung in Spanish.")
+    assert (await job_parameters(service, full["id"]))["seed"] == parameters["seed"]
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("form", "medium", "full or short"),
+    ("language", "<script>", "language tag"),
+])
+async def test_a_bad_form_or_language_is_refused_with_a_sentence(
+        alice: aiohttp.ClientSession, field: str, value: str, says: str) -> None:
+    body = {"kind": "lyrics", "text": "hello there", field: value}
+    async with alice.post("/api/jobs", json=body) as response:
+        assert response.status == 400
+        assert says in await error_of(response)
+
+
+async def test_the_short_version_of_a_song(service: Service, alice: aiohttp.ClientSession,
+                                           short_speech_clip: Path) -> None:
+    form = clip_form("sing", short_speech_clip.read_bytes(), "take.wav")
+    track = await song_from(service, alice, form=form)
+    assert track["form"] == "full" and track["language"] is None
+    assert "chorus" in {s["name"] for s in track["sections"]}
+
+    job = await finished_job(service, alice,
+                             await start_job(alice, f"/api/tracks/{track['id']}/short"))
+    assert (job["status"], job["kind"], job["track"]["form"]) == ("done", "sing", "short")
+    assert (await job_parameters(service, job["id"]))["form"] == "short"
+    async with alice.get("/api/history") as response:
+        assert [t["form"] for t in (await response.json())["tracks"]] == ["short", "full"]
+    async with alice.get("/api/options") as response:
+        assert (await response.json())["forms"] == ["full", "short"]
+
+
 async def test_a_melody_in_the_key_and_style_asked_for(
         service: Service, alice: aiohttp.ClientSession) -> None:
     form = aiohttp.FormData({"kind": "melody", "key": "A minor", "style": "lofi"})
@@ -408,6 +464,13 @@ async def test_the_openapi_document_names_every_route(web: WebAdapter,
     assert "/api/album/{filename}" not in document["paths"]  # the old album files are gone
     assert set(schemas["Album"]["required"]) == {"week", "duration_s", "tracks", "files",
                                                  "page"}
+    for request in ("JobJson", "JobForm"):
+        assert schemas[request]["properties"]["form"]["enum"] == ["full", "short"]
+        assert schemas[request]["properties"]["language"]["type"] == "string"
+    assert {"form", "sections", "language", "about"} <= set(schemas["Track"]["required"])
+    [action] = [p for p in document["paths"]["/api/tracks/{id}/{action}"]["post"]["parameters"]
+                if p["name"] == "action"]
+    assert action["schema"]["enum"] == ["another", "piano", "full", "short"]
 
 
 async def test_the_weekly_album_and_its_files_are_public(service: Service,

@@ -58,12 +58,13 @@ NO_ALBUM_YET = re.compile(r"/api/album(\?|$)")  # its 404 is how a page learns t
 
 
 @asynccontextmanager
-async def open_site(service: Service, path: str = "/", *extra_args: str
-                    ) -> AsyncIterator[tuple[Page, list[str]]]:
-    """A page of the site, loaded in a fresh browser, and the problems its console reports
-    (CSP refusals, script errors; the 404 that says there is no album yet is not one)."""
+async def open_site(service: Service, path: str = "/", *extra_args: str,
+                    locale: str = "en-US") -> AsyncIterator[tuple[Page, list[str]]]:
+    """A page of the site, loaded in a fresh browser (whose language is `locale`), and the
+    problems its console reports (CSP refusals, script errors; the 404 that says there is no
+    album yet is not one)."""
     async with running_web(service) as web, chromium(*extra_args) as browser:
-        context = await browser.new_context()
+        context = await browser.new_context(locale=locale)
         page = await context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         problems: list[str] = []
@@ -83,9 +84,10 @@ async def open_site(service: Service, path: str = "/", *extra_args: str
 
 
 @asynccontextmanager
-async def open_page(service: Service, *extra_args: str) -> AsyncIterator[tuple[Page, list[str]]]:
+async def open_page(service: Service, *extra_args: str, locale: str = "en-US"
+                    ) -> AsyncIterator[tuple[Page, list[str]]]:
     """The chat page, once its pickers are filled in, and its console's problems."""
-    async with open_site(service, "/", *extra_args) as (page, problems):
+    async with open_site(service, "/", *extra_args, locale=locale) as (page, problems):
         await expect(page.locator("#melody-style option")).to_have_count(5)  # options loaded
         yield page, problems
 
@@ -129,6 +131,27 @@ async def test_an_uploaded_clip_becomes_a_song_that_plays(service: Service,
         assert problems == []
 
 
+async def test_lyrics_in_the_browsers_language_short_then_the_full_song(
+        service: Service) -> None:
+    async with open_page(service, locale="de-DE") as (page, problems):
+        await page.fill("#lyrics-text", "la la la la")
+        await page.select_option("#lyrics-song-form", "short")
+        await page.click("#lyrics-form button[type=submit]")
+        await expect(page.locator("#result-about")).to_contain_text("#1: sung lyrics")
+        await expect(page.locator("#result-sung")).to_have_text(
+            "Sung in German (your language setting).")
+        await expect(page.locator("#short")).to_be_hidden()
+        await expect(page.locator("#piano")).to_be_hidden()  # no recording behind lyrics
+
+        await page.click("#full")
+        await expect(page.locator("#result-about")).to_contain_text("#2: sung lyrics")
+        await expect(page.locator("#result-sung")).to_contain_text("Sung in German")
+        await expect(page.locator("#short")).to_be_visible()
+        await expect(page.locator("#full")).to_be_hidden()
+        await page.screenshot(path=artifacts_dir() / "web-lyrics.png", full_page=True)
+        assert problems == []
+
+
 async def test_a_melody_in_a_chosen_key_then_another(service: Service) -> None:
     async with open_page(service) as (page, problems):
         await page.select_option("#melody-key", "A minor")
@@ -136,6 +159,8 @@ async def test_a_melody_in_a_chosen_key_then_another(service: Service) -> None:
         await page.click("#melody-form button[type=submit]")
         await expect(page.locator("#result-about")).to_contain_text("#1: melody, A minor")
         await expect(page.locator("#piano")).to_be_hidden()  # no recording behind a melody
+        await expect(page.locator("#short")).to_be_hidden()  # nor a form
+        await expect(page.locator("#full")).to_be_hidden()
 
         await page.click("#another")
         await expect(page.locator("#result-about")).to_contain_text("#2: melody")

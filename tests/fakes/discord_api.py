@@ -52,6 +52,7 @@ class FakeUser:
     id: int
     name: str
     bot: bool = False
+    locale: str = "en-US"  # the language of their Discord: every interaction carries it
 
     def payload(self) -> dict[str, Any]:
         return {"id": str(self.id), "username": self.name, "global_name": self.name,
@@ -220,8 +221,8 @@ class FakeDiscord(CallLog[Call]):
 
     # --- Playing people -------------------------------------------------------------------
 
-    def user(self, name: str) -> FakeUser:
-        return FakeUser(self._snowflake(), name)
+    def user(self, name: str, locale: str = "en-US") -> FakeUser:
+        return FakeUser(self._snowflake(), name, locale=locale)
 
     def dm_channel_id(self, user: FakeUser) -> int:
         if user.id not in self._dm_channels:
@@ -701,7 +702,7 @@ class FakeDiscord(CallLog[Call]):
         self._interactions[token] = _Interaction(interaction_id, token, channel_id)
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(APPLICATION_ID), "type": kind,
-            "token": token, "version": 1, "data": data, "locale": "en-US",
+            "token": token, "version": 1, "data": data, "locale": user.locale,
             "app_permissions": ALL_PERMISSIONS, "entitlements": [],
             "attachment_size_limit": self.attachment_size_limit,
             "authorizing_integration_owners": {"0": str(GUILD_ID)},

@@ -228,6 +228,15 @@ class FakeTelegram(CallLog[ApiCall]):
             "message": message, "data": data}})
         return callback_id
 
+    def set_language(self, user_id: int, language_code: str | None) -> None:
+        """The language of a user's Telegram app (IETF tag, "en" by default); None: Telegram
+        leaves the field out, as it does for some users."""
+        user = self._user(user_id)
+        if language_code is None:
+            user.pop("language_code", None)
+        else:
+            user["language_code"] = language_code
+
     def fail_next(self, method: str, status: int = 429, retry_after: int = 1,
                   description: str | None = None) -> None:
         """Answer the next call of `method` with an error (429: Too Many Requests)."""

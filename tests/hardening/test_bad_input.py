@@ -229,12 +229,18 @@ async def test_the_bot_answers_every_bad_input_once_with_a_clear_sentence(
             continue
         assert started.text in WORKING.values()
         (answer,) = answers.pop(case.name)  # exactly one reply per job
-        assert_clear(answer.text)
         if case.outcome == "sung":
             assert answer.voice is not None and answer.voice.data[:4] == b"OggS", (
                 case.name, answer.text)
-            assert answer.text.startswith("Here is your song"), (case.name, answer.text)
+            # A clear sentence, then a short line of what is in the song and its language.
+            song, *about = answer.text.split("\n")
+            assert_clear(song)
+            assert song.startswith("Here is your song"), (case.name, answer.text)
+            assert len(about) <= 1, answer.text
+            for line in about:
+                assert_engine_message(line)
         else:
+            assert_clear(answer.text)
             assert answer.voice is None and not answer.buttons, case.name
             assert re.search(case.says, answer.text, re.I), (case.name, answer.text)
     assert answers == {}, "replies nobody asked for"

@@ -10,6 +10,8 @@ const WORKING = {
   piano: "Listening for the notes...",
 };
 const KIND_NAMES = { sing: "song", lyrics: "sung lyrics", melody: "melody", piano: "piano" };
+const FORM_NAMES = { full: "a full song (verse and chorus)", short: "a short version" };
+const SONG_KINDS = ["sing", "lyrics"];
 const MAX_RECORDING_S = 60;
 const JOB_DEADLINE_MS = 10 * 60 * 1000;
 
@@ -128,6 +130,8 @@ function showResult(track) {
   shown = track;
   $("result").hidden = false;
   $("result-about").textContent = describe(track) + (track.shared ? " (shared)" : "");
+  $("result-sung").textContent = track.about || "";
+  $("result-sung").hidden = !track.about;
   $("result-note").textContent = "";
   const audio = $("result-audio");
   audio.src = track.urls.audio;
@@ -138,6 +142,9 @@ function showResult(track) {
   if (track.urls.picture) picture.src = track.urls.picture;
   $("piano").hidden = track.kind !== "sing";
   $("another").hidden = track.kind === "piano";
+  const song = SONG_KINDS.includes(track.kind);
+  $("short").hidden = !song || track.form !== "full"; // a song offers its other form
+  $("full").hidden = !song || track.form !== "short";
   $("share").hidden = track.shared;
   audio.play().catch(() => {}); // the browser may want a click first: the controls are there
   $("result").scrollIntoView({ behavior: "smooth", block: "nearest" });
@@ -224,16 +231,19 @@ async function loadOptions() {
     maxClipBytes = options.max_clip_bytes;
     fillSelect($("melody-key"), options.keys);
     fillSelect($("melody-style"), options.styles);
+    for (const id of ["voice-song-form", "lyrics-song-form"]) {
+      fillSelect($(id), options.forms, FORM_NAMES);
+    }
   } catch (error) {
     showError(error.message);
   }
 }
 
-function fillSelect(select, values) {
+function fillSelect(select, values, names = {}) {
   for (const value of values) {
     const option = document.createElement("option");
     option.value = value;
-    option.textContent = value;
+    option.textContent = names[value] || value;
     select.append(option);
   }
 }
@@ -250,6 +260,7 @@ function sendClip(kind, blob, filename) {
   const form = new FormData();
   form.append("kind", kind);
   form.append("audio", blob, filename);
+  if (kind === "sing") form.append("form", $("voice-song-form").value);
   startJob("/api/jobs", form);
 }
 
@@ -379,7 +390,9 @@ function wire() {
       showError("Type a few words for me to sing.");
       return;
     }
-    startJob("/api/jobs", { kind: "lyrics", text });
+    // Sung in the language the words are written in; the browser's when they do not tell.
+    startJob("/api/jobs", { kind: "lyrics", text, form: $("lyrics-song-form").value,
+      language: navigator.language || "" });
   });
   $("melody-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -389,9 +402,11 @@ function wire() {
   $("another").addEventListener("click", () => {
     if (shown) startJob(`/api/tracks/${shown.id}/another`);
   });
-  $("piano").addEventListener("click", () => {
-    if (shown) startJob(`/api/tracks/${shown.id}/piano`);
-  });
+  for (const action of ["piano", "short", "full"]) {
+    $(action).addEventListener("click", () => {
+      if (shown) startJob(`/api/tracks/${shown.id}/${action}`);
+    });
+  }
   $("share").addEventListener("click", share);
   $("forget").addEventListener("click", forget);
 }
