@@ -22,7 +22,6 @@ from engine.pitch import PitchTrack
 from engine.retune import Alignment, RetunedVoice, SungNote, Tuning
 from engine.timing import StageTimer
 
-
 EDGE_FADE_S = 0.008
 
 
