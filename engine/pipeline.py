@@ -129,7 +129,7 @@ VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1
 VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.5, -22.0, -14.0  # the voice 4.5 LU in front
-BALANCE_TOLERANCE_LU = 0.5
+BALANCE_TOLERANCE_LU, BALANCE_PASSES = 0.5, 3
 MASTER_PASSES, MASTER_TOLERANCE_LU = 4, 0.3
 HARMONY_BELOW_LU = 6.0  # the second voice under the lead
 VERSE_BUDGET_SHARE = 0.9
@@ -480,8 +480,8 @@ def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: 
     """The voice VOCAL_LUFS - BACKING_LUFS in front of the band (the second voice
     HARMONY_BELOW_LU under the lead), as the mastered stems measure: the limiter takes more
     off where the voice sings than where the band plays alone (the intro, the ending), so
-    when that moves the balance by more than BALANCE_TOLERANCE_LU the voices' gain is
-    corrected once and the mix mastered again."""
+    while that moves the balance by more than BALANCE_TOLERANCE_LU the voices' gain is
+    corrected and the mix mastered again (at most BALANCE_PASSES times)."""
     rate = arrange.SAMPLE_RATE
     lead_gain = audio.loudness_gain(vocal, rate, VOCAL_LUFS)
     voices = vocal * lead_gain
@@ -489,13 +489,15 @@ def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: 
         harmony = harmony * lead_gain * 10 ** (-HARMONY_BELOW_LU / 20)
         voices = voices + harmony
     backing = backing * audio.loudness_gain(backing, rate, BACKING_LUFS)
-    envelope = _master(voices + backing)
     wanted = VOCAL_LUFS - BACKING_LUFS
-    got = (audio.integrated_loudness(voices * envelope, rate) -
-           audio.integrated_loudness(backing * envelope, rate))
     voice_gain = 1.0
-    if np.isfinite(got) and abs(got - wanted) > BALANCE_TOLERANCE_LU:
-        voice_gain = 10 ** ((wanted - got) / 20)
+    envelope = _master(voices + backing)
+    for _ in range(BALANCE_PASSES):
+        got = (audio.integrated_loudness(voices * voice_gain * envelope, rate) -
+               audio.integrated_loudness(backing * envelope, rate))
+        if not np.isfinite(got) or abs(got - wanted) <= BALANCE_TOLERANCE_LU:
+            break
+        voice_gain *= 10 ** ((wanted - got) / 20)
         envelope = _master(voices * voice_gain + backing)
     vocal = vocal * lead_gain * voice_gain * envelope
     if harmony is not None:
