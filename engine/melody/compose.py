@@ -184,14 +184,9 @@ def compose(
     temperature, top_p: how adventurous the sampling is (nucleus sampling).
     """
     validate(bars, n_notes, tempo_bpm, pitch_range, temperature, top_p)
-    model = model or load_model()
-    rng = np.random.default_rng(seed)
-    if key is None:
-        key = _seeded_key(rng)
-    shift = _output_shift(key, pitch_range)
-    low, high = pitch_range[0] - shift, pitch_range[1] - shift
+    model, rng, key, shift, normal_range = _start(seed, key, pitch_range, model)
     rhythm = _FreeRhythm(bars=None if n_notes is not None else bars, n_notes=n_notes)
-    draft = _sample(model, rng, key, rhythm, (low, high), temperature, top_p)
+    draft = _sample(model, rng, key, rhythm, normal_range, temperature, top_p)
     _settle_phrase_ends(draft, key, n_notes is not None)
     return realise(draft.notes, draft.chords, draft.bar + 1, key, shift, tempo_bpm, seed)
 
@@ -226,21 +221,29 @@ def compose_phrases(
     validate_phrases(phrase_lengths)
     lengths = tuple(int(n) for n in phrase_lengths)
     validate(None, sum(lengths), tempo_bpm, pitch_range, temperature, top_p)
-    model = model or load_model()
-    rng = np.random.default_rng(seed)
-    if key is None:
-        key = _seeded_key(rng)
-    shift = _output_shift(key, pitch_range)
-    low, high = pitch_range[0] - shift, pitch_range[1] - shift
+    model, rng, key, shift, normal_range = _start(seed, key, pitch_range, model)
     step_s = 60.0 / tempo_bpm / STEPS_PER_BEAT
     rhythm = _PhraseRhythm(lengths, sixteenths=step_s >= MIN_SUNG_NOTE_S - 1e-9)
-    draft = _sample(model, rng, key, rhythm, (low, high), temperature, top_p)
+    draft = _sample(model, rng, key, rhythm, normal_range, temperature, top_p)
     final = draft.notes[-1]
     end_step = -(-(final.onset + final.dur) // STEPS_PER_BAR) * STEPS_PER_BAR
     n_bars = end_step // STEPS_PER_BAR
     _come_home(draft, key, end_step, n_bars)
     return realise(draft.notes, draft.chords, n_bars, key, shift, tempo_bpm, seed,
                    phrase_ends=rhythm.phrase_ends)
+
+
+def _start(seed: int, key: Key | None, pitch_range: tuple[int, int],
+           model: MelodyLstm | None) -> tuple[MelodyLstm, np.random.Generator, Key, int,
+                                               tuple[int, int]]:
+    """What both composers start from: the model, the seeded generator, the key (drawn
+    from the seed when None), the shift from the model's key-normalised pitches to the
+    output, and the pitch range in the model's terms."""
+    rng = np.random.default_rng(seed)
+    key = key if key is not None else _seeded_key(rng)
+    shift = _output_shift(key, pitch_range)
+    return (model or load_model(), rng, key, shift,
+            (pitch_range[0] - shift, pitch_range[1] - shift))
 
 
 def _seeded_key(rng: np.random.Generator) -> Key:
