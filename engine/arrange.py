@@ -176,16 +176,22 @@ def _write_float(synth: Any, out: np.ndarray, start: int, stop: int) -> None:
     (pedalboard's does) makes the band differ from one process to the next. Floats have no
     dither, and no rounding to 16 bits before the mix.
     """
-    import fluidsynth
-
     if stop <= start:
         return
+    left, right = out[0, start:stop], out[1, start:stop]
+    _float_writer()(synth.synth, stop - start, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+
+
+@cache
+def _float_writer() -> Any:
+    """libfluidsynth's fluid_synth_write_float, its argument types set once per process."""
+    import fluidsynth
+
     write = fluidsynth._fl.fluid_synth_write_float
     write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
                       ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     write.restype = ctypes.c_int
-    left, right = out[0, start:stop], out[1, start:stop]
-    write(synth.synth, stop - start, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+    return write
 
 
 @cache

@@ -19,7 +19,7 @@ from engine.errors import InvalidRequest
 from engine.melody.compose import ChordSpan, Melody, MelodyNote
 from engine.melody.tokens import STEPS_PER_BAR
 from engine.notes import Syllable, frame_levels_db
-from engine.theory import MAJOR_SCALE, NATURAL_MINOR_SCALE, Key
+from engine.theory import Key
 
 FORMS = ("full", "short")
 DEFAULT_FORM = "full"
@@ -171,8 +171,7 @@ def _nearest_in_range(pitch_class: int, near: int, pitch_range: tuple[int, int])
 def harmony_pitch(pitch: int, key: Key, steps: int = HARMONY_STEPS) -> int:
     """The pitch `steps` scale steps above `pitch` in `key` (a diatonic third for 2): from
     the nearest scale tone at or below it, so it is always in the key."""
-    scale = MAJOR_SCALE if key.mode == "major" else NATURAL_MINOR_SCALE
-    tones = sorted({(key.tonic + s) % 12 for s in scale})
+    tones = sorted(key.scale_pitch_classes())
     base = pitch
     while base % 12 not in tones:
         base -= 1

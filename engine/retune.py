@@ -35,7 +35,7 @@ GLIDE_S = 0.03  # a held note gives way this long before the next one starts
 OVERSHOOT_HZ, OVERSHOOT_DAMPING = 5.5, 0.6  # about 9 % overshoot, settled in ~0.2 s
 PREPARATION_HZ, PREPARATION_DAMPING = 9.0, 0.7
 PREPARATION_SHARE = 0.25  # how much of a note change is anticipated
-TRANSITION_LEAD_S = 0.04  # after a rest, a note is approached this far ahead of its onset
+TRANSITION_LEAD_S = 0.04  # after a rest, a note is approached up to this far ahead
 VIBRATO_MIN_NOTE_S = 0.25
 VIBRATO_AFTER_S = 0.15
 VIBRATO_FULL_S = 0.45
@@ -118,11 +118,9 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
         if voiced_out > voiced_in:
             # A singer lengthens the vowel itself: the glides into it and out of it (into a
             # nasal, a liquid, the next consonant) keep their spoken speed.
-            onset_glide = min(GLIDE_KEEP_S, voiced_in / 4)
-            coda_glide = min(GLIDE_KEEP_S, voiced_in / 4)
-            points_in += [syllable.onset_s + onset_glide,
-                          syllable.onset_s + voiced_in - coda_glide]
-            points_out += [onsets_s[i] + onset_glide, onsets_s[i] + voiced_out - coda_glide]
+            glide = min(GLIDE_KEEP_S, voiced_in / 4)
+            points_in += [syllable.onset_s + glide, syllable.onset_s + voiced_in - glide]
+            points_out += [onsets_s[i] + glide, onsets_s[i] + voiced_out - glide]
         points_in.append(syllable.onset_s + voiced_in)
         points_out.append(onsets_s[i] + voiced_out)
         if rest_in > EPSILON_S:
@@ -168,10 +166,10 @@ def sung_contour(sung: Sequence[SungNote], tuning: Tuning, seed: int = 0,
 
     After Saitou et al. (2007): the notes as steps, passed through a damped second-order
     system so the voice overshoots a new note a little and settles (and, run backwards,
-    prepares for it with a small dip the other way); vibrato that starts about 0.2 s into a
-    note and deepens on long notes; a slow drift and a fine fluctuation of a few cents
-    (seeded noise). Between two notes the voice stays on the earlier one; a note after a
-    rest of more than TRANSITION_LEAD_S is approached a little ahead of its onset.
+    prepares for it with a small dip the other way); vibrato from VIBRATO_AFTER_S into a
+    note, deeper on longer notes; a slow drift and a fine fluctuation of a few cents (seeded
+    noise). Between two notes the voice stays on the earlier one; a note after a rest is
+    approached up to TRANSITION_LEAD_S (at most half the rest) ahead of its onset.
     'robot' steps hard onto each note and holds it, with nothing of the above.
     """
     first, last = sung[0].start_s, sung[-1].end_s

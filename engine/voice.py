@@ -157,9 +157,7 @@ class Envelope:
         every = slice(None, None, APERIODICITY_EVERY)
         coarse = pyworld.d4c(x, np.ascontiguousarray(hz[every]),
                              np.ascontiguousarray(times[every]), rate, fft_size=fft_size)
-        aperiodicity = np.empty_like(spectrum)
-        for column in range(spectrum.shape[1]):
-            aperiodicity[:, column] = np.interp(times, times[every], coarse[:, column])
+        aperiodicity = _rows_at(coarse, times[every], times)
         # A held vowel stretches each 10 ms frame over many: frame-to-frame wobble (shimmer,
         # jitter, noise) would become a flutter, so the envelope is smoothed over SMOOTH_FRAMES.
         log_spectrum = uniform_filter1d(np.log(np.maximum(spectrum, 1e-16)), SMOOTH_FRAMES,
@@ -170,16 +168,23 @@ class Envelope:
     def at(self, times_in: np.ndarray, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Spectrum and aperiodicity at input times, interpolated between voiced frames and
         then averaged over `smooth` of the requested frames."""
-        position = np.interp(times_in, self.times_s, np.arange(len(self.times_s)))
-        low = np.floor(position).astype(int)
-        high = np.minimum(low + 1, len(self.times_s) - 1)
-        weight = (position - low)[:, None]
-        log_spectrum = (1 - weight) * self.log_spectrum[low] + weight * self.log_spectrum[high]
-        aperiodicity = (1 - weight) * self.aperiodicity[low] + weight * self.aperiodicity[high]
+        log_spectrum = _rows_at(self.log_spectrum, self.times_s, times_in)
+        aperiodicity = _rows_at(self.aperiodicity, self.times_s, times_in)
         if smooth > 1:
             log_spectrum = uniform_filter1d(log_spectrum, smooth, axis=0, mode="nearest")
             aperiodicity = uniform_filter1d(aperiodicity, smooth, axis=0, mode="nearest")
         return np.exp(log_spectrum), aperiodicity
+
+
+def _rows_at(table: np.ndarray, times_s: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+    """Rows of `table` (one per time in `times_s`, increasing) linearly interpolated at
+    `at_s`, held at the ends: np.interp for every column at once."""
+    position = np.interp(at_s, times_s, np.arange(len(times_s)))
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(times_s) - 1)
+    weight = (position - low)[:, None]
+    rows: np.ndarray = (1 - weight) * table[low] + weight * table[high]
+    return rows
 
 
 def _best_lag(reference: np.ndarray, candidate: np.ndarray, period: int) -> int:
