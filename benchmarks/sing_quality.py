@@ -121,8 +121,8 @@ def new_task(item: Item) -> dict[str, Any]:
         return {"new": {"refused": str(error)}}
     mp3 = make("mp3", False).audio
     notes = sm.Notes.of((n.pitch, n.start_s, n.end_s) for n in song.sung)
-    vocal = _wav_samples(song.stems["vocal"])
-    new = _judge_song(song.audio, mp3, vocal, _wav_samples(song.stems["backing"]), notes,
+    vocal = wav_samples(song.stems["vocal"])
+    new = _judge_song(song.audio, mp3, vocal, wav_samples(song.stems["backing"]), notes,
                       float(song.summary["tempo_bpm"]))
     new["vocal_sha256"] = hashlib.sha256(song.stems["vocal"]).hexdigest()[:16]
     new["seconds"] = round(time.perf_counter() - started, 2)
@@ -130,9 +130,9 @@ def new_task(item: Item) -> dict[str, Any]:
     voice = _speech(item, VOICE_RATE)
     sung = world_vocal(voice, song.time_map, notes, len(vocal),
                        sm.loudness_lufs(vocal, STEM_RATE))
-    world = _judge_vocal(sung, notes)
+    world = judge_vocal(sung, notes)
     world["seconds"] = round(time.perf_counter() - started, 2)
-    new["input_clicks"] = len(sm.clicks(_received(resample_poly(
+    new["input_clicks"] = len(sm.clicks(received(resample_poly(
         voice, STEM_RATE // 50, VOICE_RATE // 50)), STEM_RATE))
     return {"new": new, "world": world}
 
@@ -156,8 +156,8 @@ def old_task(item: Item, tree: Path) -> dict[str, Any]:
                             for track in midi.instruments for n in track.notes)
         vocal_wav = (folder / "stems" / "vocal.wav").read_bytes()
         old = _judge_song((folder / "song.ogg").read_bytes(), (folder / "song.mp3").read_bytes(),
-                          _wav_samples(vocal_wav),
-                          _wav_samples((folder / "stems" / "backing.wav").read_bytes()),
+                          wav_samples(vocal_wav),
+                          wav_samples((folder / "stems" / "backing.wav").read_bytes()),
                           notes, float(summary["tempo_bpm"]))
     old["vocal_sha256"] = hashlib.sha256(vocal_wav).hexdigest()[:16]
     old["seconds"] = round(time.perf_counter() - started, 2)
@@ -177,7 +177,7 @@ def human_task() -> dict[str, Any]:
     notes = sm.Notes(rows[:, 0], rows[:, 0] + rows[:, 2], sm.hz_to_midi(rows[:, 1]))
     voice = audio.decode(HUMAN.read_bytes(), sample_rate=STEM_RATE,
                          max_duration_s=MAX_DECODE_S).samples
-    human = _judge_vocal(voice, notes, words=False)  # no spoken reference to compare with
+    human = judge_vocal(voice, notes, words=False)  # no spoken reference to compare with
     human["notes"] = sm.note_lengths(notes)
     human["pooled"].update(_note_arrays(notes))
     human["seconds"] = round(time.perf_counter() - started, 2)
@@ -270,13 +270,13 @@ def _sung_span(time_map: Any, notes: sm.Notes) -> tuple[float, float]:
 
 # --- Judging --------------------------------------------------------------------------------
 
-def _received(samples: np.ndarray, rate: int = STEM_RATE) -> np.ndarray:
+def received(samples: np.ndarray, rate: int = STEM_RATE) -> np.ndarray:
     """The samples as a person receives them: through the engine's Opus encode and decode."""
     return audio.decode(audio.encode(samples, rate, "ogg"), sample_rate=rate,
                         max_duration_s=MAX_DECODE_S).samples
 
 
-def _judge_vocal(vocal: np.ndarray, notes: sm.Notes, words: bool = True) -> dict[str, Any]:
+def judge_vocal(vocal: np.ndarray, notes: sm.Notes, words: bool = True) -> dict[str, Any]:
     """Every measure of a vocal (mono, STEM_RATE) against the notes it sings, after Opus
     (the words heard in it too, when `words`). The arrays that aggregates pool are under
     "pooled"."""
@@ -295,30 +295,30 @@ def _judge_vocal(vocal: np.ndarray, notes: sm.Notes, words: bool = True) -> dict
         "hnr_db": sm.in_notes(hnr_times, hnr, notes),
     }
     inside_db, between_db = sm.level_between_notes_db(x, STEM_RATE, notes)
-    figures = {**_vocal_figures(pooled), "clicks": len(sm.clicks(x, STEM_RATE)),
-               "level_in_notes_db": _round(inside_db, 1),
-               "level_between_notes_db": _round(between_db, 1),
-               "between_below_notes_db": _round(inside_db - between_db, 1), "pooled": pooled}
+    figures = {**vocal_figures(pooled), "clicks": len(sm.clicks(x, STEM_RATE)),
+               "level_in_notes_db": rounded(inside_db, 1),
+               "level_between_notes_db": rounded(between_db, 1),
+               "between_below_notes_db": rounded(inside_db - between_db, 1), "pooled": pooled}
     return {**figures, "transcript": sm.transcribe(x16)} if words else figures
 
 
-def _vocal_figures(pooled: dict[str, np.ndarray]) -> dict[str, Any]:
+def vocal_figures(pooled: dict[str, np.ndarray]) -> dict[str, Any]:
     """The vocal measures' summary figures from their pooled frames and notes."""
     deviation, movement = pooled["deviation_cents"], pooled["movement_cents"]
     vibrato, roughness, hnr = pooled["vibrato"], pooled["roughness"], pooled["hnr_db"]
     return {
         "judged_frames": len(deviation),
-        "within_50_cents": _round(np.mean(np.abs(deviation) <= sm.WITHIN_CENTS), 4,
+        "within_50_cents": rounded(np.mean(np.abs(deviation) <= sm.WITHIN_CENTS), 4,
                                   len(deviation)),
-        "median_abs_cents": _round(np.median(np.abs(deviation)), 1, len(deviation)),
-        "movement_cents_per_10ms": {"median": _round(np.median(movement), 2, len(movement)),
-                                    "mean": _round(np.mean(movement), 2, len(movement))},
+        "median_abs_cents": rounded(np.median(np.abs(deviation)), 1, len(deviation)),
+        "movement_cents_per_10ms": {"median": rounded(np.median(movement), 2, len(movement)),
+                                    "mean": rounded(np.mean(movement), 2, len(movement))},
         "vibrato": {"notes": len(vibrato),
-                    "depth_cents_median": _round(np.median(vibrato[:, 0]), 1, len(vibrato)),
-                    "rate_hz_median": _round(np.median(vibrato[:, 1]), 2, len(vibrato))},
+                    "depth_cents_median": rounded(np.median(vibrato[:, 0]), 1, len(vibrato)),
+                    "rate_hz_median": rounded(np.median(vibrato[:, 1]), 2, len(vibrato))},
         "roughness": {"notes": len(roughness),
-                      "median": _round(np.median(roughness), 4, len(roughness))},
-        "hnr_db_median": _round(np.median(hnr), 1, len(hnr)),
+                      "median": rounded(np.median(roughness), 4, len(roughness))},
+        "hnr_db_median": rounded(np.median(hnr), 1, len(hnr)),
     }
 
 
@@ -326,7 +326,7 @@ def _judge_song(ogg: bytes, mp3: bytes, vocal: np.ndarray, backing: np.ndarray,
                 notes: sm.Notes, tempo_bpm: float) -> dict[str, Any]:
     """The vocal's measures, and the song's: true peak and loudness of the decoded files,
     the voice against the band, the band before and after the voice, notes and rhythm."""
-    judged = _judge_vocal(vocal, notes)
+    judged = judge_vocal(vocal, notes)
     song = audio.decode(ogg, sample_rate=SONG_RATE, max_duration_s=MAX_DECODE_S).samples
     song_mp3 = audio.decode(mp3, sample_rate=SONG_RATE, max_duration_s=MAX_DECODE_S).samples
     voice_on, voice_off = sm.sound_span_s(vocal, STEM_RATE)
@@ -353,14 +353,14 @@ def _note_arrays(notes: sm.Notes) -> dict[str, np.ndarray]:
     return {"note_s": notes.duration_s, "phrase_end_s": notes.duration_s[sm.phrase_ends(notes)]}
 
 
-def _round(value: Any, digits: int, count: int = 1) -> float | None:
+def rounded(value: Any, digits: int, count: int = 1) -> float | None:
     """A figure rounded for the report; None where nothing was measured (or nan)."""
     if count == 0 or value is None or not np.isfinite(value):
         return None
     return round(float(value), digits)
 
 
-def _wav_samples(data: bytes) -> np.ndarray:
+def wav_samples(data: bytes) -> np.ndarray:
     samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     if rate != STEM_RATE:
         raise sm.MeasureError(f"the stems are at {rate} Hz, not {STEM_RATE}")
@@ -446,19 +446,19 @@ def aggregate(results: Sequence[dict[str, Any]], references: Sequence[str],
         return {}
     pooled = {key: np.concatenate([r["pooled"][key] for r in results])
               for key in results[0]["pooled"]}  # the same keys for every clip of a system
-    figures = {"clips": len(results), **_vocal_figures(pooled),
+    figures = {"clips": len(results), **vocal_figures(pooled),
                "clicks_total": sum(r["clicks"] for r in results)}
     if "transcript" in results[0]:
-        figures["wer"] = _round(sm.word_error_rate(references,
+        figures["wer"] = rounded(sm.word_error_rate(references,
                                                    [r["transcript"] for r in results]), 4)
     between = [r["between_below_notes_db"] for r in results
                if r["between_below_notes_db"] is not None]
-    figures["between_below_notes_db"] = _extremes(between, 1)
+    figures["between_below_notes_db"] = extremes(between, 1)
     if "input_clicks" in results[0]:
         figures["input_clicks_total"] = sum(r["input_clicks"] for r in results)
     if "note_s" in pooled:
         figures["notes"] = {**sm.note_length_figures(pooled["note_s"], pooled["phrase_end_s"]),
-                            "median_s_of_clips": _extremes(
+                            "median_s_of_clips": extremes(
                                 [r["notes"]["median_s"] for r in results], 3)}
     if "tempo_bpm" not in results[0]:
         return figures
@@ -468,16 +468,16 @@ def aggregate(results: Sequence[dict[str, Any]], references: Sequence[str],
             histogram[key] = histogram.get(key, 0) + count
     ratios = [r["song_s"] / s for r, s in zip(results, speech_s, strict=True)]
     figures.update({
-        "tempo_bpm": _extremes([r["tempo_bpm"] for r in results], 1),
+        "tempo_bpm": extremes([r["tempo_bpm"] for r in results], 1),
         "inter_onset_beats": dict(sorted(histogram.items(), key=lambda kv: _beats(kv[0]))),
         "true_peak_ogg_dbtp_max": max(r["true_peak_ogg_dbtp"] for r in results),
         "true_peak_mp3_dbtp_max": max(r["true_peak_mp3_dbtp"] for r in results),
-        "loudness_ogg_lufs": _extremes([r["loudness_ogg_lufs"] for r in results], 2),
-        "voice_above_band_lu": _extremes([r["voice_above_band_lu"] for r in results], 2),
-        "song_to_speech_length": _extremes(ratios, 3),
-        "band_before_voice_s": _extremes([r["band_before_voice_s"] for r in results], 3),
+        "loudness_ogg_lufs": extremes([r["loudness_ogg_lufs"] for r in results], 2),
+        "voice_above_band_lu": extremes([r["voice_above_band_lu"] for r in results], 2),
+        "song_to_speech_length": extremes(ratios, 3),
+        "band_before_voice_s": extremes([r["band_before_voice_s"] for r in results], 3),
         "band_before_voice_bars_max": max(r["band_before_voice_bars"] for r in results),
-        "band_after_voice_s": _extremes([r["band_after_voice_s"] for r in results], 3),
+        "band_after_voice_s": extremes([r["band_after_voice_s"] for r in results], 3),
     })
     return figures
 
@@ -486,7 +486,7 @@ def _beats(key: str) -> float:
     return float(key.lstrip(">")) + (0.001 if key.startswith(">") else 0.0)
 
 
-def _extremes(values: Sequence[float], digits: int) -> dict[str, float] | None:
+def extremes(values: Sequence[float], digits: int) -> dict[str, float] | None:
     if not values:
         return None
     return {"min": round(float(np.min(values)), digits),
@@ -580,7 +580,7 @@ def run_all(items: Sequence[Item], clean: dict[str, Item], tree: Path | None,
     """Run every system on every item in a process pool; gather per-clip figures, group
     aggregates, the short clips' counts and the targets."""
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                             initializer=_one_thread_each) as pool:
+                             initializer=one_thread_each) as pool:
         futures: dict[tuple[str, str], Future[dict[str, Any]]] = {}
         # Longest first, so that the two workers finish at about the same time.
         for item in sorted(items, key=lambda i: (i.path is None or "cmu" in i.name, i.name)):
@@ -595,7 +595,7 @@ def run_all(items: Sequence[Item], clean: dict[str, Item], tree: Path | None,
             futures[("short", "new")] = pool.submit(short_new_task, short_clips())
             if tree is not None:
                 futures[("short", "old")] = pool.submit(short_old_task, short_clips(), tree)
-        done = {key: _outcome(future) for key, future in futures.items()}
+        done = {key: future_outcome(future) for key, future in futures.items()}
 
     references = {name: r for (name, kind), r in done.items() if kind == "reference"}
     per_clip: dict[str, dict[str, Any]] = {}
@@ -656,13 +656,13 @@ def _finish_clip_figures(figures: dict[str, Any], reference: dict[str, Any] | No
         return
     figures.pop("pooled")
     if reference and "transcript" in figures:
-        figures["wer"] = _round(sm.word_error_rate([reference["transcript"]],
+        figures["wer"] = rounded(sm.word_error_rate([reference["transcript"]],
                                                    [figures["transcript"]]), 4)
     if reference and "song_s" in figures:
         figures["song_to_speech_length"] = round(figures["song_s"] / reference["speech_s"], 3)
 
 
-def _outcome(future: Future[dict[str, Any]]) -> dict[str, Any]:
+def future_outcome(future: Future[dict[str, Any]]) -> dict[str, Any]:
     """A task's result, or its error as text (one failing clip does not stop the rest)."""
     try:
         return future.result()
@@ -670,7 +670,7 @@ def _outcome(future: Future[dict[str, Any]]) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-def _one_thread_each() -> None:
+def one_thread_each() -> None:
     # Two workers on two cores: one thread each for the numeric libraries.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"

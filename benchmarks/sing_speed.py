@@ -28,7 +28,7 @@ import numpy as np
 SPEECH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "speech"
 
 
-def _ffmpeg_opus(samples: np.ndarray, sample_rate: int) -> bytes:
+def ffmpeg_opus(samples: np.ndarray, sample_rate: int) -> bytes:
     """The song encoded to Ogg/Opus by an ffmpeg process (64 kb/s VBR, complexity 5)."""
     from engine import audio
 
@@ -83,7 +83,7 @@ def _time_form(form: str, clips: list[Path], runs: int) -> dict[str, object]:
             audio.decode(data, sample_rate=22050)
             floors["decode"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            _ffmpeg_opus(song.samples, arrange.SAMPLE_RATE)
+            ffmpeg_opus(song.samples, arrange.SAMPLE_RATE)
             floors["encode"].append(time.perf_counter() - start)
     per_15_s = np.array(totals) * 15.0 / np.array(durations)
     floor_per_15_s = ((np.array(floors["decode"]) + np.array(floors["encode"])) * 15.0 /

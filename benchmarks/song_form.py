@@ -55,7 +55,7 @@ import numpy as np
 
 from benchmarks import sing_quality as sq
 from benchmarks import singing_measures as sm
-from benchmarks.sing_speed import _ffmpeg_opus
+from benchmarks.sing_speed import ffmpeg_opus
 from engine import audio
 from engine.theory import Key, parse_key
 
@@ -129,7 +129,7 @@ def song_task(piece: Piece) -> dict[str, Any]:
     mp3 = piece.sing("mp3", extras=False).audio
     summary = song.summary
     lead = sm.Notes.of((n.pitch, n.start_s, n.end_s) for n in song.sung)
-    vocal = sq._wav_samples(song.stems["vocal"])
+    vocal = sq.wav_samples(song.stems["vocal"])
     spans = section_spans(summary["sections"], float(summary["duration_s"]))
     choruses = [(a, b) for name, a, b in spans if name == "chorus"]
     figures: dict[str, Any] = {
@@ -145,14 +145,14 @@ def song_task(piece: Piece) -> dict[str, Any]:
         "chorus_chroma": chorus_chroma(vocal, spans),
         **decoded_levels(song.audio, mp3),
     }
-    figures["lead"] = sq._judge_vocal(vocal, lead, words=False)
+    figures["lead"] = sq.judge_vocal(vocal, lead, words=False)
     harmony_notes = sm.Notes.of((n["pitch"], n["start_s"], n["end_s"])
                                 for n in summary["harmony_notes"])
     if "harmony" in song.stems and len(harmony_notes):
-        harmony = sq._wav_samples(song.stems["harmony"])
+        harmony = sq.wav_samples(song.stems["harmony"])
         figures["harmony_notes_recur"] = chorus_notes_recur(harmony_notes, choruses)
         second = second_voice(harmony, harmony_notes, lead, parse_key(summary["key"]))
-        judged = sq._judge_vocal(harmony, harmony_notes, words=False)
+        judged = sq.judge_vocal(harmony, harmony_notes, words=False)
         judged["pooled"].update(second.pop("pooled"))
         figures["harmony"] = {**second, **judged}
     if piece.language is not None:
@@ -234,7 +234,7 @@ def chorus_chroma(vocal: np.ndarray, spans: Sequence[tuple[str, float, float]]
     first = sections[chorus_keys[0]]
 
     def against_first(name: str, skip: int) -> list[float | None]:
-        return [sq._round(_similarity(sections[k], first, floor)[0], 3)
+        return [sq.rounded(_similarity(sections[k], first, floor)[0], 3)
                 for k in [k for k in sections if k[0] == name][skip:]]
 
     return {"later_vs_first": against_first("chorus", 1),
@@ -245,7 +245,7 @@ def second_voice(harmony: np.ndarray, harmony_notes: sm.Notes, lead: sm.Notes,
                  key: Key) -> dict[str, Any]:
     """The harmony stem's voiced Praat frames (after Opus) within 50 cents of a pitch class
     of `key`, and its notes' intervals above the lead note each overlaps most."""
-    x = sq._received(harmony)
+    x = sq.received(harmony)
     _, f0 = sm.praat_pitch(x, STEM_RATE, *sm.pitch_range_hz(harmony_notes))
     midi = sm.hz_to_midi(f0[f0 > 0])
     classes = np.array(sorted(key.scale_pitch_classes()))
@@ -259,7 +259,7 @@ def second_voice(harmony: np.ndarray, harmony_notes: sm.Notes, lead: sm.Notes,
     values, counts = np.unique(intervals[np.isfinite(intervals)], return_counts=True)
     return {"key": key.name,
             "in_key_frames": len(cents),
-            "in_key": sq._round(np.mean(cents <= sm.WITHIN_CENTS), 4, len(cents)),
+            "in_key": sq.rounded(np.mean(cents <= sm.WITHIN_CENTS), 4, len(cents)),
             "notes": len(intervals),
             "third_above_lead": round(float(np.mean(np.isin(intervals, (3, 4)))), 4),
             "intervals_above_lead": {f"{v:g}": int(c) for v, c in zip(values, counts,
@@ -322,7 +322,7 @@ def speed_worker(clips: Sequence[Path]) -> dict[str, Any]:
                     stages[form].setdefault(stage, []).append(seconds)
                 start = time.perf_counter()
                 audio.decode(data, sample_rate=sq.VOICE_RATE)
-                _ffmpeg_opus(song.samples, arrange.SAMPLE_RATE)
+                ffmpeg_opus(song.samples, arrange.SAMPLE_RATE)
                 run["floor"].append(time.perf_counter() - start)
                 run["voice_s"].append(song.summary["input_duration_s"])
     result: dict[str, Any] = {"warm_up_s": round(warm_s, 2)}
@@ -375,7 +375,7 @@ def aggregate(songs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if not with_part:
             return {}
         keys = with_part[0][part]["pooled"]
-        figures = sq._vocal_figures({k: pooled(part, k) for k in keys
+        figures = sq.vocal_figures({k: pooled(part, k) for k in keys
                                      if k in ("deviation_cents", "movement_cents", "vibrato",
                                               "roughness", "hnr_db")})
         return {"songs": len(with_part), **figures,
@@ -400,11 +400,11 @@ def aggregate(songs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 if NOTE_RANGE_S[0] <= s["input_duration_s"] <= NOTE_RANGE_S[1]]
     return {
         "songs": len(values),
-        "duration_s": sq._extremes([s["duration_s"] for s in values], 2),
-        "duration_s_of_4_to_20_s_notes": sq._extremes(in_range, 2),
-        "input_duration_s": sq._extremes([s["input_duration_s"] for s in values], 2),
-        "song_to_note_length": sq._extremes([s["song_to_note_length"] for s in values], 3),
-        "first_chorus_s": sq._extremes([s["first_chorus_s"] for s in values
+        "duration_s": sq.extremes([s["duration_s"] for s in values], 2),
+        "duration_s_of_4_to_20_s_notes": sq.extremes(in_range, 2),
+        "input_duration_s": sq.extremes([s["input_duration_s"] for s in values], 2),
+        "song_to_note_length": sq.extremes([s["song_to_note_length"] for s in values], 3),
+        "first_chorus_s": sq.extremes([s["first_chorus_s"] for s in values
                                         if s["first_chorus_s"] is not None], 2),
         "songs_without_chorus": [n for n, s in songs.items() if not s["choruses"]],
         "songs_by_chorus_count": dict(sorted(chorus_counts.items())),
@@ -413,18 +413,18 @@ def aggregate(songs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                     f"{sum(s['chorus_notes']['later'] for s in counted)}",
             "harmony": f"{sum(s['harmony_notes_recur']['identical'] for s in harmony_counted)}"
                        f" of {sum(s['harmony_notes_recur']['later'] for s in harmony_counted)}"},
-        "chroma_later_chorus_vs_first": sq._extremes(later, 3),
-        "chroma_verse_vs_first_chorus": sq._extremes(verses, 3),
-        "chroma_margin_min_later_minus_max_verse": sq._extremes(margins, 3),
-        "harmony_in_key": sq._round(np.mean(in_key <= sm.WITHIN_CENTS), 4, len(in_key)),
-        "harmony_in_key_of_songs": sq._extremes([s["harmony"]["in_key"] for s in values
+        "chroma_later_chorus_vs_first": sq.extremes(later, 3),
+        "chroma_verse_vs_first_chorus": sq.extremes(verses, 3),
+        "chroma_margin_min_later_minus_max_verse": sq.extremes(margins, 3),
+        "harmony_in_key": sq.rounded(np.mean(in_key <= sm.WITHIN_CENTS), 4, len(in_key)),
+        "harmony_in_key_of_songs": sq.extremes([s["harmony"]["in_key"] for s in values
                                                  if "harmony" in s], 4),
-        "harmony_third_above_lead": sq._round(np.mean(np.isin(intervals, (3, 4))), 4,
+        "harmony_third_above_lead": sq.rounded(np.mean(np.isin(intervals, (3, 4))), 4,
                                               len(intervals)),
         "harmony_notes": len(intervals),
         "lead": voice("lead"),
         "harmony": voice("harmony"),
-        "loudness_ogg_lufs": sq._extremes([s["loudness_ogg_lufs"] for s in values], 2),
+        "loudness_ogg_lufs": sq.extremes([s["loudness_ogg_lufs"] for s in values], 2),
         "true_peak_ogg_dbtp_max": max(s["true_peak_ogg_dbtp"] for s in values),
         "true_peak_mp3_dbtp_max": max(s["true_peak_mp3_dbtp"] for s in values),
         "language_right": f"{sum(x['text'] == x['reported']['code'] for x in language)} of "
@@ -554,14 +554,14 @@ def run_songs(chosen: Sequence[Piece], digits: bool, jobs: int
               ) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
     """song_task on every piece (and digits_task) in a pool of `jobs` processes."""
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                             initializer=sq._one_thread_each) as pool:
+                             initializer=sq.one_thread_each) as pool:
         futures: dict[str, Future[dict[str, Any]]] = {}
         # Longest first, so that the workers finish at about the same time.
         for piece in sorted(chosen, key=lambda p: (p.path is None or "cmu" in p.name, p.name)):
             futures[piece.name] = pool.submit(song_task, piece)
         if digits:
             futures["fsdd"] = pool.submit(digits_task, sorted((SPEECH / "fsdd").glob("*.wav")))
-        done = {name: sq._outcome(future) for name, future in futures.items()}
+        done = {name: sq.future_outcome(future) for name, future in futures.items()}
     return ({n: s for n, s in done.items() if n != "fsdd"}, done.get("fsdd"))
 
 
