@@ -248,11 +248,13 @@ def _read_input(source: Path) -> bytes:
 
 
 def _say_if_cut(summary: dict[str, Any], verb: str) -> None:
+    from engine.form import MAX_SONG_S
+
     if summary["input_truncated"]:
         print(f"note: the clip is longer than a minute; only its first minute was {verb}",
               file=sys.stderr)
     if summary.get("syllables_sung", 0) < summary.get("syllables", 0):
-        print(f"note: a song stays under 90 s; the clip's first "
+        print(f"note: a song stays under {MAX_SONG_S:.0f} s; the clip's first "
               f"{summary['input_sung_s']:.0f} s were {verb}", file=sys.stderr)
 
 

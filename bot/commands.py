@@ -9,6 +9,7 @@ exactly once per job, also when the process restarted in between (see `on_job_fi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import random
@@ -26,7 +27,7 @@ from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
 from engine.errors import InvalidRequest
-from engine.form import DEFAULT_FORM, check_form
+from engine.form import DEFAULT_FORM, MAX_SONG_S, check_form
 from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
@@ -708,7 +709,8 @@ class SungAs:
                 "chosen_by") == "setting" else ""
             said.append(f"Sung in {name}{mine}.")
         if self.sung_s is not None:
-            said.append(f"A song stays under 90 s: it sings your first {self.sung_s:.0f} s.")
+            said.append(f"A song stays under {MAX_SONG_S:.0f} s: it sings your first "
+                        f"{self.sung_s:.0f} s.")
         return " ".join(said)
 
 
@@ -717,12 +719,7 @@ def sung_parts(sections: tuple[dict[str, Any], ...]) -> str:
     ending go without saying)."""
     names = [str(s.get("name", "")) for s in sections
              if s.get("name") not in ("intro", "ending", None)]
-    runs: list[list[Any]] = []
-    for name in names:
-        if runs and runs[-1][0] == name:
-            runs[-1][1] += 1
-        else:
-            runs.append([name, 1])
+    runs = [(name, len(list(run))) for name, run in itertools.groupby(names)]
     text = ", ".join(name if count == 1 else f"{name} x{count}" for name, count in runs)
     return text[:1].upper() + text[1:]
 
