@@ -82,7 +82,12 @@ def test_a_short_noisy_clip_is_cleaned_at_its_length() -> None:
     assert np.std(result.samples) < 0.5 * np.std(noise)
 
 
-def test_noise_alone_is_told_apart_from_a_noisy_voice() -> None:
+def test_noise_alone_is_told_apart_from_a_noisy_voice(clean: np.ndarray,
+                                                       noisy: np.ndarray) -> None:
     rng = np.random.default_rng(5)
     noise = (0.3 * rng.standard_normal(3 * 22050)).astype(np.float32)
     assert clean_voice(noise, 22050).only_noise
+    # A voice keeps its loud part through cleaning, even under as much noise as voice.
+    for voice in (noisy, mix_at_snr(clean, load_noise(), 0.0, offset_s=0.0)):
+        result = clean_voice(voice, RATE)
+        assert result.cleaned and not result.only_noise
