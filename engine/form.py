@@ -185,12 +185,11 @@ def harmony_pitch(pitch: int, key: Key, steps: int = HARMONY_STEPS) -> int:
 
 @dataclass(frozen=True)
 class Section:
-    """A part of the song: name ('intro', 'verse', 'chorus', 'ending'), where it starts on
-    the song's time line (s), and how many bars it lasts."""
+    """A part of the song: name ('intro', 'verse', 'chorus', 'ending') and where it starts on
+    the song's time line (s)."""
 
     name: str
     start_s: float
-    bars: int
 
 
 @dataclass(frozen=True)
@@ -260,20 +259,18 @@ def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speec
     for kind, index in parts:
         pieces += [verses[index]] if kind == "verse" else list(chorus)
     chorus_bars: set[int] = set()
-    sections = [Section("intro", 0.0, intro_bars)] if intro_bars else []
+    sections = [Section("intro", 0.0)] if intro_bars else []
     starts = []
     bar = 0
     for kind, index in parts:
         bars = verses[index].n_bars if kind == "verse" else chorus_n
         starts.append((intro_bars + bar) * bar_s)
-        if sections and sections[-1].name == kind == "verse":
-            sections[-1] = replace(sections[-1], bars=sections[-1].bars + bars)
-        else:
-            sections.append(Section(kind, starts[-1], bars))
+        if not (sections and sections[-1].name == kind == "verse"):  # one verse goes on
+            sections.append(Section(kind, starts[-1]))
         if kind == "chorus":
             chorus_bars.update(range(bar, bar + bars))
         bar += bars
-    sections.append(Section("ending", (intro_bars + bar) * bar_s, 1))
+    sections.append(Section("ending", (intro_bars + bar) * bar_s))
     return Layout(tuple(parts), tuple(starts), tuple(sections), concatenate(pieces),
                   frozenset(chorus_bars))
 
