@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     melody.set_defaults(run=run_melody)
 
     from engine.arrange import DEFAULT_STYLE, STYLES
-    from engine.pipeline import FORMS
+    from engine.form import FORMS
 
     sing = commands.add_parser("sing", help="sing a voice note on a new melody",
                                description="Sing a voice note (any audio ffmpeg reads) on a "

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import av
 import numpy as np
 import soundfile as sf
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
@@ -153,6 +152,8 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     the ffmpeg command; bit-exact container headers, so the same samples give the same
     bytes.
     """
+    import av  # FFmpeg's libraries: loaded by the processes that encode, not on import
+
     if fmt == "wav":
         return wav_bytes(samples, sample_rate)
     codec = _CODECS.get(fmt)

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.errors import InvalidRequest
 from engine.melody.compose import ChordSpan, Melody, MelodyNote
 from engine.melody.tokens import STEPS_PER_BAR
-from engine.notes import Syllable, frame_levels_db
 from engine.theory import Key
+
+if TYPE_CHECKING:  # the chat side reads FORMS and the limits here without the voice's tools
+    from engine.notes import Syllable
 
 FORMS = ("full", "short")
 DEFAULT_FORM = "full"
@@ -112,6 +115,8 @@ def _candidates(start: int, length: int) -> list[Hook]:
 def _stress_db(syllables: Sequence[Syllable], samples: np.ndarray,
                sample_rate: int) -> np.ndarray:
     """Each syllable's loudness at its vowel (dB), against the voice note's median."""
+    from engine.notes import frame_levels_db
+
     times = np.array([(s.onset_s + s.voiced_end_s) / 2 for s in syllables])
     levels = frame_levels_db(samples, sample_rate, times)
     stress: np.ndarray = levels - float(np.median(levels))

@@ -13,11 +13,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
+from typing import Any
 
 import numpy as np
-
-# py3langid ships no type information.
-from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
 
 from engine.errors import InvalidRequest, ToolMissing
 
@@ -184,8 +182,16 @@ def _phrases(line: str) -> list[str]:
 
 
 @cache
-def _detector() -> LanguageIdentifier:
-    # Restricted to the languages SingSong sings, so probabilities are shares among them.
+def _detector() -> Any:
+    """py3langid's identifier, loaded when lyrics first need it (not where the chat side
+    only reads this module's limits), restricted to the languages SingSong sings, so its
+    probabilities are shares among them."""
+    # py3langid ships no type information.
+    from py3langid.langid import (  # type: ignore[import-untyped]
+        MODEL_FILE,
+        LanguageIdentifier,
+    )
+
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(SUPPORTED))
     return identifier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.pipeline import FORMS
+from engine.form import FORMS
 
 JSON = "application/json"
 FORM = {"enum": list(FORMS), "default": FORMS[0],

@@ -40,8 +40,7 @@ from bot.commands import (
 from bot.config import Settings
 from bot.metrics import Operations
 from engine.arrange import STYLES
-from engine.form import DEFAULT_FORM
-from engine.pipeline import FORMS
+from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
 
 log = logging.getLogger("singsong.web")
