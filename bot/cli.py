@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     melody.set_defaults(run=run_melody)
 
     from engine.arrange import DEFAULT_STYLE, STYLES
-    from engine.form import FORMS
+    from engine.form import DEFAULT_FORM, FORMS
 
     sing = commands.add_parser("sing", help="sing a voice note on a new melody",
                                description="Sing a voice note (any audio ffmpeg reads) on a "
@@ -152,10 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="same seed and input, same song (default: random)")
         sub.add_argument("--style", choices=sorted(STYLES), default=DEFAULT_STYLE,
                          help=f"the band (default {DEFAULT_STYLE}; robot also tunes hard)")
-        sub.add_argument("--form", choices=FORMS, default=FORMS[0],
+        sub.add_argument("--form", choices=FORMS, default=DEFAULT_FORM,
                          help="full: intro, verse, a chorus of your own words sung twice "
                          "with a harmony, an ending; short: the words sung once (default "
-                         f"{FORMS[0]})")
+                         f"{DEFAULT_FORM})")
         sub.add_argument("--melody-out", type=Path, metavar="M.mid",
                          help="write the notes the voice was put on as a one-track MIDI file")
         sub.add_argument("--stems", type=Path, metavar="DIR", help="write vocal.wav, "

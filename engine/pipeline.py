@@ -125,7 +125,6 @@ def melody(
 # --- Voice note to song -----------------------------------------------------------------
 
 SONG_FORMATS = (*audio.AUDIO_FORMATS, "png")  # a song, or the picture of the voice
-FORMS = song_form.FORMS
 VOICE_RATE = 22050
 SUNG_VELOCITY = 96
 INTRO_BARS = 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.form import FORMS
+from engine.form import DEFAULT_FORM, FORMS
 
 JSON = "application/json"
-FORM = {"enum": list(FORMS), "default": FORMS[0],
+FORM = {"enum": list(FORMS), "default": DEFAULT_FORM,
         "description": "(sing, lyrics) full: intro, verse, a chorus of the person's own words "
                        "sung twice with a harmony voice, an ending; short: the words sung once"}
 LANGUAGE = {"type": "string", "examples": ["de-DE", "es", "pt-br"],
