@@ -31,6 +31,7 @@ HOOK_BEST = 5  # the length a hook is best at
 NATURAL_END_S = 0.2  # a pause after the hook's last syllable this long makes a natural end
 SHORT_NOTE_S = 8.0  # a voice note shorter than this gets its verse again between choruses
 VERSE_MAX_S = 16.0  # a longer verse is split, with a chorus between (it comes early)
+FIRST_CHORUS_BY_S = 20.0  # the first chorus starts by then
 TARGET_SONG_S = 60.0  # a short note's verse comes back while the song stays this short
 LONGER_BY_S = 5.0  # middle choruses are left out of a song longer than the target by this
 MAX_SONG_S = 90.0  # never longer: a Telegram voice reply stays under 1 MB

@@ -339,13 +339,33 @@ def _plan_song(heard: _Heard, seed: int, band: arrange.Style, form: str,
         # A very long note, cut: the hook comes from what is sung.
         hook = _hook(replace(heard, syllables=heard.syllables[:sum(sung)]), sung, speech)
         chorus = _chorus(hook, whole, heard.voice_range, seed)
-    # Every verse from the same seed: they set out alike, as a song's verses do.
-    verses = [whole] if groups == [phrase_lengths] else [
-        compose_phrases(seed=seed, phrase_lengths=group, pitch_range=heard.voice_range,
-                        tempo_bpm=tempo, key=whole.key) for group in groups]
+    verses = [whole] if groups == [phrase_lengths] else _verses(groups, whole, heard, seed)
+    if chorus is not None:
+        groups, verses = _chorus_in_time(groups, verses, whole, heard, seed)
     intro_bars = _intro_bars(verses[0])
     layout = song_form.lay_out(verses, chorus or (), form, heard.voice.duration_s, intro_bars)
     return _Plan(tempo, groups, verses, chorus, hook, layout, intro_bars)
+
+
+def _verses(groups: list[list[int]], whole: Melody, heard: _Heard, seed: int) -> list[Melody]:
+    """Each verse's melody; every verse from the same seed: they set out alike, as a song's
+    verses do."""
+    return [compose_phrases(seed=seed, phrase_lengths=group, pitch_range=heard.voice_range,
+                            tempo_bpm=whole.tempo_bpm, key=whole.key) for group in groups]
+
+
+def _chorus_in_time(groups: list[list[int]], verses: list[Melody], whole: Melody,
+                    heard: _Heard, seed: int) -> tuple[list[list[int]], list[Melody]]:
+    """Verses split by the whole verse's timing can come out longer once composed apart:
+    while the first chorus would start after FIRST_CHORUS_BY_S, the first verse's last phrase
+    goes to the second verse (and both are composed again)."""
+    bar_s = STEPS_PER_BAR * whole.step_s
+    while len(groups[0]) > 1 and (_intro_bars(verses[0]) + verses[0].n_bars) * bar_s > (
+            song_form.FIRST_CHORUS_BY_S):
+        groups = [group[:] for group in groups] + ([] if len(groups) > 1 else [[]])
+        groups[1].insert(0, groups[0].pop())
+        verses = _verses(groups[:2], whole, heard, seed) + verses[2:]
+    return groups, verses
 
 
 def _chorus(hook: song_form.Hook, whole: Melody, voice_range: tuple[int, int],

@@ -138,6 +138,15 @@ def test_a_song_has_a_verse_a_chorus_and_an_ending(song: Song) -> None:
     assert song.summary["form"] == "full" and 3 <= song.summary["hook"]["syllables"] <= 8
 
 
+@pytest.mark.parametrize("seed", [2, 5])
+def test_the_first_chorus_comes_within_20_s(speech_clip: Path, seed: int) -> None:
+    """Even where the verses, composed apart, run longer than the whole verse said (seed 2
+    once put the chorus at 22 s)."""
+    song = sing(speech_clip.read_bytes(), seed=seed, extras=False)
+    assert next(s["start_s"] for s in song.summary["sections"] if s["name"] == "chorus") <= 20
+    assert sum(song.summary["phrases"]) == song.summary["syllables"]
+
+
 def _chorus_notes(song: Song) -> list[list[tuple[int, float, float]]]:
     """Each chorus's lead notes, their times from the chorus's start."""
     sections = [*_sections(song), ("end", np.inf)]
