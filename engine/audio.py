@@ -279,6 +279,50 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
     return envelope
 
 
+def window_levels_dbfs(samples: np.ndarray, sample_rate: int, window_s: float = 0.4,
+                       hop_s: float = 0.1) -> np.ndarray:
+    """RMS level (dBFS, full scale 1.0) of windows `window_s` seconds long starting every
+    `hop_s` seconds; the last window ends at or before the end (a clip shorter than one
+    window is one window). Silence is -200 dBFS."""
+    window, hop = max(1, round(window_s * sample_rate)), max(1, round(hop_s * sample_rate))
+    energy = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
+    window = min(window, len(samples)) or 1
+    starts = np.arange(0, max(len(samples) - window, 0) + 1, hop)
+    power = (energy[np.minimum(starts + window, len(samples))] - energy[starts]) / window
+    levels: np.ndarray = 10 * np.log10(power + 1e-20)
+    return levels
+
+
+def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
+                   ceiling_dbtp: float, *, passes: int = 4,
+                   tolerance_lu: float = 0.3) -> np.ndarray:
+    """The gain envelope that brings mono samples to `target_lufs` (LUFS) under a true-peak
+    limiter at `ceiling_dbtp` (dBTP, 4x oversampled as true_peak_dbtp). Limiting costs
+    loudness, so the gain is raised again, up to `passes` times, until the limited samples
+    are within `tolerance_lu` (LU) of the target. Silence gets a gain of 1."""
+    peaks = block_true_peaks(samples, sample_rate)
+    weighted = k_weighted(samples, sample_rate)
+    loudness = gated_loudness(weighted, sample_rate)
+    if not np.isfinite(loudness):
+        return np.ones(len(samples), np.float32)
+
+    def limited(gain: float) -> np.ndarray:
+        return gain * limiter_gain(samples * gain, sample_rate, ceiling_dbtp=ceiling_dbtp,
+                                   true_peaks=peaks * gain)
+
+    # The limiter's gain moves slowly against the K-filter's memory, so the weighted samples
+    # times the envelope measure as the weighted limited samples.
+    gain = 10 ** ((target_lufs - loudness) / 20)
+    envelope = limited(gain)
+    for _ in range(passes):
+        correction_db = target_lufs - gated_loudness(weighted * envelope, sample_rate)
+        if abs(correction_db) <= tolerance_lu:
+            break
+        gain *= 10 ** (correction_db / 20)
+        envelope = limited(gain)
+    return envelope
+
+
 def block_true_peaks(samples: np.ndarray, sample_rate: int,
                      block: int = LIMITER_BLOCK) -> np.ndarray:
     """The true peak (linear, 4x oversampled as true_peak_dbtp) of each `block` samples.

@@ -23,9 +23,9 @@ import itertools
 import math
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -586,10 +586,11 @@ def _lsh_pairs(arrays: Sequence[np.ndarray]) -> list[tuple[int, int]]:
 
 # --- Ordering -----------------------------------------------------------------------------
 
-KEY_WEIGHT = 0.5  # per step on the circle of fifths
-TEMPO_WEIGHT = 4.0  # per unit of |ln(tempo ratio)|: a 13 % change costs about a fifth
-TIMBRE_WEIGHT = 2.0  # per unit of Euclidean timbre distance
-ORDER_WINDOW = 8  # local moves reverse runs of at most this many songs
+TIMBRE_SHARE = 0.25  # timbre counts this much beside key and tempo (each 1)
+SEARCH_MAX_SONGS = 64  # up to this many songs the order is searched over all pairs
+# (key, tempo) weights tried in turn until both steps beat a random order's
+WEIGHTINGS = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (4.0, 1.0), (1.0, 4.0))
+ORDER_WINDOW = 8  # beyond SEARCH_MAX_SONGS, local moves reverse runs of at most this many
 ORDER_PASSES = 6
 
 
@@ -605,45 +606,146 @@ def tempo_distance_pct(a: ClipFeatures, b: ClipFeatures) -> float:
     return 100.0 * (high / low - 1.0)
 
 
-def transition_cost(a: ClipFeatures, b: ClipFeatures) -> float:
-    """How badly song b follows song a (0 is a perfect fit; symmetric): key steps on the
-    circle of fifths, tempo ratio and timbre distance, weighted."""
-    return _cost(_order_point(a), _order_point(b))
-
-
 def order(chosen: Sequence[Candidate]) -> list[Candidate]:
-    """The songs in an order where neighbours fit (low transition_cost): a path around the
-    circle of fifths that snakes through tempo within each key, improved by reversing runs
-    of up to ORDER_WINDOW songs where that lowers the cost. O(n log n + n * window)."""
-    points = [_order_point(c.features) for c in chosen]
-    path = _circle_path(chosen)
-    for _ in range(ORDER_PASSES):
-        if not _improve_locally(path, points):
-            break
-    return [chosen[i] for i in path]
+    """The songs in an order where neighbours fit: near on the circle of fifths and in tempo.
+
+    Key steps and tempo steps (|ln| of the tempo ratio) are each measured against their
+    mean over all pairs of these songs, which is what a random order averages, so neither
+    outweighs the other whatever the week holds; timbre counts TIMBRE_SHARE as much. Up to
+    SEARCH_MAX_SONGS songs (an album has 20 at most) the cheapest path is searched: from
+    every song, nearest neighbours, then 2-opt until nothing improves. When the mean key or
+    tempo step is then not under a random order's, the weights lean towards it (WEIGHTINGS)
+    and the search runs again. Longer lists walk the circle of fifths, snaking through
+    tempo, improved by reversing runs of up to ORDER_WINDOW songs: O(n log n + n * window).
+    """
+    features = [c.features for c in chosen]
+    if len(chosen) > SEARCH_MAX_SONGS:
+        cost = _pair_cost(features, (1.0, 1.0))
+        path = _circle_path(chosen)
+        for _ in range(ORDER_PASSES):
+            if not _improve_locally(path, cost):
+                break
+        return [chosen[i] for i in path]
+    steps = _step_matrices(features)
+    best: tuple[float, list[int]] | None = None
+    for weights in WEIGHTINGS:
+        path = _cheapest_path(_weighted(steps, weights))
+        if _beats_random(steps, path):
+            return [chosen[i] for i in path]
+        balanced = _path_cost(_weighted(steps, WEIGHTINGS[0]), path)
+        if best is None or balanced < best[0]:
+            best = (balanced, path)
+    return [chosen[i] for i in (best[1] if best else [])]
 
 
 def neighbour_distances(ordered: Sequence[ClipFeatures]) -> dict[str, float]:
-    """Mean neighbour key distance (fifths), tempo distance (%) and transition cost."""
+    """Mean neighbour key distance (fifths) and tempo distance (%)."""
     pairs = list(itertools.pairwise(ordered))
     if not pairs:
-        return {"key_fifths": 0.0, "tempo_pct": 0.0, "cost": 0.0}
+        return {"key_fifths": 0.0, "tempo_pct": 0.0}
     return {"key_fifths": float(np.mean([key_distance(a, b) for a, b in pairs])),
-            "tempo_pct": float(np.mean([tempo_distance_pct(a, b) for a, b in pairs])),
-            "cost": float(np.mean([transition_cost(a, b) for a, b in pairs]))}
+            "tempo_pct": float(np.mean([tempo_distance_pct(a, b) for a, b in pairs]))}
 
 
-_Point = tuple[int, float, tuple[float, ...]]
+def random_order_distances(songs: Sequence[ClipFeatures]) -> dict[str, float]:
+    """What a random order's neighbours average (every pair is neighbours equally often):
+    the mean key distance (fifths) and tempo distance (%) over all pairs."""
+    pairs = list(itertools.combinations(songs, 2))
+    if not pairs:
+        return {"key_fifths": 0.0, "tempo_pct": 0.0}
+    return {"key_fifths": float(np.mean([key_distance(a, b) for a, b in pairs])),
+            "tempo_pct": float(np.mean([tempo_distance_pct(a, b) for a, b in pairs]))}
 
 
-def _order_point(f: ClipFeatures) -> _Point:
-    return f.fifths, math.log(max(f.tempo_bpm, 1.0)), f.timbre
+def _step_matrices(features: Sequence[ClipFeatures]) -> np.ndarray:
+    """[3, n, n]: key steps, tempo steps (|ln ratio|) and timbre distances between every
+    two songs, each divided by its mean over all pairs (1 where all are alike)."""
+    fifths = np.array([f.fifths for f in features])
+    log_tempo = np.log(np.maximum([f.tempo_bpm for f in features], 1.0))
+    timbre = np.array([f.timbre for f in features], dtype=np.float64)
+    key = np.abs(fifths[:, None] - fifths[None, :]) % 12
+    steps = np.stack([np.minimum(key, 12 - key).astype(np.float64),
+                      np.abs(log_tempo[:, None] - log_tempo[None, :]),
+                      np.linalg.norm(timbre[:, None, :] - timbre[None, :, :], axis=2)])
+    pairs = np.triu_indices(len(features), 1)
+    means = steps[:, pairs[0], pairs[1]].mean(axis=1) if len(features) > 1 else np.ones(3)
+    return np.asarray(steps / np.where(means > 1e-12, means, 1.0)[:, None, None])
 
 
-def _cost(a: _Point, b: _Point) -> float:
-    step = abs(a[0] - b[0]) % 12
-    return (KEY_WEIGHT * min(step, 12 - step) + TEMPO_WEIGHT * abs(a[1] - b[1])
-            + TIMBRE_WEIGHT * math.dist(a[2], b[2]))
+def _weighted(steps: np.ndarray, weights: tuple[float, float]) -> np.ndarray:
+    return np.asarray(weights[0] * steps[0] + weights[1] * steps[1] + TIMBRE_SHARE * steps[2])
+
+
+def _beats_random(steps: np.ndarray, path: Sequence[int]) -> bool:
+    """Whether the path's mean key step and mean tempo step are both under 1 (the mean
+    over all pairs), or 0 where every pair is alike."""
+    if len(path) < 3:
+        return True
+    here, there = np.array(path[:-1]), np.array(path[1:])
+    pairs = np.triu_indices(len(path), 1)
+    for kind in (0, 1):
+        mean = float(steps[kind][here, there].mean())
+        if mean >= 1.0 - 1e-9 and float(steps[kind][pairs].max()) > 0:
+            return False
+    return True
+
+
+def _path_cost(cost: np.ndarray, path: Sequence[int]) -> float:
+    return float(sum(cost[a, b] for a, b in itertools.pairwise(path)))
+
+
+def _cheapest_path(cost: np.ndarray) -> list[int]:
+    """An open path through every index, short under `cost` (a symmetric matrix): from each
+    start the nearest unvisited neighbour next, then 2-opt; the cheapest of those, ties to
+    the earliest start (deterministic)."""
+    n = len(cost)
+    table = cost.tolist()
+    best: tuple[float, list[int]] = (math.inf, list(range(n)))
+    for start in range(n):
+        path = _nearest_neighbour_path(table, start)
+        while _improve_locally(path, lambda a, b: table[a][b], window=n):
+            pass
+        total = _path_cost(cost, path)
+        if total < best[0] - 1e-9:
+            best = (total, path)
+    return best[1]
+
+
+def _nearest_neighbour_path(table: list[list[float]], start: int) -> list[int]:
+    path, left = [start], set(range(len(table))) - {start}
+    while left:
+        here = table[path[-1]]
+        following = min(sorted(left), key=lambda j: here[j])
+        path.append(following)
+        left.remove(following)
+    return path
+
+
+def _pair_cost(features: Sequence[ClipFeatures], weights: tuple[float, float]
+               ) -> Callable[[int, int], float]:
+    """The weighted step between two songs by index, each kind of step divided by an O(n)
+    estimate of its mean over all pairs (for lists too long for all pairs)."""
+    fifths = np.array([f.fifths for f in features])
+    log_tempo = np.log(np.maximum([f.tempo_bpm for f in features], 1.0))
+    timbre = np.array([f.timbre for f in features], dtype=np.float64)
+    counts = np.bincount(fifths, minlength=12).astype(np.float64)
+    ring = np.arange(12)
+    circle = np.minimum(ring, 12 - ring)[(ring[:, None] - ring[None, :]) % 12]
+    key_mean = float(counts @ circle @ counts) / max(float(counts.sum()) ** 2, 1.0)
+    ordered = np.sort(log_tempo)
+    n = len(ordered)
+    tempo_mean = float(((2 * np.arange(n) - n + 1) * ordered).sum()) * 2 / max(n * n, 1)
+    timbre_mean = math.sqrt(2 * float(timbre.var(axis=0).sum())) if n else 1.0
+    scale = [weights[0] / max(key_mean, 1e-12), weights[1] / max(tempo_mean, 1e-12),
+             TIMBRE_SHARE / max(timbre_mean, 1e-12)]
+
+    def cost(a: int, b: int) -> float:
+        step = abs(int(fifths[a]) - int(fifths[b])) % 12
+        return (scale[0] * min(step, 12 - step)
+                + scale[1] * abs(float(log_tempo[a]) - float(log_tempo[b]))
+                + scale[2] * math.dist(timbre[a], timbre[b]))
+
+    return cost
 
 
 def _circle_path(chosen: Sequence[Candidate]) -> list[int]:
@@ -662,22 +764,23 @@ def _circle_path(chosen: Sequence[Candidate]) -> list[int]:
     return path
 
 
-def _improve_locally(path: list[int], points: Sequence[_Point]) -> bool:
-    """One pass of windowed 2-opt on an open path: reverse path[i+1..j] (j - i <=
-    ORDER_WINDOW) where that lowers the total cost. Returns whether anything changed."""
+def _improve_locally(path: list[int], cost: Callable[[int, int], float],
+                     window: int = ORDER_WINDOW) -> bool:
+    """One pass of 2-opt on an open path: reverse path[i+1..j] (j - i <= window; a reversed
+    beginning too) where that lowers the total cost. Returns whether anything changed."""
     changed = False
     n = len(path)
-    for i in range(n - 1):
-        for j in range(i + 2, min(n, i + ORDER_WINDOW + 1)):
-            a, b, c = points[path[i]], points[path[i + 1]], points[path[j]]
-            before = _cost(a, b)
-            after = _cost(a, c)
+    for i in range(-1, n - 1):
+        for j in range(i + 2, min(n, i + window + 1)):
+            b, c = path[i + 1], path[j]
+            before = after = 0.0
+            if i >= 0:
+                before, after = cost(path[i], b), cost(path[i], c)
             if j + 1 < n:
-                d = points[path[j + 1]]
-                before += _cost(c, d)
-                after += _cost(b, d)
+                before += cost(c, path[j + 1])
+                after += cost(b, path[j + 1])
             if after < before - 1e-9:
-                path[i + 1 : j + 1] = path[i + 1 : j + 1][::-1]
+                path[i + 1: j + 1] = path[i + 1: j + 1][::-1]
                 changed = True
     return changed
 
@@ -687,9 +790,16 @@ def _improve_locally(path: list[int], points: Sequence[_Point]) -> bool:
 SONG_LUFS = -16.0  # each song is levelled to this before the crossfades
 MAX_SONG_GAIN_DB = 20.0
 ALBUM_LUFS = -14.0
-TRUE_PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBTP
-MAX_CROSSFADE_S = 6.0
-CROSSFADE_SHARE = 0.25  # a crossfade takes at most this share of either song
+DELIVERED_CEILING_DBTP = -1.0  # the most a decoded album file may reach
+MASTER_CEILING_DBTP = -2.5  # the limiter: Opus and MP3 add up to about 1.3 dB (re-encoded if more)
+CROSSFADE_SHARE = 0.4  # a crossfade takes at most this share of either song
+LEVEL_WINDOW_S, LEVEL_HOP_S = 0.4, 0.1  # short-term level: windows and their spacing
+LOUD_PERCENTILE = 95.0  # a song's loud part: this percentile of its short-term levels
+FADED_BELOW_LOUD_DB = 15.0  # a song has faded (or not yet risen) this far under it
+BEATMATCH_TOLERANCE = 0.03  # tempi this close (relative) are crossfaded as they are
+RAMP_BARS = 1  # over this many bars before a join the outgoing tempo moves to the incoming
+STRETCH_PRE_ROLL_S = 0.2  # fed to the stretcher before the ramp (its first output is faint)
+SEAM_S = 0.01  # the untouched song and its stretched tail are crossfaded over this
 
 
 @dataclass(frozen=True)
@@ -701,55 +811,112 @@ class Chapter:
 
 
 @dataclass(frozen=True)
+class Join:
+    """One song going into the next, in album time (s). The incoming song starts at start_s
+    and overlaps the outgoing one for overlap_s, its first downbeat on a downbeat of the
+    outgoing one. bar_s: the outgoing song's bar as heard at the join; tempo_ratio: how much
+    faster its last bars were played to meet the incoming tempo (1: untouched; under 1:
+    slower); trimmed_s: how much of its faded tail (s of the song) was left out."""
+
+    start_s: float
+    overlap_s: float
+    bar_s: float
+    tempo_ratio: float
+    trimmed_s: float
+
+
+@dataclass(frozen=True)
 class AlbumMix:
-    samples: np.ndarray  # mono float32, mastered
+    """The mastered album: mono float32 samples, its chapters and joins, and `inside_s`,
+    the stretch from the first song's rise to the last song's fade (album s)."""
+
+    samples: np.ndarray
     sample_rate: int
     chapters: tuple[Chapter, ...]
+    joins: tuple[Join, ...] = ()
+    inside_s: tuple[float, float] = (0.0, 0.0)
 
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class _Clip:
+    """A song ready to be joined: levelled, at the album's rate, starting on its last
+    downbeat before it rises (or where its sound starts); times in s from that start."""
+
+    samples: np.ndarray
+    rate: int
+    beat_s: float
+    downbeat_s: float  # its first downbeat
+    rise_s: float  # where it is first within FADED_BELOW_LOUD_DB of its loud part
+    faded_s: float  # where it is last within FADED_BELOW_LOUD_DB of its loud part
+
+    @property
+    def bar_s(self) -> float:
+        return BEATS_PER_BAR * self.beat_s
+
+    @property
+    def length_s(self) -> float:
+        return len(self.samples) / self.rate
+
+
 def assemble(songs: Sequence[tuple[np.ndarray, int, ClipFeatures]], *,
              sample_rate: int | None = None) -> AlbumMix:
     """Join songs (samples, their rate, their features) in the given order into one mix.
 
-    Each song is trimmed to its silence bounds and levelled; neighbours overlap by about one
-    bar with an equal-power crossfade placed so the incoming song's first downbeat lands on
-    a beat of the outgoing one; the whole is mastered to -14 LUFS under a -1 dBTP limiter.
-    sample_rate: of the album (default: the first song's).
+    Each song is trimmed to its bounds and levelled to SONG_LUFS. Neighbours overlap by one
+    bar of the outgoing song (less only where that would take over CROSSFADE_SHARE of a
+    song) with an equal-power crossfade; the incoming song's first downbeat lands on a
+    downbeat of the outgoing one, chosen so the outgoing song ends where it has faded (its
+    quiet tail is left out). Where the tempi differ by more than BEATMATCH_TOLERANCE, the
+    outgoing song's last bars speed up or slow down (pitch kept, Rubber Band through
+    pedalboard) to the incoming tempo, or to its double or half, so the beats meet
+    throughout the crossfade. The whole is mastered to ALBUM_LUFS under a true-peak limiter
+    at MASTER_CEILING_DBTP. sample_rate: of the album (Hz; default: the first song's).
     """
     if not songs:
         raise InvalidRequest("an album needs at least one song")
     rate = sample_rate or songs[0][1]
-    clips = [_levelled_clip(s, r, f, rate) for s, r, f in songs]
-    offsets_s, overlaps_s = [0.0], []
-    lengths_s = [len(c) / rate for c in clips]
-    for index in range(1, len(songs)):
-        overlap_s = _overlap_s(songs[index - 1][2], lengths_s[index - 1], songs[index][2],
-                               lengths_s[index])
-        overlaps_s.append(overlap_s)
-        offsets_s.append(offsets_s[-1] + lengths_s[index - 1] - overlap_s)
-    offsets = [round(o * rate) for o in offsets_s]
-    total = max(o + len(c) for o, c in zip(offsets, clips, strict=True))
-    mix = np.zeros(total, np.float32)
-    for index, (offset, clip) in enumerate(zip(offsets, clips, strict=True)):
-        shaped = clip.copy()
-        if index > 0:
-            fade = min(round(overlaps_s[index - 1] * rate), len(shaped))
-            shaped[:fade] *= np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade)
-        if index < len(overlaps_s):
-            fade = min(round(overlaps_s[index] * rate), len(shaped))
-            if fade:
-                shaped[len(shaped) - fade:] *= np.cos(0.5 * np.pi * (np.arange(fade) + 0.5)
-                                                      / fade)
-        mix[offset:offset + len(shaped)] += shaped
-    starts = [0.0] + [o + v / 2 for o, v in zip(offsets_s[1:], overlaps_s, strict=True)]
-    ends = [*starts[1:], total / rate]
+    clips = [_prepared_clip(s, r, f, rate) for s, r, f in songs]
+    pieces: list[tuple[int, np.ndarray]] = []
+    joins: list[Join] = []
+    offset = fade_in = 0
+    for index, clip in enumerate(clips):
+        samples, fade_out = clip.samples, 0
+        if index + 1 < len(clips):
+            samples, start, join = _joined_tail(clip, clips[index + 1], fade_in / rate)
+            fade_out = len(samples) - start
+            joins.append(replace(join, start_s=round((offset + start) / rate, 4)))
+        pieces.append((offset, _crossfaded(samples, fade_in, fade_out)))
+        if index + 1 < len(clips):
+            offset, fade_in = offset + start, fade_out
+    mix = np.zeros(max(o + len(p) for o, p in pieces), np.float32)
+    for start, piece in pieces:
+        mix[start:start + len(piece)] += piece
+    starts = [0.0] + [j.start_s + j.overlap_s / 2 for j in joins]
+    ends = [*starts[1:], len(mix) / rate]
     chapters = tuple(Chapter(round(float(a), 3), round(float(b), 3))
                      for a, b in zip(starts, ends, strict=True))
-    return AlbumMix(_master(mix, rate), rate, chapters)
+    inside_s = (clips[0].rise_s, min(offset / rate + clips[-1].faded_s, len(mix) / rate))
+    mastered = mix * audio.mastering_gain(mix, rate, ALBUM_LUFS, MASTER_CEILING_DBTP)
+    return AlbumMix(mastered.astype(np.float32), rate, chapters, tuple(joins),
+                    (round(inside_s[0], 3), round(inside_s[1], 3)))
+
+
+def _prepared_clip(samples: np.ndarray, rate: int, feats: ClipFeatures,
+                   album_rate: int) -> _Clip:
+    """The song levelled, at the album's rate, with where it rises and fades, starting on
+    its last downbeat before it rises (a quiet lead-in of whole bars is left out)."""
+    clip = _levelled_clip(samples, rate, feats, album_rate)
+    rise_s, faded_s = _audible_span_s(clip, album_rate)
+    beat_s = feats.beat_period_s
+    downbeat_s = max(feats.first_downbeat_s - feats.start_s, 0.0)
+    bars_before_rise = math.floor((rise_s - downbeat_s) / (BEATS_PER_BAR * beat_s))
+    cut_s = downbeat_s + bars_before_rise * BEATS_PER_BAR * beat_s if bars_before_rise > 0 else 0.0
+    return _Clip(clip[round(cut_s * album_rate):], album_rate, beat_s,
+                 downbeat_s if cut_s == 0.0 else 0.0, rise_s - cut_s, faded_s - cut_s)
 
 
 def _levelled_clip(samples: np.ndarray, rate: int, feats: ClipFeatures,
@@ -766,62 +933,109 @@ def _levelled_clip(samples: np.ndarray, rate: int, feats: ClipFeatures,
     return np.asarray(clip * np.float32(10 ** (gain_db / 20)))
 
 
-def _overlap_s(before: ClipFeatures, before_s: float, after: ClipFeatures,
-               after_s: float) -> float:
-    """How long song `after` overlaps the end of `before` (s, on their trimmed clips): about
-    a bar of `before`, so that `after`'s first downbeat lands on a downbeat of `before`
-    (or, where none fits, on one of its beats)."""
-    longest = min(MAX_CROSSFADE_S, CROSSFADE_SHARE * before_s, CROSSFADE_SHARE * after_s)
-    bar_s = BEATS_PER_BAR * before.beat_period_s
-    downbeat_s = min(max(after.first_downbeat_s - after.start_s, 0.0), longest)
-    # The incoming downbeat goes on the grid point nearest to where a one-bar overlap would
-    # put it: bars of `before` first, then its beats.
-    wanted_s = before_s - min(bar_s, longest) + downbeat_s
-    for anchor_s, step_s in ((before.first_downbeat_s - before.start_s, bar_s),
-                             (before.first_beat_s - before.start_s, before.beat_period_s)):
-        nearest = round((wanted_s - anchor_s) / step_s)
-        for k in (nearest, nearest - 1, nearest + 1):
-            overlap = before_s - (anchor_s + k * step_s - downbeat_s)
-            if 0.0 < overlap <= longest:
-                return overlap
-    return min(bar_s, longest)
+def _audible_span_s(clip: np.ndarray, rate: int) -> tuple[float, float]:
+    """Where the clip first rises to, and last falls from, FADED_BELOW_LOUD_DB under its
+    loud part (LOUD_PERCENTILE of its short-term levels), in s from its start."""
+    levels = audio.window_levels_dbfs(clip, rate, LEVEL_WINDOW_S, LEVEL_HOP_S)
+    audible = np.flatnonzero(levels >= np.percentile(levels, LOUD_PERCENTILE)
+                             - FADED_BELOW_LOUD_DB)
+    length_s = len(clip) / rate
+    return (float(audible[0]) * LEVEL_HOP_S,
+            min(float(audible[-1]) * LEVEL_HOP_S + LEVEL_WINDOW_S, length_s))
 
 
-def _master(mix: np.ndarray, rate: int) -> np.ndarray:
-    """Gain to ALBUM_LUFS under a look-ahead limiter driven by a true-peak estimate, so the
-    result stays under -1 dBTP. Limiting costs a little loudness: one correction of the gain
-    wins most of it back."""
-    peaks = _true_peak_envelope(mix)
-    gain = audio.loudness_gain(mix, rate, ALBUM_LUFS)
-    limited = mix * gain * audio.limiter_gain(peaks * gain, rate, TRUE_PEAK_CEILING)
-    gain *= audio.loudness_gain(limited, rate, ALBUM_LUFS)
-    return np.asarray(mix * gain * audio.limiter_gain(peaks * gain, rate, TRUE_PEAK_CEILING),
-                      dtype=np.float32)
+def tempo_ratio(outgoing_beat_s: float, incoming_beat_s: float) -> float:
+    """How much faster the outgoing song must play for its beats to meet the incoming
+    song's: their beat periods' ratio, folded by octaves into 1/sqrt(2)..sqrt(2) (at double
+    or half time every other beat meets); 1 when within BEATMATCH_TOLERANCE."""
+    ratio = outgoing_beat_s / incoming_beat_s
+    ratio /= 2.0 ** round(math.log2(ratio))
+    return 1.0 if abs(math.log(ratio)) <= math.log1p(BEATMATCH_TOLERANCE) else ratio
 
 
-@cache
-def _half_sample_delay(taps: int = 16) -> np.ndarray:
-    """A Kaiser-windowed sinc filter reading the signal half a sample on."""
-    n = np.arange(taps) - taps // 2 + 1
-    kernel = np.sinc(n - 0.5) * np.kaiser(taps, 6.0)
-    return np.asarray(kernel / kernel.sum())
+def _joined_tail(out: _Clip, into: _Clip, busy_s: float) -> tuple[np.ndarray, int, Join]:
+    """The outgoing clip cut (and, for far-apart tempi, its last bars stretched) for its join
+    with the next, the sample at which the next one starts, and the join (start_s 0).
+    busy_s: the outgoing clip's own first seconds, which its previous join fades in and
+    this one must leave alone."""
+    ratio = tempo_ratio(out.beat_s, into.beat_s)
+    heard_bar_s = out.bar_s / ratio
+    overlap_s = min(heard_bar_s, CROSSFADE_SHARE * out.length_s, CROSSFADE_SHARE * into.length_s)
+    start_s = _incoming_start_s(out, into, overlap_s * ratio, ratio, busy_s)
+    end_s = start_s + overlap_s * ratio  # on the outgoing song's own time line
+    trimmed_s = out.length_s - end_s
+    join = Join(0.0, round(overlap_s, 4), round(heard_bar_s, 4), round(ratio, 4),
+                round(trimmed_s, 3))
+    if ratio == 1.0:
+        cut = out.samples[:round(end_s * out.rate)]
+        return cut, round(start_s * out.rate), join
+    ramp_start_s = max(busy_s, start_s - RAMP_BARS * out.bar_s)
+    tail, start = _ramped(out, ramp_start_s, start_s, end_s, ratio)
+    return tail, start, join
 
 
-def _true_peak_envelope(samples: np.ndarray) -> np.ndarray:
-    """Per sample, the larger magnitude of it and of the signal half-way to the next one:
-    2x oversampling, which finds all but at most 0.7 dB of a true peak (BS.1770 uses 4x;
-    a quarter of the cost, and the -1 dBTP ceiling keeps the rest under 0 dBTP)."""
-    kernel = _half_sample_delay()
-    taps = len(kernel)
-    # between[m] = sum over n of kernel[n] * samples[m + n - taps // 2 + 1]
-    between = np.convolve(samples, kernel[::-1])[taps - taps // 2:][:len(samples)]
-    envelope: np.ndarray = np.maximum(np.abs(samples), np.abs(between)).astype(np.float32)
-    return envelope
+def _incoming_start_s(out: _Clip, into: _Clip, overlap_s: float, ratio: float,
+                      busy_s: float) -> float:
+    """Where the incoming song starts on the outgoing song's time line (s): its first
+    downbeat on a downbeat of the outgoing song, the overlap (`overlap_s` of outgoing time)
+    ending as near its fade as the bars allow, inside the song and after `busy_s`.
+    Without such a downbeat (a song shorter than a few bars) the overlap ends the song."""
+    lead_in_s = into.downbeat_s * ratio
+    nearest = round((out.faded_s - overlap_s + lead_in_s - out.downbeat_s) / out.bar_s)
+    for bars in range(nearest, nearest - 4, -1):
+        start_s = out.downbeat_s + bars * out.bar_s - lead_in_s
+        if start_s >= busy_s and start_s + overlap_s <= out.length_s + 1e-9:
+            return start_s
+    return max(busy_s, out.length_s - overlap_s)
 
 
-def true_peak(samples: np.ndarray) -> float:
-    """The true peak (linear) of mono samples, by 4x oversampling."""
-    return float(np.max(np.abs(resample_poly(samples, 4, 1)), initial=0.0))
+def _ramped(out: _Clip, ramp_start_s: float, start_s: float, end_s: float,
+            ratio: float) -> tuple[np.ndarray, int]:
+    """The outgoing clip up to end_s with its tempo moving from its own to `ratio` times it
+    between ramp_start_s and start_s and held there to end_s (pitch kept), and where
+    start_s falls in the result (samples)."""
+    import pedalboard  # loaded by the processes that build albums, not on import
+
+    rate = out.rate
+    pre_s = min(STRETCH_PRE_ROLL_S, ramp_start_s)
+    first, ramp, stop = (round(t * rate) for t in (ramp_start_s - pre_s, ramp_start_s,
+                                                   start_s))
+    end = round(end_s * rate)
+    speed = np.concatenate([np.ones(ramp - first), np.linspace(1.0, ratio, stop - ramp),
+                            np.full(end - stop, ratio)])
+    stretched = pedalboard.time_stretch(out.samples[None, first:end], rate,
+                                        stretch_factor=speed, high_quality=False)[0]
+    # Rubber Band follows the speed per input sample; its output runs on past the end.
+    mapped = np.concatenate([[0.0], np.cumsum(1.0 / speed)])
+    stretched = audio.fit_length(stretched, round(mapped[-1]))[ramp - first:]
+    seam = min(round(SEAM_S * rate), len(stretched), len(out.samples) - ramp)
+    fade = np.linspace(0.0, 1.0, seam, dtype=np.float32)
+    head = out.samples[:ramp + seam].copy()
+    head[ramp:] = head[ramp:] * (1 - fade) + stretched[:seam] * fade
+    tail = np.concatenate([head, stretched[seam:]]).astype(np.float32)
+    return tail, ramp + round(mapped[stop - first] - mapped[ramp - first])
+
+
+def _crossfaded(samples: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
+    """The samples with an equal-power fade-in over the first `fade_in` and a fade-out
+    over the last `fade_out` samples."""
+    shaped = samples.copy()
+    fade_in, fade_out = min(fade_in, len(shaped)), min(fade_out, len(shaped))
+    if fade_in:
+        shaped[:fade_in] *= np.sin(0.5 * np.pi * (np.arange(fade_in) + 0.5) / fade_in)
+    if fade_out:
+        shaped[len(shaped) - fade_out:] *= np.cos(
+            0.5 * np.pi * (np.arange(fade_out) + 0.5) / fade_out)
+    return shaped
+
+
+def quietest_inside_dbfs(mix: AlbumMix) -> float:
+    """The quietest short-term level (dBFS, LEVEL_WINDOW_S windows every LEVEL_HOP_S) inside
+    the album: from the first song's rise to the last song's fade."""
+    first, last = (round(t * mix.sample_rate) for t in mix.inside_s)
+    levels = audio.window_levels_dbfs(mix.samples[first:last], mix.sample_rate,
+                                      LEVEL_WINDOW_S, LEVEL_HOP_S)
+    return float(levels.min(initial=0.0))
 
 
 # --- Album files --------------------------------------------------------------------------
@@ -834,7 +1048,8 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
                  artist: str = "SingSong community") -> bytes:
     """The album as 'ogg' (Opus) or 'mp3' bytes with one chapter per song, titled.
 
-    The audio is encoded by engine.audio.encode, then remuxed by ffmpeg (no shell, with a
+    The audio is encoded by engine.audio.encode_true_peak (the decoded file peaks at most
+    DELIVERED_CEILING_DBTP, 4x oversampled), then remuxed by ffmpeg (no shell, with a
     timeout) with the album's metadata and chapters; bit-exact, so the same mix gives the
     same bytes.
     """
@@ -843,7 +1058,8 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
                              f"{', '.join(ALBUM_FORMATS)}")
     if len(titles) != len(mix.chapters):
         raise InvalidRequest(f"{len(titles)} titles for {len(mix.chapters)} songs")
-    encoded = audio.encode(mix.samples, mix.sample_rate, fmt)
+    encoded, _ = audio.encode_true_peak(mix.samples, mix.sample_rate, fmt,
+                                        DELIVERED_CEILING_DBTP)
     with tempfile.TemporaryDirectory(prefix="singsong-album-") as folder:
         source, metadata, target = (Path(folder, name) for name in (
             f"in.{fmt}", "metadata.txt", f"album.{fmt}"))
