@@ -354,6 +354,10 @@ def _block_peaks(magnitudes: np.ndarray, block: int) -> np.ndarray:
 
 # --- True peak (ITU-R BS.1770-4, Annex 2) ---------------------------------------------------
 
+DELIVERED_CEILING_DBTP = -1.0  # the most a file SingSong sends may reach, decoded (4x)
+# A master's limiter before lossy encoding: Opus and MP3 add up to about 1.3 dB (the
+# encode_true_peak loop trims what passes).
+MASTER_CEILING_DBTP = -2.5
 TRUE_PEAK_RETRIES = 3  # encodes after the first, at most
 TRUE_PEAK_CHUNK = 1 << 16  # samples oversampled at a time
 TRUE_PEAK_CONTEXT = 64
@@ -392,7 +396,7 @@ def decoded_true_peak_dbtp(data: bytes) -> float:
 
 
 def encode_true_peak(samples: np.ndarray, sample_rate: int, fmt: str,
-                     ceiling_dbtp: float = -1.0) -> tuple[bytes, float]:
+                     ceiling_dbtp: float = DELIVERED_CEILING_DBTP) -> tuple[bytes, float]:
     """encode(), with the decoded file's true peak at most `ceiling_dbtp` dBTP: the encoded
     bytes and the gain the samples took on the way (1.0 when the first encoding passed; the
     caller applies it to anything that must still add up to the file, such as stems).

@@ -618,6 +618,8 @@ def order(chosen: Sequence[Candidate]) -> list[Candidate]:
     and the search runs again. Longer lists walk the circle of fifths, snaking through
     tempo, improved by reversing runs of up to ORDER_WINDOW songs: O(n log n + n * window).
     """
+    if len(chosen) < 3:  # every order of two is as good
+        return list(chosen)
     features = [c.features for c in chosen]
     if len(chosen) > SEARCH_MAX_SONGS:
         cost = _pair_cost(features, (1.0, 1.0))
@@ -790,8 +792,6 @@ def _improve_locally(path: list[int], cost: Callable[[int, int], float],
 SONG_LUFS = -16.0  # each song is levelled to this before the crossfades
 MAX_SONG_GAIN_DB = 20.0
 ALBUM_LUFS = -14.0
-DELIVERED_CEILING_DBTP = -1.0  # the most a decoded album file may reach
-MASTER_CEILING_DBTP = -2.5  # the limiter: Opus and MP3 add up to about 1.3 dB (re-encoded if more)
 CROSSFADE_SHARE = 0.4  # a crossfade takes at most this share of either song
 LEVEL_WINDOW_S, LEVEL_HOP_S = 0.4, 0.1  # short-term level: windows and their spacing
 LOUD_PERCENTILE = 95.0  # a song's loud part: this percentile of its short-term levels
@@ -874,7 +874,7 @@ def assemble(songs: Sequence[tuple[np.ndarray, int, ClipFeatures]], *,
     outgoing song's last bars speed up or slow down (pitch kept, Rubber Band through
     pedalboard) to the incoming tempo, or to its double or half, so the beats meet
     throughout the crossfade. The whole is mastered to ALBUM_LUFS under a true-peak limiter
-    at MASTER_CEILING_DBTP. sample_rate: of the album (Hz; default: the first song's).
+    at audio.MASTER_CEILING_DBTP. sample_rate: of the album (Hz; default: the first song's).
     """
     if not songs:
         raise InvalidRequest("an album needs at least one song")
@@ -900,7 +900,7 @@ def assemble(songs: Sequence[tuple[np.ndarray, int, ClipFeatures]], *,
     chapters = tuple(Chapter(round(float(a), 3), round(float(b), 3))
                      for a, b in zip(starts, ends, strict=True))
     inside_s = (clips[0].rise_s, min(offset / rate + clips[-1].faded_s, len(mix) / rate))
-    mastered = mix * audio.mastering_gain(mix, rate, ALBUM_LUFS, MASTER_CEILING_DBTP)
+    mastered = mix * audio.mastering_gain(mix, rate, ALBUM_LUFS, audio.MASTER_CEILING_DBTP)
     return AlbumMix(mastered.astype(np.float32), rate, chapters, tuple(joins),
                     (round(inside_s[0], 3), round(inside_s[1], 3)))
 
@@ -1049,7 +1049,7 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
     """The album as 'ogg' (Opus) or 'mp3' bytes with one chapter per song, titled.
 
     The audio is encoded by engine.audio.encode_true_peak (the decoded file peaks at most
-    DELIVERED_CEILING_DBTP, 4x oversampled), then remuxed by ffmpeg (no shell, with a
+    audio.DELIVERED_CEILING_DBTP, 4x oversampled), then remuxed by ffmpeg (no shell, with a
     timeout) with the album's metadata and chapters; bit-exact, so the same mix gives the
     same bytes.
     """
@@ -1058,8 +1058,7 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
                              f"{', '.join(ALBUM_FORMATS)}")
     if len(titles) != len(mix.chapters):
         raise InvalidRequest(f"{len(titles)} titles for {len(mix.chapters)} songs")
-    encoded, _ = audio.encode_true_peak(mix.samples, mix.sample_rate, fmt,
-                                        DELIVERED_CEILING_DBTP)
+    encoded, _ = audio.encode_true_peak(mix.samples, mix.sample_rate, fmt)
     with tempfile.TemporaryDirectory(prefix="singsong-album-") as folder:
         source, metadata, target = (Path(folder, name) for name in (
             f"in.{fmt}", "metadata.txt", f"album.{fmt}"))
@@ -1090,10 +1089,12 @@ class Album:
 
 def build_album(songs: Sequence[tuple[np.ndarray, int, ClipFeatures]], titles: Sequence[str],
                 *, album_title: str = "SingSong weekly album",
-                artist: str = "SingSong community") -> Album:
-    """assemble, then encode_album for every ALBUM_FORMATS and cover_png, side by side (the
-    encoders are ffmpeg processes, so they overlap with each other and with the drawing)."""
-    mix = assemble(songs)
+                artist: str = "SingSong community", sample_rate: int | None = None) -> Album:
+    """assemble (at `sample_rate` Hz, default the first song's), then encode_album for every
+    ALBUM_FORMATS and cover_png, side by side (the encoders and the decoders that check them
+    run in FFmpeg's and libsndfile's C code, so they overlap with each other and with the
+    drawing)."""
+    mix = assemble(songs, sample_rate=sample_rate)
     with ThreadPoolExecutor(max_workers=len(ALBUM_FORMATS)) as pool:
         encoding = {fmt: pool.submit(encode_album, mix, titles, fmt, album_title=album_title,
                                      artist=artist) for fmt in ALBUM_FORMATS}

@@ -71,14 +71,16 @@ def notes_json(notes: Iterable[arrange.NoteTuple]) -> list[dict[str, Any]]:
 
 def _audio_files(formats: Collection[str], render: Callable[[], np.ndarray],
                  timer: StageTimer) -> dict[str, bytes]:
-    """Render once (only when an audio format is asked for) and encode to each format."""
+    """Render once (only when an audio format is asked for) and encode to each format, each
+    file's decoded true peak at most audio.DELIVERED_CEILING_DBTP (encode_true_peak)."""
     wanted = [f for f in formats if f in audio.AUDIO_FORMATS]
     if not wanted:
         return {}
     with timer.stage("render"):
         samples = render()
     with timer.stage("encode"):
-        return {fmt: audio.encode(samples, arrange.SAMPLE_RATE, fmt) for fmt in wanted}
+        return {fmt: audio.encode_true_peak(samples, arrange.SAMPLE_RATE, fmt)[0]
+                for fmt in wanted}
 
 
 def _check_formats(formats: Collection[str], allowed: Collection[str]) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from engine import curate, pipeline
 from engine.audio import (
+    DELIVERED_CEILING_DBTP,
+    MASTER_CEILING_DBTP,
     decode,
     decode_file,
     decoded_true_peak_dbtp,
@@ -284,7 +286,7 @@ def test_assemble_joins_songs_mastered(album: tuple[curate.AlbumMix, list[str]],
     overlaps_s = sum(j.overlap_s for j in mix.joins)
     assert mix.duration_s <= 4 * 8.0 - overlaps_s + 0.05
     assert integrated_loudness(mix.samples, mix.sample_rate) == pytest.approx(-14.0, abs=1.0)
-    assert true_peak_dbtp(mix.samples, mix.sample_rate) <= curate.MASTER_CEILING_DBTP + 0.05
+    assert true_peak_dbtp(mix.samples, mix.sample_rate) <= MASTER_CEILING_DBTP + 0.05
 
 
 def _click_song(tempo_bpm: float, click_hz: float, bars: int) -> np.ndarray:
@@ -378,7 +380,7 @@ def test_encode_album_carries_chapters(album: tuple[curate.AlbumMix, list[str]],
     if fmt == "mp3":  # Ogg keeps its tags on the stream
         assert tags["album"] == "SingSong 2026-W47"
     assert float(found["format"]["duration"]) == pytest.approx(mix.duration_s, abs=0.1)
-    assert decoded_true_peak_dbtp(data) <= curate.DELIVERED_CEILING_DBTP
+    assert decoded_true_peak_dbtp(data) <= DELIVERED_CEILING_DBTP
 
 
 @pytest.mark.parametrize("fmt", ["ogg", "mp3"])
@@ -389,9 +391,9 @@ def test_a_hot_mix_is_brought_under_the_ceiling_as_decoded(fmt: str) -> None:
     chord = sum(np.sign(np.sin(2 * np.pi * hz * t)) for hz in (220.0, 277.2, 329.6))
     hot = np.asarray(0.97 * chord / np.max(np.abs(chord)), dtype=np.float32)
     mix = curate.AlbumMix(hot, 48000, (curate.Chapter(0.0, 6.0),))
-    assert decoded_true_peak_dbtp(encode(hot, 48000, fmt)) > curate.DELIVERED_CEILING_DBTP
+    assert decoded_true_peak_dbtp(encode(hot, 48000, fmt)) > DELIVERED_CEILING_DBTP
     data = curate.encode_album(mix, ["hot"], fmt)
-    assert decoded_true_peak_dbtp(data) <= curate.DELIVERED_CEILING_DBTP
+    assert decoded_true_peak_dbtp(data) <= DELIVERED_CEILING_DBTP
 
 
 def test_encode_album_refuses_mismatched_titles(
