@@ -45,6 +45,10 @@ FORM_BUTTONS = {"full": "Full song", "short": "Short version"}  # a song offers 
 ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "mp3": ("mp3_blob", "mp3", "audio/mpeg"),
                "cover": ("cover_blob", "png", "image/png")}
+ANONYMOUS_CREDIT = "a SingSong singer"  # a song whose maker gave no name
+PIANO_STAYS_OUT = ("Piano versions stay out of the community album: it is an album of songs. "
+                   "Share the song itself with /share NUMBER (see /history).")
+NAME_LIMIT = 64  # characters of a name for the credits
 TRACK_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "midi": ("midi_blob", "mid", "audio/midi"),
                "picture": ("picture_blob", "png", "image/png")}
@@ -60,6 +64,7 @@ voice on it and add a band.
 /history: your last songs
 /share [number]: put a song in this week's community album
 /album: this week's community album
+/name NAME: the name the album credits you by (on the web; elsewhere, your profile's)
 /forget: delete everything I keep about you"""
 
 WORKING = {
@@ -254,6 +259,8 @@ class Commands:
                 return await self.album(message.place, message.text)
             if command == "style":
                 return await self.style(message.person, message.text)
+            if command == "name":
+                return await self.name(message.person, message.text)
             if command == "forget":
                 return Reply("This deletes every song, clip and setting of yours that I keep. "
                              "Are you sure?",
@@ -378,6 +385,10 @@ class Commands:
             if track is None:
                 return Reply("I can only share your own songs: see /history for their "
                              "numbers.")
+            if is_piano_version(track):
+                track.shared, track.shared_at = False, None
+                await session.commit()
+                return Reply(PIANO_STAYS_OUT)
             user.album_consent = True
             await session.commit()
         return Reply(f"Song #{track_id} is in the pool for this week's community album. "
@@ -409,6 +420,29 @@ class Commands:
             user.preferred_style = name
             await session.commit()
         return Reply(f"Done: your songs will have a {name} band from now on.")
+
+    async def name(self, person: Person, text: str) -> Reply:
+        """/name NAME: the name the album credits a web person by (kept with their data, so
+        /forget deletes it). Telegram and Discord credit the name the platform shows, so
+        there it only says which name that is."""
+        if person.platform != "web":
+            shown = f" ({person.display_name})" if person.display_name else ""
+            return Reply(f"The album credits you by your {person.platform.capitalize()} "
+                         f"name{shown}.")
+        name = clean_name(text)
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id, name)
+        if not name:
+            return Reply(f"The album credits your songs to {credit(user.display_name)}. Send "
+                         "/name and a name to change it.")
+        return Reply(f"Done: the album credits your songs to {name}.")
+
+    async def display_name(self, person: Person) -> str:
+        """The name the album credits this person by ("" when none is known)."""
+        async with self.sessions() as session:
+            user = (await session.execute(select(User).filter_by(
+                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+        return user.display_name if user is not None else ""
 
     async def forget(self, person: Person) -> Reply:
         async with self.sessions() as session:
@@ -470,7 +504,7 @@ class Commands:
                                                 ("cover", album.cover_blob)) if column)
         return AlbumView(album.id, album.week, album.duration_s or 0.0, parts, tuple(
             AlbumEntryView(e.position, song_title(e.track_id, e.display_name),
-                           e.display_name or "someone", e.start_s, e.end_s, e.key)
+                           credit(e.display_name), e.start_s, e.end_s, e.key)
             for e in entries))
 
     async def album_file(self, week: str, part: str) -> FileOut | None:
@@ -741,7 +775,7 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
                      buttons=(another, share, *like))
     if kind == "piano":
         return Reply(f"Your clip on the piano ({about}), with the notes as MIDI.",
-                     voice=audio, files=tuple(f for f in (midi,) if f), buttons=(share,))
+                     voice=audio, files=tuple(f for f in (midi,) if f))
     buttons = [another]
     if sung is not None:
         other = next(form for form in FORM_BUTTONS if form != sung.form)
@@ -791,7 +825,26 @@ def _track_view(track: Track, job: Job) -> TrackView:
 
 def song_title(track_id: int, display_name: str) -> str:
     """How a shared song is named in an album: its number and who made it."""
-    return f"Song #{track_id} by {display_name or 'someone'}"
+    return f"Song #{track_id} by {credit(display_name)}"
+
+
+def is_piano_version(track: Track) -> bool:
+    """Whether a track is a clip played on the piano: the only kind without a key (songs and
+    melodies are composed in one). Piano versions stay out of the album (see
+    bot/README.md)."""
+    return track.key is None
+
+
+def credit(display_name: str) -> str:
+    """Who an album credits for a song: the person's name, or ANONYMOUS_CREDIT."""
+    return display_name or ANONYMOUS_CREDIT
+
+
+def clean_name(text: str) -> str:
+    """A name as the album prints it: printable characters, single spaces, at most
+    NAME_LIMIT characters."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())[:NAME_LIMIT].strip()
 
 
 def _minutes(seconds: float) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.commands import Commands, song_title
+from bot.commands import Commands, is_piano_version, song_title
 from bot.config import Settings
 from bot.jobs import measure
 from bot.weeks import last_week, week_bounds, week_of
@@ -61,11 +61,20 @@ async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobSt
     week = week_of(moment)
     start, end = week_bounds(week)
     async with sessions() as session:
-        candidates = await queries.album_candidates(session, start, end)
+        candidates = await _shared_songs(session, start, end)
     scored = sorted((_candidate(c) for c in candidates), key=lambda c: -c.score)
     return {"measured": measured, "failed": failed, "week": week,
             "candidates": [{"track_id": c.track_id, "score": round(c.score, 4),
                             "votes": c.votes} for c in scored]}
+
+
+async def _shared_songs(session: AsyncSession, start: datetime,
+                        end: datetime) -> list[queries.AlbumCandidate]:
+    """The songs shared in [start, end) that may go into its album. Piano versions stay out:
+    a hummed tune on a piano has no voice and no band, keeps the silences of the speech it
+    was hummed in (gaps under -30 dBFS inside the album) and no beat to join on."""
+    found = await queries.album_candidates(session, start, end)
+    return [c for c in found if not is_piano_version(c.track)]
 
 
 def _candidate(found: queries.AlbumCandidate) -> curate.Candidate:
@@ -96,7 +105,7 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
         existing = await queries.album_of_week(session, week)
         if existing is not None:
             return await _album_report(session, existing, created=False)
-        found = await queries.album_candidates(session, start, end)
+        found = await _shared_songs(session, start, end)
     names = {c.track.id: c.display_name for c in found}
     audio_blobs = {c.track.id: c.track.audio_blob for c in found}
     candidates = [_candidate(c) for c in found]

@@ -145,11 +145,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "position": {"type": "integer", "minimum": 1},
             "title": {"type": "string", "examples": ["Song #12 by Alice"]},
-            "credit": {"type": "string", "description": "the display name of whose voice it is"},
+            "credit": {"type": "string", "description": "the name of whose voice it is, or "
+                       "'a SingSong singer'"},
             "start_s": {"type": "number", "description": "its chapter in the album file: start"},
             "end_s": {"type": "number", "description": "its chapter in the album file: end"},
             "key": {"type": ["string", "null"], "examples": ["A minor"]},
         },
+    },
+    "Name": {
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string", "examples": ["Alice"]},
+                       "message": {"type": "string", "description": "what the chat says"}},
     },
     "Album": {
         "type": "object", "required": ["week", "duration_s", "tracks", "files", "page"],
@@ -259,6 +265,18 @@ PATHS: dict[str, Any] = {
             "206": {"description": "the byte range asked for"},
             "416": {"description": "the range is outside the file"},
             "404": _error("no album of that week, or it has no such file")}}},
+    "/api/name": {
+        "get": {"summary": "The name the album credits this browser's person by",
+                "operationId": "getName",
+                "responses": {"200": _json_body(_ref("Name"), "the name; empty for none yet")}},
+        "post": {"summary": "Set the name the album credits this browser's person by (kept "
+                            "with their songs; /api/forget deletes it). Without a name the "
+                            "album says 'a SingSong singer'",
+                 "operationId": "setName",
+                 "requestBody": {"required": True, "content": {JSON: {"schema": {
+                     "type": "object", "properties": {"name": {"type": "string",
+                                                               "maxLength": 64}}}}}},
+                 "responses": {"200": _json_body(_ref("Name"), "the name as it is now kept")}}},
     "/api/forget": {"post": {
         "summary": "Delete every song, clip and setting of this browser's person",
         "operationId": "forget",

@@ -111,6 +111,8 @@ class WebAdapter:
         router.add_post("/api/tracks/{id}/{action}", self._track_action)
         router.add_get("/api/album", self._album)
         router.add_get("/api/albums/{week}/{part}", self._album_file)
+        router.add_get("/api/name", self._name)
+        router.add_post("/api/name", self._set_name)
         router.add_post("/api/forget", self._forget)
         # For operators: GET /healthz and GET /metrics (Prometheus), see bot/metrics.py.
         Operations.of(self.commands).add_routes(router)
@@ -368,6 +370,17 @@ class WebAdapter:
             raise ApiError(404, "There is no album of that week, or it has no such file.")
         disposition = "attachment" if request.query.get("download") else "inline"
         return _file_response(request, found, disposition, cache="public, no-cache")
+
+    async def _name(self, request: web.Request) -> web.Response:
+        """The name the album credits this browser's person by ("" for none yet)."""
+        return web.json_response({"name": await self.commands.display_name(_person(request))})
+
+    async def _set_name(self, request: web.Request) -> web.Response:
+        """Set the name the album credits this browser's person by: {"name": "Alice"}."""
+        fields, _ = await self._read_job_request(request)
+        reply = await self.commands.name(_person(request), fields.get("name", ""))
+        return web.json_response({"message": reply.text,
+                                  "name": await self.commands.display_name(_person(request))})
 
     async def _forget(self, request: web.Request) -> web.Response:
         """Delete everything of this browser's person, and the cookie that named it."""

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import TelegramAdapter
 from bot.cli import main
-from bot.commands import Message, Person, Place
+from bot.commands import PIANO_STAYS_OUT, Message, Person, Place
 from bot.jobs import LOOSE_LIMITS, close_worker_threads, measure
 from bot.scheduler import AlbumSettings, Scheduler, build_album, run_curation
 from bot.service import Service, open_service
@@ -25,7 +25,7 @@ from engine import pipeline
 from engine.errors import InvalidRequest
 from engine.theory import parse_key
 from storage import queries
-from storage.models import Album, AlbumTrack, Track
+from storage.models import Album, AlbumTrack, Track, User
 from tests.bot.service import service_settings
 from tests.bot.test_commands import RecordingOutbox
 from tests.fakes.discord_api import TEXT_CHANNEL_ID, FakeDiscord
@@ -50,7 +50,8 @@ def songs() -> list[tuple[bytes, str, float]]:
     return made
 
 
-async def shared_track(service: Service, person: str, song: tuple[bytes, str, float], *,
+async def shared_track(service: Service, person: str, song: tuple[bytes, str | None, float],
+                       *,
                        consent: bool = True, shared: bool = True,
                        shared_at: datetime = IN_WEEK, measured: bool = True) -> Track:
     audio, key, tempo = song
@@ -122,6 +123,38 @@ async def test_forget_takes_a_person_out_of_future_albums_and_copies_collapse(
                                AlbumSettings(size=10, per_person=2))
     assert await album_tracks(service) in ([bob.id], [copy.id])
     assert report["candidates"] == 2
+
+
+async def test_a_piano_version_stays_out_of_the_album(
+        service: Service, songs: list[tuple[bytes, str, float]]) -> None:
+    alice = await shared_track(service, "alice", songs[0])
+    piano = await shared_track(service, "bob", (songs[1][0], None, 120.0))  # no key: piano
+    report = await build_album(service.sessions, service.blobs, WEEK)
+    assert await album_tracks(service) == [alice.id] and report["candidates"] == 1
+    said = await service.commands.share(Person("test", "bob"), str(piano.id))
+    assert said.text == PIANO_STAYS_OUT
+    async with service.sessions() as session:
+        assert not (await session.get(Track, piano.id) or piano).shared
+
+
+async def test_a_song_without_a_name_is_credited_to_a_singsong_singer(
+        service: Service, songs: list[tuple[bytes, str, float]]) -> None:
+    async with service.sessions() as session:
+        await queries.user_for(session, "test", "nameless")
+    track = await shared_track(service, "nameless", songs[0])
+    async with service.sessions() as session:
+        user = (await session.execute(select(User).filter_by(platform_user_id="nameless"))
+                ).scalar_one()
+        user.display_name = ""
+        await session.commit()
+    report = await build_album(service.sessions, service.blobs, WEEK)
+    assert [t["title"] for t in report["tracks"]] == [f"Song #{track.id} by a SingSong singer"]
+    view = await service.commands.album_view(WEEK)
+    assert view is not None and view.tracks[0].credit == "a SingSong singer"
+    said = await service.commands.handle(Message(Person("telegram", "7", "Tina"),
+                                                 Place("telegram", "7"), "n1", command="name",
+                                                 text="Someone Else"))
+    assert said.text == "The album credits you by your Telegram name (Tina)."
 
 
 async def test_nobody_shared_nothing_is_made(service: Service) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from sqlalchemy import select
 from bot.adapters.web import COOKIE, WebAdapter
 from bot.commands import Commands
 from bot.jobs import Limits, close_worker_threads, run_engine
+from bot.scheduler import build_album
 from bot.service import Service, open_service
+from bot.weeks import week_of
 from storage import queries
-from storage.models import Album, AlbumTrack, Job
+from storage.models import Album, AlbumTrack, Job, User
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
 
@@ -434,6 +437,34 @@ async def test_forgetting_deletes_everything_of_this_browser(
         assert (await response.json())["tracks"] == []
     status, _, _ = await fetch(alice, track["urls"]["audio"])
     assert status == 404
+
+
+async def test_a_web_persons_name_reaches_the_album_credits_and_forget_deletes_it(
+        service: Service, alice: aiohttp.ClientSession, bob: aiohttp.ClientSession) -> None:
+    mine = await song_from(service, alice, body={"kind": "melody"})
+    theirs = await song_from(service, bob, body={"kind": "melody"})
+    async with alice.post("/api/name", json={"name": "  Alice\n the   Singer "}) as response:
+        assert response.status == 200
+        named = await response.json()
+    assert named["name"] == "Alice the Singer" and "Alice the Singer" in named["message"]
+    async with alice.get("/api/name") as response:
+        assert (await response.json())["name"] == "Alice the Singer"
+    for session, track in ((alice, mine), (bob, theirs)):
+        async with session.post(f"/api/tracks/{track['id']}/share") as response:
+            assert response.status == 200
+    await build_album(service.sessions, service.blobs, week_of(datetime.now(UTC)))
+    async with alice.get("/api/album") as response:
+        credits = {t["title"]: t["credit"] for t in (await response.json())["tracks"]}
+    assert credits == {f"Song #{mine['id']} by Alice the Singer": "Alice the Singer",
+                       f"Song #{theirs['id']} by a SingSong singer": "a SingSong singer"}
+
+    async with alice.post("/api/forget") as response:
+        assert response.status == 200
+    async with service.sessions() as session:
+        names = (await session.execute(select(User.display_name))).scalars().all()
+    assert "Alice the Singer" not in names
+    async with alice.get("/api/name") as response:
+        assert (await response.json())["name"] == ""
 
 
 async def test_a_request_from_another_site_is_refused(alice: aiohttp.ClientSession) -> None:

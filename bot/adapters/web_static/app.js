@@ -359,6 +359,30 @@ async function share() {
   }
 }
 
+// The name the album credits this browser's person by (kept with their songs).
+async function loadName() {
+  try {
+    $("name-text").value = (await api("/api/name")).name;
+  } catch (_) {
+    // Without it the field stays empty; saving still works.
+  }
+}
+
+async function saveName(event) {
+  event.preventDefault();
+  try {
+    const answer = await api("/api/name", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: $("name-text").value }),
+    });
+    $("name-text").value = answer.name;
+    $("name-note").textContent = answer.message;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 async function forget() {
   const sure = window.confirm("Delete every song, clip and setting SingSong keeps for this " +
     "browser? This cannot be undone.");
@@ -366,6 +390,7 @@ async function forget() {
   try {
     const answer = await api("/api/forget", { method: "POST" });
     $("forget-note").textContent = answer.message;
+    $("name-text").value = "";
     $("result").hidden = true;
     $("result-audio").pause();
     $("result-audio").removeAttribute("src");
@@ -409,9 +434,11 @@ function wire() {
   }
   $("share").addEventListener("click", share);
   $("forget").addEventListener("click", forget);
+  $("name-form").addEventListener("submit", saveName);
 }
 
 wire();
 loadOptions();
 loadHistory();
 loadAlbum();
+loadName();
