@@ -26,8 +26,9 @@ class Settings(BaseSettings):
                                      "in the data dir")
     redis_url: str | None = None
     job_stale_s: float = Field(default=600.0, ge=10.0, description="over Redis: a job running "
-                               "this long lost its worker and is run again (keep it longer "
-                               "than the longest job)")
+                               "this long is given up and run again even though its worker "
+                               "still beats (stuck); a worker that died is found by its "
+                               "heartbeat within seconds (keep it longer than the longest job)")
     redis_queue: str = Field(default="singsong-jobs", pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
                              description="the Redis list jobs go through (one per deployment "
                              "sharing a Redis)")

@@ -2,13 +2,20 @@
 
 Embedded default: an in-process queue feeding a process pool (one worker per core).
 Scale-out (SINGSONG_REDIS_URL set): taskiq over Redis, run by `singsong worker` processes on
-any number of machines. Both call `execute_job`, which claims a queued job, runs the engine,
-stores the result and marks the job done (or queued again for a retry, or failed).
+any number of machines. Both call `execute_job`, which claims a queued job, runs the engine
+while renewing the job's lease (a heartbeat every HEARTBEAT_S), stores the result and marks
+the job done (or queued again for a retry, or failed).
+
+Over Redis, the engine sweeps every SWEEP_S: a running job whose lease ran out (its worker
+died) goes back in the queue, a queued job whose message Redis no longer holds (Redis
+restarted empty) is sent again, and a job whose row says it ended is finished even when its
+result never reached Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -29,28 +36,32 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import outages
 from bot.errors import SlowDown
+from bot.outages import is_outage, outlast
+from storage import queries
 from storage.blobs import BlobStore
 from storage.database import create_engine, session_factory
 from storage.models import Chat, Job, User, now
-from storage.queries import save_track, submit_job
+from storage.queries import AttemptSuperseded, save_track, submit_job
 
 log = logging.getLogger("singsong.jobs")
 
 MAX_ATTEMPTS = 3
 RETRY_BASE_S = 2.0  # a failed attempt waits 2, then 4 seconds before the next
-STALE_RUNNING_S = 600.0  # a job "running" this long belongs to a worker that died
+STALE_RUNNING_S = 600.0  # a job running this long is given up, however alive its worker
+HEARTBEAT_S = 2.0  # a worker renews the lease of the job it runs this often
+LEASE_S = 7.0  # a running job with no heartbeat for this long belongs to a dead worker
+SWEEP_S = 2.0  # over Redis: how often leases, the queue in Redis and the rows are compared
+ABSENT_SWEEPS = 2  # a queued job missing from Redis in this many sweeps in a row is resent
+LISTEN_BLOCK_S = 2  # a worker's blocking wait on the queue, well under the socket timeout
 TASK_NAME = "singsong.run_job"
 QUEUE_NAME = "singsong-jobs"
 RESULT_POLL_S = 0.25  # how often a waiting client looks for a worker's result in Redis
-RECONNECT_S = 0.5  # the first wait before trying a lost database or Redis again (doubles)
-RECONNECT_MAX_S = 5.0  # ... up to this
-OUTAGE_S = 600.0  # how long a job waits for a lost database or Redis to come back
-ROW_POLL_S = 1.0  # how often the row is read while another message's worker runs the job
 INTERNAL_ERROR = "internal: "  # starts Job.error when the fault was ours, not the sender's
+WORKER_STOPPED = f"{INTERNAL_ERROR}its worker stopped"
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,8 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
     async with worker.sessions() as session:
         claimed = await session.execute(
             update(Job).where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", attempts=Job.attempts + 1, started_at=now()))
+            .values(status="running", attempts=Job.attempts + 1, started_at=now(),
+                    heartbeat_at=now()))
         await session.commit()
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return "skipped"
@@ -255,53 +267,80 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
         # Hand the connection back while the engine works: the save checks one out again,
         # and the pool's ping replaces it if the database restarted meanwhile.
         await session.commit()
-        data = blobs.get(job.input_blob) if job.input_blob else None
+    attempt = job.attempts
+    data = blobs.get(job.input_blob) if job.input_blob else None
+    heartbeat = asyncio.create_task(_keep_lease(worker, job_id, attempt))
+    try:
+        made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
+    except InvalidRequest as mistake:
+        return await _end_attempt(worker, job_id, attempt, "failed", str(mistake))
+    except Exception as error:  # a bug or a passing fault: retry, then give up
+        log.exception("job %d attempt %d failed", job_id, attempt)
+        status = "failed" if attempt >= MAX_ATTEMPTS else "queued"
+        ended = await _end_attempt(worker, job_id, attempt, status,
+                                   f"{INTERNAL_ERROR}{type(error).__name__}: {error}")
+        return "retry" if ended == "queued" else ended
+    finally:
+        heartbeat.cancel()
+    if made.get("sung"):  # kept with the job (its reply says it), saved with the track
+        job.parameters = {**job.parameters, "sung": made["sung"]}
+    async with worker.sessions() as session:
         try:
-            made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
-        except InvalidRequest as mistake:
-            job.status, job.error, job.finished_at = "failed", str(mistake), now()
-            await session.commit()
-            return "failed"
-        except Exception as error:  # a bug or a passing fault: retry, then give up
-            log.exception("job %d attempt %d failed", job.id, job.attempts)
-            job.error = f"{INTERNAL_ERROR}{type(error).__name__}: {error}"[:1000]
-            if job.attempts >= MAX_ATTEMPTS:
-                job.status, job.finished_at = "failed", now()
-                await session.commit()
-                return "failed"
-            job.status = "queued"
-            await session.commit()
-            return "retry"
-        if made.get("sung"):  # kept with the job (its reply says it), saved with the track
-            job.parameters = {**job.parameters, "sung": made["sung"]}
-        await save_track(
-            session, job, audio_blob=blobs.put(made["audio"]),
-            midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
-            picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
-            duration_s=float(made["duration_s"]), key=made.get("key"),
-            tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"),
-            features=made.get("features"))
-        return "done"
+            await save_track(
+                session, job, audio_blob=blobs.put(made["audio"]),
+                midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
+                picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
+                duration_s=float(made["duration_s"]), key=made.get("key"),
+                tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"),
+                features=made.get("features"), attempt=attempt)
+        except AttemptSuperseded:
+            log.warning("job %d attempt %d finished after it was given up: not stored",
+                        job_id, attempt)
+            return "skipped"
+    return "done"
 
 
-async def requeue_abandoned(session: AsyncSession, stale_after_s: float) -> list[int]:
-    """Jobs a dead process left running go back to the queue; return every queued job id."""
-    cutoff = now() - timedelta(seconds=stale_after_s)
-    await session.execute(update(Job).where(Job.status == "running",
-                                            Job.started_at <= cutoff)
-                          .values(status="queued"))
-    await session.commit()
-    rows = await session.execute(select(Job.id).where(Job.status == "queued")
-                                 .order_by(Job.id))
-    return list(rows.scalars())
+async def _end_attempt(worker: _Worker, job_id: int, attempt: int, status: str,
+                       error: str) -> str:
+    """An attempt that made nothing: the job fails or goes back in the queue (status),
+    unless it was given up meanwhile ('skipped')."""
+    async with worker.sessions() as session:
+        ended = await queries.end_attempt(session, job_id, attempt, status=status,
+                                          error=error[:1000])
+    return status if ended else "skipped"
+
+
+async def _keep_lease(worker: _Worker, job_id: int, attempt: int) -> None:
+    """Renew the job's lease every HEARTBEAT_S while the engine works on it. A database that
+    is away misses beats (the lease is generous); a job given up meanwhile ends the beat."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            async with worker.sessions() as session:
+                if not await queries.renew_lease(session, job_id, attempt):
+                    return
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.debug("job %d: heartbeat missed (%s)", job_id, type(error).__name__)
+
+
+@dataclass
+class _Flight:
+    """A job handed to the workers over Redis, and what the engine knows of it."""
+
+    task: Any = None  # taskiq's handle of the message sent for it; None: send one
+    answered: bool = False  # its message's outcome came ('skipped'): now only the row tells
+    absent_sweeps: int = 0  # sweeps in a row that found it queued and its message gone
+    ended: str | None = None  # the row says it ended: 'done', 'failed' or 'gone'
 
 
 class JobEngine:
     """Submits jobs and sees them run: in a process pool here, or via taskiq over Redis.
-    A worker process that dies (the pool breaks: a new one starts), a database or Redis
-    that goes away for a while: the job goes back in the queue and runs again, a job that
-    kills its worker every time fails after MAX_ATTEMPTS, and every job ends in one call
-    of on_finished."""
+    A worker process that dies (the pool breaks: a new one starts; over Redis its lease runs
+    out), a database or Redis that goes away for a while (Redis may come back empty): the
+    job goes back in the queue and runs again, a job that kills its worker every time fails
+    after MAX_ATTEMPTS, and every job ends in one call of on_finished."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
                  database_url: str, data_dir: Path, *, redis_url: str | None = None,
@@ -309,24 +348,30 @@ class JobEngine:
                  runner: Runner = run_engine, executor: Executor | None = None,
                  queue_name: str = QUEUE_NAME,
                  on_finished: Callable[[int, str], Awaitable[None]] | None = None,
-                 stale_after_s: float = STALE_RUNNING_S, outage_s: float = OUTAGE_S) -> None:
+                 stale_after_s: float = STALE_RUNNING_S, lease_s: float = LEASE_S,
+                 outage_s: float = outages.OUTAGE_S) -> None:
         self.sessions, self.blobs = sessions, blobs
         self.database_url, self.data_dir = database_url, data_dir
         self.workers = workers or os.cpu_count() or 1
         self.limits, self.runner = limits, runner
         self.redis_url, self.queue_name = redis_url, queue_name
         self.on_finished = on_finished
-        # Over Redis: a job running this long belongs to a worker that died (longer than
-        # the longest job).
-        self.stale_after_s, self.outage_s = stale_after_s, outage_s
+        # Over Redis: a running job whose heartbeat stopped for lease_s belongs to a worker
+        # that died; one running longer than stale_after_s (longer than the longest job) to
+        # a worker stuck in it.
+        self.stale_after_s, self.lease_s, self.outage_s = stale_after_s, lease_s, outage_s
         self._executor = executor
         self._broker: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flights: dict[int, _Flight] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._database_back_at: float | None = None  # when the sweeps last found it again
         self.running = False  # between start() and stop()
 
     async def start(self) -> int:
         """Start the workers (or the taskiq client) and take up what a crash left behind.
-        In-process, every job marked running belongs to a process that is gone."""
+        In-process, every job marked running belongs to a process that is gone; over Redis,
+        those whose lease ran out do, and the others are followed to their end."""
         if self.redis_url:
             self._broker = make_broker(self.redis_url, queue_name=self.queue_name)
             await self._broker.startup()
@@ -339,10 +384,13 @@ class JobEngine:
             for _ in range(self.workers):
                 self._executor.submit(warm_up)
         async with self.sessions() as session:
-            stale = self.stale_after_s if self.redis_url else 0.0
-            waiting = await requeue_abandoned(session, stale)
+            over_redis = self._broker is not None
+            await self._give_up_lost(session, lease_s=self.lease_s if over_redis else 0.0)
+            waiting = await queries.unfinished_job_ids(session, running=over_redis)
         for job_id in waiting:
             self._spawn(job_id)
+        if self._broker is not None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="singsong-sweep")
         self.running = True
         return len(waiting)
 
@@ -350,6 +398,10 @@ class JobEngine:
         """Let the jobs under way finish, then close the workers (or the Redis client)."""
         self.running = False
         await self.wait()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._broker is not None:
             await self._broker.shutdown()
         if isinstance(self._executor, ProcessPoolExecutor):
@@ -429,31 +481,26 @@ class JobEngine:
         """After its worker gave up: the job goes back in the queue (or fails, when that was
         its last attempt); 'retry', or how it ended when it did. Waits out a database that is
         away (up to outage_s), and says 'lost' after that (a restart takes the job up)."""
-        delay, deadline = RECONNECT_S, time.monotonic() + self.outage_s
-        while True:
-            try:
-                async with self.sessions() as session:
-                    if self._broker is None:  # here no other process can be running it
-                        await session.execute(
-                            update(Job).where(Job.id == job_id, Job.status == "running",
-                                              Job.attempts >= MAX_ATTEMPTS)
-                            .values(status="failed", finished_at=now(),
-                                    error=f"{INTERNAL_ERROR}its worker stopped"))
-                        await session.execute(update(Job).where(
-                            Job.id == job_id, Job.status == "running").values(status="queued"))
-                        await session.commit()
-                    status = (await session.execute(select(Job.status).where(Job.id == job_id))
-                              ).scalar_one_or_none()
-                if status is None:
-                    return "gone"  # deleted (/forget) meanwhile
-                return "retry" if status in ("queued", "running") else str(status)
-            except (OSError, SQLAlchemyError) as error:
-                if time.monotonic() + delay > deadline:
-                    log.error("job %d: the database did not come back (%s); a restart takes "
-                              "the job up", job_id, error)
-                    return "lost"
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+        async def given_back() -> str:
+            async with self.sessions() as session:
+                if self._broker is None:  # here no other process can be running it
+                    await queries.end_attempt(session, job_id, MAX_ATTEMPTS, status="failed",
+                                              error=WORKER_STOPPED, at_least=True)
+                    await queries.end_attempt(session, job_id, 0, status="queued",
+                                              error=WORKER_STOPPED, at_least=True)
+                status = (await queries.job_statuses(session, [job_id])).get(job_id)
+            if status is None:
+                return "gone"  # deleted (/forget) meanwhile
+            return "retry" if status in ("queued", "running") else status
+
+        try:
+            return await outlast(given_back, f"job {job_id}", outage_s=self.outage_s)
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.error("job %d: the database did not come back (%s); a restart takes the job "
+                      "up", job_id, error)
+            return "lost"
 
     async def _run_once(self, job_id: int) -> str:
         if self._broker is not None:
@@ -464,93 +511,153 @@ class JobEngine:
 
     async def _run_on_worker(self, job_id: int) -> str:
         """Hand the job to whichever worker takes it from Redis and wait for its outcome,
-        through Redis restarts. The row, not the message, is the truth: it is read when no
-        outcome came for stale_after_s (a worker died, or Redis lost the message or the
-        result). A job still queued then is sent again (a second message for a job that
-        is running or done is skipped); one running that long goes back in the queue, or
-        fails when that was its last attempt."""
+        through Redis restarts. The sweep (every SWEEP_S) watches the row and the queue in
+        Redis: it resends the message that Redis lost (or whose worker died), and ends the
+        wait when the row says the job ended though no outcome came."""
         from redis.exceptions import RedisError
         from taskiq.exceptions import TaskiqError
 
-        delay, away_since = RECONNECT_S, None
-        task: Any = None
-        answered = False  # this message's outcome came: from now on only the row tells
-        check_row_at = time.monotonic() + self.stale_after_s
-        while True:
-            try:
-                if task is None:
-                    task = await self._broker.find_task(TASK_NAME).kiq(job_id)
-                    answered, check_row_at = False, time.monotonic() + self.stale_after_s
-                elif not answered and await task.is_ready():
-                    result = await task.get_result()
-                    outcome = str(result.return_value) if not result.is_err else "retry"
-                    if outcome != "skipped":
-                        return outcome
-                    answered, check_row_at = True, time.monotonic()
-                if time.monotonic() >= check_row_at:
-                    status = await self._settle(job_id)
-                    if status in ("done", "failed", "gone"):
-                        return status
-                    if status == "queued":
-                        task = None  # its message was lost, or its worker died: again
-                        continue
-                    check_row_at = time.monotonic() + (  # a live worker has it
-                        ROW_POLL_S if answered else self.stale_after_s)
-                delay, away_since = RECONNECT_S, None
+        flight = self._flights[job_id] = _Flight()
+        away_since: float | None = None
+        try:
+            while flight.ended is None:
+                try:
+                    if flight.task is None:
+                        flight.answered, flight.absent_sweeps = False, 0
+                        flight.task = await self._broker.find_task(TASK_NAME).kiq(job_id)
+                    elif not flight.answered and await flight.task.is_ready():
+                        result = await flight.task.get_result()
+                        outcome = str(result.return_value) if not result.is_err else "retry"
+                        if outcome != "skipped":
+                            return outcome
+                        flight.answered = True  # another message's worker has it, or had
+                    away_since = None
+                except (RedisError, OSError, TaskiqError) as error:
+                    # Redis is away: wait for it (the sweep may resend meanwhile).
+                    away_since = away_since or time.monotonic()
+                    if time.monotonic() - away_since > self.outage_s:
+                        raise
+                    log.warning("job %d: Redis is away (%s: %s)", job_id,
+                                type(error).__name__, error.__cause__ or error)
+                    await asyncio.sleep(outages.RECONNECT_S)
+                    continue
                 await asyncio.sleep(RESULT_POLL_S)
-            except (RedisError, OSError, TaskiqError, SQLAlchemyError) as error:
-                # Redis (or the database) is away: wait for it.
-                away_since = away_since or time.monotonic()
-                if time.monotonic() - away_since > self.outage_s:
-                    raise
-                log.warning("job %d: %s (%s): trying again in %.1f s", job_id,
-                            type(error).__name__, error.__cause__ or error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+            return flight.ended
+        finally:
+            del self._flights[job_id]
 
-    async def _settle(self, job_id: int) -> str:
-        """The job's status ('gone' when it was deleted), once jobs running longer than
-        stale_after_s are given up: failed after their last attempt, queued again
-        otherwise."""
-        cutoff = now() - timedelta(seconds=self.stale_after_s)
-        async with self.sessions() as session:
-            await session.execute(
-                update(Job).where(Job.status == "running", Job.started_at <= cutoff,
-                                  Job.attempts >= MAX_ATTEMPTS)
-                .values(status="failed", finished_at=now(),
-                        error=f"{INTERNAL_ERROR}its worker stopped"))
-            await requeue_abandoned(session, self.stale_after_s)
-            status = (await session.execute(select(Job.status).where(Job.id == job_id))
-                      ).scalar_one_or_none()
-            return "gone" if status is None else str(status)
+    # -- The sweep, over Redis -------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                await self.sweep()
+            except Exception as error:
+                if not is_outage(error):
+                    log.exception("the sweep failed; trying again in %.0f s", SWEEP_S)
+
+    async def sweep(self) -> None:
+        """Over Redis, once: give up the running jobs whose lease ran out (their worker died),
+        resend the jobs that are queued but whose message Redis no longer holds (seen so in
+        ABSENT_SWEEPS sweeps in a row: a worker may be between taking a message and claiming
+        its job), and end the wait for jobs whose row says they ended."""
+        followed = list(self._flights)
+        try:
+            async with self.sessions() as session:
+                # After an outage the workers' heartbeats did not get through either: wait a
+                # lease before judging them.
+                judge = (self._database_back_at is not None
+                         and time.monotonic() - self._database_back_at >= self.lease_s)
+                given_up = set(await self._give_up_lost(session)) if judge else set()
+                statuses = await queries.job_statuses(session, followed)
+        except Exception:
+            self._database_back_at = None
+            raise
+        self._database_back_at = self._database_back_at or time.monotonic()
+        in_redis = await self._job_ids_in_redis()
+        for job_id in followed:
+            flight = self._flights.get(job_id)
+            if flight is not None:
+                self._judge(job_id, flight, statuses.get(job_id, "gone"), in_redis, given_up)
+
+    def _judge(self, job_id: int, flight: _Flight, status: str, in_redis: set[int],
+               given_up: set[int]) -> None:
+        if status in ("done", "failed", "gone"):
+            flight.ended = status
+        elif status != "queued" or flight.task is None or job_id in in_redis:
+            flight.absent_sweeps = 0
+        else:
+            flight.absent_sweeps += 1
+            if job_id in given_up or flight.absent_sweeps >= ABSENT_SWEEPS:
+                log.warning("job %d: %s; sending it again", job_id,
+                            "its worker stopped" if job_id in given_up
+                            else "its message is no longer in Redis")
+                flight.task = None
+
+    async def _give_up_lost(self, session: AsyncSession,
+                            lease_s: float | None = None) -> list[int]:
+        return await queries.give_up_lost_jobs(
+            session, lease_s=self.lease_s if lease_s is None else lease_s,
+            stale_s=self.stale_after_s if self._broker is not None else 0.0,
+            max_attempts=MAX_ATTEMPTS, error=WORKER_STOPPED)
+
+    async def _job_ids_in_redis(self) -> set[int]:
+        """The jobs whose messages wait in Redis's queue now."""
+        from redis.asyncio import Redis
+
+        async with Redis(connection_pool=self._broker.connection_pool) as redis:
+            waiting = await redis.lrange(self.queue_name, 0, -1)
+        ids = set()
+        for raw in waiting:
+            with contextlib.suppress(Exception):  # not one of ours
+                ids.add(int(self._broker.formatter.loads(raw).args[0]))
+        return ids
 
 
 def make_broker(redis_url: str, runner: Runner = run_engine, database_url: str = "",
                 data_dir: str = "", queue_name: str = QUEUE_NAME) -> Any:
-    """The taskiq broker over Redis, with the one task: run a job by id."""
+    """The taskiq broker over Redis, with the one task: run a job by id. Its connections heal:
+    a command on a connection that a Redis restart closed reconnects and runs again."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
     from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
     class Broker(ListQueueBroker):
-        """Listens on through a Redis restart instead of ending the worker."""
+        """Waits on the queue in blocking calls shorter than the socket timeout (an idle
+        worker is not in an outage), and listens on through a Redis restart."""
 
         async def listen(self) -> AsyncGenerator[bytes, None]:
-            delay = RECONNECT_S
+            away = False
             while True:
                 try:
-                    async for message in super().listen():
-                        delay = RECONNECT_S
-                        yield message
+                    async with Redis(connection_pool=self.connection_pool) as redis:
+                        popped = await redis.brpop([self.queue_name], timeout=LISTEN_BLOCK_S)
                 except (RedisError, OSError) as error:
-                    log.warning("worker: Redis is away (%s): trying again in %.1f s", error,
-                                delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    if not away:
+                        log.warning("worker: Redis is away (%s): listening again every "
+                                    "%.1f s", error, outages.RECONNECT_S)
+                    away = True
+                    await asyncio.sleep(outages.RECONNECT_S)
+                    continue
+                if away:
+                    log.info("worker: Redis is back")
+                    away = False
+                if popped:
+                    message = popped[1]
+                    yield message.encode() if isinstance(message, str) else message
 
+    healing: dict[str, Any] = {"retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 4),
+               "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
     # Results only say when a job has moved on (its outcome word); they are named after the
     # queue and expire in an hour.
-    broker = Broker(redis_url, queue_name=queue_name).with_result_backend(
-        RedisAsyncResultBackend(redis_url, result_ex_time=3600, prefix_str=queue_name))
+    broker = Broker(redis_url, queue_name=queue_name, **healing).with_result_backend(
+        RedisAsyncResultBackend(redis_url, result_ex_time=3600, prefix_str=queue_name,
+                                **healing))
 
     async def run_job(job_id: int) -> str:
         return await asyncio.to_thread(execute_job, job_id, database_url, data_dir, runner)

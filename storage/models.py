@@ -89,6 +89,9 @@ class Job(Base):
     replied: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Renewed every few seconds by the worker running the job: its lease. A running job
+    # whose heartbeat stopped belongs to a worker that died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -154,3 +157,19 @@ class Vote(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     value: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class InboxUpdate(Base):
+    """An incoming update (a Telegram update, a Discord message), kept before its platform
+    is told it arrived, until it has been handled: a crash or a database outage in between
+    loses nothing (the next start, or the next sweep, handles it)."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # "telegram:update:31"
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64), default="")  # for forget
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

@@ -4,7 +4,7 @@ sharing, and forgetting a person entirely. Functions over an AsyncSession; each 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.blobs import BlobStore
-from storage.models import Album, AlbumTrack, Chat, Job, Track, User, Vote, now
+from storage.models import Album, AlbumTrack, Chat, InboxUpdate, Job, Track, User, Vote, now
 
 HISTORY_SIZE = 10
 Row = TypeVar("Row", User, Chat)
@@ -72,22 +72,102 @@ async def submit_job(session: AsyncSession, *, key: str, kind: str, user: User,
     return job, created
 
 
+class AttemptSuperseded(Exception):
+    """The job was given up while this attempt ran (its worker's lease ran out): another
+    attempt has it, or had it, and what this one made is not stored."""
+
+
 async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
                      midi_blob: str | None, picture_blob: str | None, duration_s: float,
                      key: str | None = None, tempo_bpm: float | None = None,
                      timings_s: dict[str, float] | None = None,
-                     features: dict[str, Any] | None = None) -> Track:
+                     features: dict[str, Any] | None = None,
+                     attempt: int | None = None) -> Track:
     """Store what a job made (with its curation features, when measured) and mark the job
-    done, in one transaction."""
+    done, in one transaction. With `attempt`: only while the job is still running that
+    attempt (else AttemptSuperseded, and nothing is stored)."""
+    done = {"status": "done", "finished_at": now(), "timings_s": timings_s or {},
+            "parameters": job.parameters}
+    if attempt is not None:
+        marked = await session.execute(
+            update(Job).where(Job.id == job.id, Job.status == "running",
+                              Job.attempts == attempt)
+            .values(**done).execution_options(synchronize_session=False))
+        if not marked.rowcount:  # type: ignore[attr-defined]
+            await session.rollback()
+            raise AttemptSuperseded(f"job {job.id} attempt {attempt}")
+    else:
+        for name, value in done.items():
+            setattr(job, name, value)
     track = Track(job_id=job.id, user_id=job.user_id, audio_blob=audio_blob,
                   midi_blob=midi_blob, picture_blob=picture_blob, duration_s=duration_s,
                   key=key, tempo_bpm=tempo_bpm, features=features)
     session.add(track)
-    job.status = "done"
-    job.finished_at = now()
-    job.timings_s = timings_s or {}
     await session.commit()
     return track
+
+
+# --- Running jobs: leases -----------------------------------------------------------------
+
+
+async def renew_lease(session: AsyncSession, job_id: int, attempt: int) -> bool:
+    """The worker running this attempt of the job is alive; False when the job is no longer
+    its own (given up, or finished)."""
+    renewed = await session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(heartbeat_at=now()))
+    await session.commit()
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
+async def give_up_lost_jobs(session: AsyncSession, *, lease_s: float, stale_s: float,
+                            max_attempts: int, error: str) -> list[int]:
+    """Running jobs whose worker is gone: no heartbeat for `lease_s` (a worker that died), or
+    running longer than `stale_s` however alive (a worker stuck in it). Each goes back in the
+    queue, or fails when that was its last attempt. The ids given up."""
+    moment = now()
+    silent = moment - timedelta(seconds=lease_s)
+    lost = (Job.status == "running") & (
+        (func.coalesce(Job.heartbeat_at, Job.started_at) <= silent)
+        | (Job.started_at <= moment - timedelta(seconds=stale_s)))
+    ids = list((await session.execute(select(Job.id).where(lost))).scalars())
+    if ids:
+        chosen = Job.id.in_(ids) & (Job.status == "running")
+        await session.execute(update(Job).where(chosen, Job.attempts >= max_attempts)
+                              .values(status="failed", finished_at=moment, error=error))
+        await session.execute(update(Job).where(chosen).values(status="queued",
+                                                              heartbeat_at=None))
+    await session.commit()
+    return ids
+
+
+async def end_attempt(session: AsyncSession, job_id: int, attempt: int, *, status: str,
+                      error: str, at_least: bool = False) -> bool:
+    """An attempt that made nothing ends: the job fails ("failed") or goes back in the queue
+    ("queued") with the error, if that attempt (or, `at_least`, any attempt from that one
+    on) is still running it. Whether it was."""
+    values: dict[str, Any] = {"status": status, "error": error, "heartbeat_at": None}
+    if status == "failed":
+        values["finished_at"] = now()
+    attempts = Job.attempts >= attempt if at_least else Job.attempts == attempt
+    ended = await session.execute(update(Job).where(
+        Job.id == job_id, Job.status == "running", attempts).values(**values))
+    await session.commit()
+    return bool(ended.rowcount)  # type: ignore[attr-defined]
+
+
+async def unfinished_job_ids(session: AsyncSession, *, running: bool) -> list[int]:
+    """The queued jobs (and the running ones, with `running`), oldest first."""
+    statuses = ("queued", "running") if running else ("queued",)
+    rows = await session.execute(select(Job.id).where(Job.status.in_(statuses))
+                                 .order_by(Job.id))
+    return list(rows.scalars())
+
+
+async def job_statuses(session: AsyncSession, job_ids: list[int]) -> dict[int, str]:
+    """The status of each job that still exists (a forgotten one is missing)."""
+    rows = await session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
+    return {job_id: str(status) for job_id, status in rows}
 
 
 async def claim_reply(session: AsyncSession, job_id: int) -> bool:
@@ -144,6 +224,9 @@ async def forget(session: AsyncSession, blobs: BlobStore, user: User) -> int:
                       if name)
         await session.delete(album)
     await session.execute(delete(User).where(User.id == user.id))
+    await session.execute(delete(InboxUpdate).where(
+        InboxUpdate.platform == user.platform,
+        InboxUpdate.platform_user_id == user.platform_user_id))
     await session.commit()
     still_used = await referenced_blobs(session)
     doomed = theirs - still_used
@@ -181,6 +264,49 @@ async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
     for row in tracks:
         names.update(n for n in row if n)
     return names
+
+
+# --- The inbox of incoming updates ---------------------------------------------------------
+
+
+async def keep_update(session: AsyncSession, *, key: str, platform: str,
+                      platform_user_id: str, payload: dict[str, Any]) -> bool:
+    """Keep an incoming update until it is handled (a redelivered one is kept once). False
+    when it was handled before: a redelivery to ignore."""
+    await session.execute(_insert_ignoring_conflicts(session, InboxUpdate, {
+        "key": key, "platform": platform, "platform_user_id": platform_user_id[:64],
+        "payload": payload, "received_at": now(), "handled_at": None}))
+    handled = (await session.execute(select(InboxUpdate.handled_at)
+                                     .where(InboxUpdate.key == key))).scalar_one()
+    await session.commit()
+    return handled is None
+
+
+async def mark_handled(session: AsyncSession, key: str) -> None:
+    await session.execute(update(InboxUpdate).where(InboxUpdate.key == key,
+                                                    InboxUpdate.handled_at.is_(None))
+                          .values(handled_at=now()))
+    await session.commit()
+
+
+async def unhandled_updates(session: AsyncSession, platform: str,
+                            received_before: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """Updates of a platform kept but not handled, received before a moment, oldest first:
+    (key, payload)."""
+    rows = await session.execute(
+        select(InboxUpdate.key, InboxUpdate.payload)
+        .where(InboxUpdate.platform == platform, InboxUpdate.handled_at.is_(None),
+               InboxUpdate.received_at < received_before)
+        .order_by(InboxUpdate.id))
+    return [(key, dict(payload)) for key, payload in rows]
+
+
+async def drop_handled_updates(session: AsyncSession, handled_before: datetime) -> int:
+    """Handled updates are kept a while (a late redelivery still finds them), then dropped."""
+    dropped = await session.execute(delete(InboxUpdate).where(
+        InboxUpdate.handled_at < handled_before))
+    await session.commit()
+    return int(dropped.rowcount)  # type: ignore[attr-defined]
 
 
 # --- Curation and the weekly album -------------------------------------------------------
