@@ -22,7 +22,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import SlowDown
+from bot.inbox import Inbox
 from bot.jobs import INTERNAL_ERROR, JobEngine
+from bot.outages import OUTAGE_S, outlast
 from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
@@ -142,6 +144,9 @@ class Reply:
     job_id: int | None = None  # a job was started: its real answer comes through deliver()
     job_kind: str | None = None
     retry_after_s: int | None = None  # set when the answer is "too many requests, wait"
+    # The message was seen before and its job exists: the chat doors say nothing new (the
+    # web, asked again, shows the job).
+    redelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,7 @@ class Commands:
         self._seeds = seeds or (lambda: random.SystemRandom().randrange(SEED_LIMIT))
         self.admin_ids = admin_ids  # "platform:user_id" of the people who may publish albums
         self.album_builder = album_builder  # builds a week's album (bot.scheduler)
+        self.inbox = Inbox(sessions)
         self._outboxes: dict[str, Outbox] = {}
         self._answered: dict[int, asyncio.Event] = {}
 
@@ -225,7 +231,15 @@ class Commands:
 
     # Incoming messages.
 
-    async def handle(self, message: Message) -> Reply:
+    async def handle(self, message: Message, *, outage_s: float = OUTAGE_S) -> Reply:
+        """The answer to a message. A database that is away is waited out (up to outage_s;
+        then its error is raised): handling a message again is safe, since its job has the
+        message's key."""
+        return await outlast(lambda: self._handle(message),
+                             f"{message.place.platform} message {message.message_id}",
+                             outage_s=outage_s)
+
+    async def _handle(self, message: Message) -> Reply:
         command = (message.command or "").lower()
         try:
             if command in ("help", "start"):
@@ -298,16 +312,24 @@ class Commands:
                       "reply_to": message.reply_to, "private": place.private}
         key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
         try:
-            job, _created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
-                                                   data=data, parameters=parameters)
+            job, created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
+                                                  data=data, parameters=parameters)
         except SlowDown as busy:
             return Reply(_sentence(str(busy)), retry_after_s=busy.retry_after_s)
-        return Reply(WORKING[kind], job_id=job.id, job_kind=kind)
+        return Reply(WORKING[job.kind], job_id=job.id, job_kind=job.kind,
+                     redelivered=not created)
 
     # Button presses.
 
     async def press(self, person: Person, place: Place, action: str, press_id: str,
-                    reply_to: dict[str, Any]) -> Reply:
+                    reply_to: dict[str, Any], *, outage_s: float = OUTAGE_S) -> Reply:
+        """The answer to a button press, waiting out a database outage as handle() does."""
+        return await outlast(
+            lambda: self._press(person, place, action, press_id, reply_to),
+            f"{place.platform} press {press_id}", outage_s=outage_s)
+
+    async def _press(self, person: Person, place: Place, action: str, press_id: str,
+                     reply_to: dict[str, Any]) -> Reply:
         verb, _, argument = action.partition(":")
         if verb == "forget":
             return await self.forget(person) if argument == "yes" else Reply(
@@ -660,22 +682,16 @@ class Commands:
         await event.wait()
 
     async def _deliver(self, job_id: int) -> None:
-        async with self.sessions() as session:
-            found = await session.execute(select(Job, Chat).outerjoin(Chat,
-                                                                      Job.chat_id == Chat.id)
-                                          .where(Job.id == job_id))
-            row = found.first()
-            if row is None or row[0].status not in ("done", "failed"):
-                return
-            job, chat = row
-            outbox = self._outboxes.get(chat.platform) if chat is not None else None
-            if chat is None or outbox is None:
-                return  # its platform is not running here; a later start delivers it
-            if not await queries.claim_reply(session, job.id):
-                return
+        """Send a finished job's reply, once: claimed first, given back when the platform
+        refused it (for deliver_unsent). A database that is away is waited out at each
+        step, so a restart of it does not hold the reply until the next resend."""
+        what = f"the reply to job {job_id}"
+        claimed = await outlast(lambda: self._claim_reply(job_id), what)
+        if claimed is None:
+            return
+        job, chat, outbox = claimed
         try:
-            async with self.sessions() as session:  # read only by whoever sends it
-                reply = await self._finished_reply(session, job)
+            reply = await outlast(lambda: self._reply_of(job), what)
             # A platform that stalls (discord.py sets no timeout of its own) must not hold the
             # reply forever: it is given back and sent again.
             async with asyncio.timeout(DELIVER_TIMEOUT_S):
@@ -683,23 +699,48 @@ class Commands:
                                             dict(job.parameters.get("reply_to") or {})), reply)
         except Exception:
             # Not sent: give the reply back, for deliver_unsent (every minute, and at start).
-            async with self.sessions() as session:
-                await session.execute(update(Job).where(Job.id == job_id)
-                                      .values(replied=False))
-                await session.commit()
+            await outlast(lambda: self._set_replied(job_id, False), what)
             raise
         else:
             # How to reply (a Discord interaction token is a credential) is kept no longer
             # than needed.
             parameters = {k: v for k, v in job.parameters.items() if k != "reply_to"}
-            async with self.sessions() as session:
-                await session.execute(update(Job).where(Job.id == job_id)
-                                      .values(parameters=parameters))
-                await session.commit()
+            await outlast(lambda: self._set_replied(job_id, True, parameters), what)
         finally:
             event = self._answered.pop(job_id, None)
             if event is not None:
                 event.set()
+
+    async def _claim_reply(self, job_id: int) -> tuple[Job, Chat, Outbox] | None:
+        """The finished job, its chat and its platform's outbox, when this process sends its
+        reply (claimed here: nobody else will); None when there is nothing to send here."""
+        async with self.sessions() as session:
+            found = await session.execute(select(Job, Chat).outerjoin(Chat,
+                                                                      Job.chat_id == Chat.id)
+                                          .where(Job.id == job_id))
+            row = found.first()
+            if row is None or row[0].status not in ("done", "failed"):
+                return None
+            job, chat = row
+            outbox = self._outboxes.get(chat.platform) if chat is not None else None
+            if chat is None or outbox is None:
+                return None  # its platform is not running here; a later start delivers it
+            if not await queries.claim_reply(session, job.id):
+                return None
+            return job, chat, outbox
+
+    async def _reply_of(self, job: Job) -> Reply:
+        async with self.sessions() as session:  # read only by whoever sends it
+            return await self._finished_reply(session, job)
+
+    async def _set_replied(self, job_id: int, replied: bool,
+                           parameters: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"replied": replied}
+        if parameters is not None:
+            values["parameters"] = parameters
+        async with self.sessions() as session:
+            await session.execute(update(Job).where(Job.id == job_id).values(**values))
+            await session.commit()
 
     async def _finished_reply(self, session: AsyncSession, job: Job) -> Reply:
         if job.status == "failed":

@@ -36,6 +36,7 @@ from bot.commands import (
     Target,
 )
 from bot.config import Settings
+from bot.inbox import sweep_forever
 from engine.arrange import STYLES
 
 log = logging.getLogger("singsong.discord")
@@ -108,6 +109,7 @@ class DiscordAdapter:
         self._stopped = False
         self._connection: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._under_way: set[str] = set()  # inbox keys of the messages being handled
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -131,6 +133,8 @@ class DiscordAdapter:
         channel_id = self.settings.discord_album_channel_id
         if channel_id is not None:  # the weekly album is posted there
             await self.commands.subscribe(Place(PLATFORM, str(channel_id), private=False))
+        await self._take_up_unhandled(0.0)  # what a stopped process kept and did not handle
+        self._in_background(sweep_forever(self._take_up_unhandled, PLATFORM))
 
     async def stop(self) -> None:
         self._stopped = True
@@ -184,12 +188,40 @@ class DiscordAdapter:
     # --- Messages -------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        """A gateway message: kept in the inbox before anything is said to the person, then
+        handled; one handled before (a redelivery) gets nothing new."""
         if message.author.bot:  # our own messages, and other bots'
             return
         private = message.guild is None
         audio = next((a for a in message.attachments if _is_audio(a)), None)
         if audio is None and not private:
             return  # in a server: slash commands and audio only
+        key = message_key(message.channel.id, message.id)
+        if key in self._under_way:
+            return
+        self._under_way.add(key)
+        try:
+            if await self._keep(key, message):
+                await self._handle_message(message, private, audio)
+                await self.commands.inbox.handled(key)
+        finally:
+            self._under_way.discard(key)
+
+    async def _keep(self, key: str, message: discord.Message) -> bool:
+        """Keep the message in the inbox; False when it was handled before. When the database
+        stays away past the bound, the person hears so (in reply) and it is not handled."""
+        try:
+            return await self.commands.inbox.keep(
+                PLATFORM, key, str(message.author.id),
+                {"channel_id": str(message.channel.id), "message_id": str(message.id)})
+        except Exception:
+            log.exception("discord: message %s could not be kept", message.id)
+            with contextlib.suppress(discord.HTTPException):
+                await self._answer_message(message, Reply(SOMETHING_WENT_WRONG))
+            return False
+
+    async def _handle_message(self, message: discord.Message, private: bool,
+                              audio: discord.Attachment | None) -> None:
         command, text = _typed_command(message.content)
         try:
             if audio is None and message.attachments and command is None:
@@ -212,7 +244,27 @@ class DiscordAdapter:
             with contextlib.suppress(discord.HTTPException):
                 await self._answer_message(message, Reply(SOMETHING_WENT_WRONG))
 
+    async def _take_up_unhandled(self, older_than_s: float) -> None:
+        """Handle again the messages kept but not handled (by a stopped process, or left when
+        the database went away mid-way), fetched from Discord again."""
+        for key, payload in await self.commands.inbox.unhandled(PLATFORM, older_than_s):
+            if key in self._under_way:
+                continue
+            try:
+                channel = await self.client.fetch_channel(int(payload["channel_id"]))
+                assert isinstance(channel, discord.abc.Messageable)
+                message = await channel.fetch_message(int(payload["message_id"]))
+            except (discord.NotFound, discord.Forbidden):
+                log.info("discord: %s is gone: not handled", key)
+                await self.commands.inbox.handled(key)
+                continue
+            log.info("discord: handling %s, kept but not handled", key)
+            await self.on_message(message)
+
     async def _answer_message(self, message: discord.Message, reply: Reply) -> None:
+        """Answer a message; a message seen before (its job exists) gets nothing new."""
+        if reply.redelivered:
+            return
         await self._send(_replying(message), reply, _upload_limit(message.guild))
         if reply.job_id is not None:
             self._in_background(self._typing_until_answered(message.channel, reply.job_id))
@@ -370,6 +422,11 @@ class DiscordAdapter:
         task = asyncio.create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def message_key(channel_id: int, message_id: int) -> str:
+    """The inbox key of a gateway message."""
+    return f"{PLATFORM}:message:{channel_id}:{message_id}"
 
 
 def _is_audio(attachment: discord.Attachment) -> bool:

@@ -42,6 +42,10 @@ STARTED_JOB = {
     "429": {**_error("too many requests: try again later"),
             "headers": {"Retry-After": {"schema": {"type": "integer"},
                                         "description": "seconds to wait"}}},
+    "503": {**_error("the database is away for longer than the request may wait: nothing "
+                     "was made; send it again"),
+            "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                        "description": "seconds to wait"}}},
 }
 
 SCHEMAS: dict[str, Any] = {

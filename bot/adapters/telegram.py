@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +43,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -58,6 +61,8 @@ from bot.commands import (
     Target,
 )
 from bot.config import Settings
+from bot.inbox import UNHANDLED_AFTER_S, sweep_forever
+from bot.outages import is_outage
 
 log = logging.getLogger("singsong.telegram")
 
@@ -69,6 +74,7 @@ TEXT_LIMIT = 4096
 CHAT_ACTION_EVERY_S = 4.0  # an action shows for 5 s: repeat it before it fades
 PROGRESS_CAP_S = 300.0  # stop showing progress for a job that never answers
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_OUTAGE_S = 20.0  # a webhook update waits this long for the database, then gets a 503
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 AUDIO_EXTENSIONS = frozenset({".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac",
                               ".webm", ".wma", ".amr", ".aiff", ".aif", ".mka"})
@@ -83,6 +89,26 @@ MENU = (("sing", "sing your words"), ("melody", "a new melody: /melody [key] [st
         ("forget", "delete everything I keep about you"), ("help", "what I can do"))
 
 Attachment = Voice | Audio | VideoNote | Video | Document
+
+
+class KeptUpdates(asyncio.Queue[object]):
+    """The application's update queue, which the Updater fills while polling: an update is
+    kept in the inbox before it is queued, and the Updater asks for the next updates (which
+    confirms these to Telegram) only once the last one is queued. So an update is in the
+    database before Telegram forgets it."""
+
+    def __init__(self, keep: Callable[[Update], Awaitable[bool]]) -> None:
+        super().__init__()
+        self._keep = keep
+
+    async def put(self, item: object) -> None:
+        if isinstance(item, Update) and not await self._keep(item):
+            return  # handled already (a redelivery), or under way
+        await super().put(item)
+
+    async def put_kept(self, update: Update) -> None:
+        """Queue an update that is in the inbox already."""
+        await super().put(update)
 
 
 class TelegramAdapter:
@@ -102,7 +128,9 @@ class TelegramAdapter:
         self._redactor = TokenRedactor(token)
         for name in REDACTED_LOGGERS:
             logging.getLogger(name).addFilter(self._redactor)
-        builder = (Application.builder().token(token)
+        self._under_way: set[str] = set()  # keys of the updates kept and not yet handled
+        self._updates = KeptUpdates(self._keep_polled)
+        builder = (Application.builder().token(token).update_queue(self._updates)
                    .base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_file_url)
                    .rate_limiter(AIORateLimiter(max_retries=3))
@@ -113,8 +141,11 @@ class TelegramAdapter:
         self.application.add_handler(MessageHandler(filters.UpdateType.MESSAGE,
                                                     self._on_message))
         self.application.add_handler(CallbackQueryHandler(self._on_press))
+        # After the handlers above (group 0), whether they succeeded or failed.
+        self.application.add_handler(TypeHandler(Update, self._on_handled), group=1)
         self.application.add_error_handler(self._on_error)
         self._progress: set[asyncio.Task[None]] = set()
+        self._sweep: asyncio.Task[None] | None = None
         self._running = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -126,6 +157,9 @@ class TelegramAdapter:
             await self.application.bot.set_my_commands([BotCommand(*entry) for entry in MENU])
         await self.application.start()
         self._running = True  # from here updates are processed (and on_webhook takes them)
+        await self._take_up_unhandled(0.0)  # what a stopped process kept and did not handle
+        self._sweep = asyncio.create_task(sweep_forever(self._take_up_unhandled, PLATFORM),
+                                          name="telegram-inbox")
         if self.webhook_url:
             await self.application.bot.set_webhook(self.webhook_url,
                                                    secret_token=self._webhook_secret,
@@ -139,6 +173,9 @@ class TelegramAdapter:
         """Stop taking updates and close the connection; the webhook stays registered, so
         Telegram keeps what arrives meanwhile for the next start."""
         self._running = False
+        if self._sweep is not None:
+            self._sweep.cancel()
+            await asyncio.gather(self._sweep, return_exceptions=True)
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
@@ -177,8 +214,67 @@ class TelegramAdapter:
             update = Update.de_json(data, self.application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400, text="not a Telegram update")
-        await self.application.update_queue.put(update)
+        if update is None:
+            return web.Response(status=400, text="not a Telegram update")
+        try:
+            new = await self._keep(update, data, outage_s=WEBHOOK_OUTAGE_S)
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            # Not stored: Telegram sends it again later.
+            return web.Response(status=503, text="try again later")
+        if new:
+            await self._updates.put_kept(update)
         return web.Response(text="ok")
+
+    # -- the inbox ------------------------------------------------------------------------
+
+    async def _keep(self, update: Update, payload: dict[str, Any] | None = None, *,
+                    outage_s: float) -> bool:
+        """Keep the update in the inbox; False when it needs nothing more (handled before,
+        or under way here)."""
+        key = update_key(update.update_id)
+        if key in self._under_way:
+            return False
+        user = update.effective_user
+        payload = payload if payload is not None else json.loads(update.to_json())
+        new = await self.commands.inbox.keep(PLATFORM, key, str(user.id) if user else "",
+                                             payload, outage_s=outage_s)
+        if new:
+            self._under_way.add(key)
+        return new
+
+    async def _keep_polled(self, update: Update) -> bool:
+        """While polling: keep the update, however long the database is away (the Updater
+        waits, and Telegram keeps the updates it did not confirm for a day)."""
+        while True:
+            try:
+                return await self._keep(update, outage_s=UNHANDLED_AFTER_S)
+            except Exception as error:
+                if not is_outage(error):
+                    log.exception("keeping Telegram update %s failed; handling it unkept",
+                                  update.update_id)
+                    return True
+                log.error("the database is still away: Telegram update %s waits for it",
+                          update.update_id)
+
+    async def _on_handled(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        key = update_key(update.update_id)
+        await self.commands.inbox.handled(key)
+        self._under_way.discard(key)
+
+    async def _take_up_unhandled(self, older_than_s: float) -> None:
+        """Handle again the updates kept but not handled (by a stopped process, or dropped
+        when the database went away mid-way), except those under way here."""
+        for key, payload in await self.commands.inbox.unhandled(PLATFORM, older_than_s):
+            if key in self._under_way:
+                continue
+            update = Update.de_json(payload, self.application.bot)
+            if update is None:
+                continue
+            log.info("handling Telegram update %s, kept but not handled", update.update_id)
+            self._under_way.add(key)
+            await self._updates.put_kept(update)
 
     # -- incoming messages ----------------------------------------------------------------
 
@@ -274,7 +370,10 @@ class TelegramAdapter:
     # -- replies --------------------------------------------------------------------------
 
     async def _answer(self, chat_id: int, reply: Reply, reply_to: int | None) -> None:
-        """Send a Reply now; when it started a job, show progress until the job answered."""
+        """Send a Reply now; when it started a job, show progress until the job answered.
+        A message seen before (its job exists) gets nothing new."""
+        if reply.redelivered:
+            return
         await self._send(chat_id, reply, reply_to)
         if reply.job_id is not None:
             action = (ChatAction.RECORD_VOICE if reply.job_kind in ("sing", "lyrics")
@@ -331,17 +430,27 @@ class TelegramAdapter:
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Every exception from a handler: logged with its traceback (the token redacted),
-        and the person, when there is one, hears that something went wrong."""
+        and the person, when there is one, hears that something went wrong, in reply to the
+        message it went wrong with."""
         update_id = update.update_id if isinstance(update, Update) else None
         log.error("handling Telegram update %s failed", update_id, exc_info=context.error)
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None or not self._running:
             return
+        message = update.effective_message if isinstance(update, Update) else None
+        replying = (ReplyParameters(message.message_id, allow_sending_without_reply=True)
+                    if message is not None else None)
         try:
-            await self.application.bot.send_message(chat.id, SOMETHING_WENT_WRONG)
+            await self.application.bot.send_message(chat.id, SOMETHING_WENT_WRONG,
+                                                    reply_parameters=replying)
         except TelegramError as failed:
             log.warning("could not tell chat %s about the error: %s", chat.id,
                         type(failed).__name__)
+
+
+def update_key(update_id: int) -> str:
+    """The inbox key of an update (update ids are unique per bot)."""
+    return f"{PLATFORM}:update:{update_id}"
 
 
 def person_of(user: User) -> Person:

@@ -39,6 +39,7 @@ from bot.commands import (
 )
 from bot.config import Settings
 from bot.metrics import Operations
+from bot.outages import is_outage
 from engine.arrange import STYLES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
@@ -65,6 +66,9 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 SOMETHING_BROKE = "Sorry, something went wrong on our side. Please try again in a moment."
+REQUEST_OUTAGE_S = 20.0  # a request that makes a job waits this long for the database at most
+AWAY = "I cannot keep anything right now: please send it again in a minute."
+AWAY_RETRY_AFTER_S = 30
 STATUS_SENTENCES = {
     404: "There is nothing here.",
     405: "This address does not take that kind of request.",
@@ -198,7 +202,11 @@ class WebAdapter:
                 raise
             return _error_response(error.status, STATUS_SENTENCES.get(error.status,
                                                                       error.reason + "."))
-        except Exception:
+        except Exception as error:
+            if is_outage(error):  # waited out as long as a request may wait
+                log.error("%s %s: the database is away (%s)", request.method, request.path,
+                          type(error).__name__)
+                return _error_response(503, AWAY, {"Retry-After": str(AWAY_RETRY_AFTER_S)})
             log.exception("%s %s failed", request.method, request.path)
             return _error_response(500, SOMETHING_BROKE)
         response.headers.setdefault("Cache-Control", "no-store")
@@ -253,7 +261,8 @@ class WebAdapter:
         person = _person(request, _language(fields))
         message = Message(person, _place(request), _message_id(request), command=command,
                           text=text, clip=clip, form=fields.get("form") or DEFAULT_FORM)
-        return await self._job_started(person, await self.commands.handle(message))
+        return await self._job_started(person, await self.commands.handle(
+            message, outage_s=REQUEST_OUTAGE_S))
 
     async def _job_started(self, person: Person, reply: Reply) -> web.Response:
         """202 with the new job, or the reason there is none."""
@@ -344,7 +353,7 @@ class WebAdapter:
 
     async def _press(self, request: web.Request, action: str) -> Reply:
         return await self.commands.press(_person(request), _place(request), action,
-                                         _message_id(request), {})
+                                         _message_id(request), {}, outage_s=REQUEST_OUTAGE_S)
 
     # The album and forgetting.
 

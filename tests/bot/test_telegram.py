@@ -272,8 +272,10 @@ async def test_a_restart_mid_job_ends_in_exactly_one_song(
     assert len(fake.calls_to("sendVoice")) == 1
 
 
-async def test_the_webhook_takes_updates_signed_with_the_secret(
-        fake: FakeTelegram, service: Service, tmp_path: Path) -> None:
+@asynccontextmanager
+async def webhook_server() -> AsyncIterator[tuple[str, list[TelegramAdapter]]]:
+    """An HTTP server that hands POST /telegram/webhook to the adapter put in the list (as
+    `singsong serve` mounts it on the web app): (its URL, the list)."""
     adapters: list[TelegramAdapter] = []
 
     async def forward(request: web.Request) -> web.Response:
@@ -284,10 +286,17 @@ async def test_the_webhook_takes_updates_signed_with_the_secret(
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/telegram/webhook"
-    settings = telegram_settings(tmp_path, fake, telegram_webhook_url=url,
-                                 telegram_webhook_secret="s3cret-Value_1")
     try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/telegram/webhook", adapters
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_webhook_takes_updates_signed_with_the_secret(
+        fake: FakeTelegram, service: Service, tmp_path: Path) -> None:
+    async with webhook_server() as (url, adapters):
+        settings = telegram_settings(tmp_path, fake, telegram_webhook_url=url,
+                                     telegram_webhook_secret="s3cret-Value_1")
         async with running_adapter(service, settings) as adapter:
             adapters.append(adapter)
             assert fake.webhook.url == url and fake.webhook.secret_token == "s3cret-Value_1"
@@ -301,8 +310,6 @@ async def test_the_webhook_takes_updates_signed_with_the_secret(
         await fake.wait_until(lambda: bool(fake.webhook.deliveries))
         assert fake.webhook.deliveries == [(1, 200)]
         assert not [call for call in fake.calls if call.method == "getUpdates"]
-    finally:
-        await runner.cleanup()
 
 
 async def test_an_error_is_logged_without_the_token_and_the_person_told(

@@ -155,6 +155,7 @@ class FakeDiscord(CallLog[Call]):
         self.owner = FakeUser(OWNER_ID, "owner")
         self.commands: list[dict[str, Any]] = []
         self.messages: dict[int, dict[str, Any]] = {}
+        self.people_messages: dict[int, dict[str, Any]] = {}  # what people posted, by id
         self.identified: list[dict[str, Any]] = []  # IDENTIFY payloads ("d"), token left out
         self.ready = asyncio.Event()  # set when READY and GUILD_CREATE were sent
         self._ids = itertools.count(1)
@@ -186,6 +187,7 @@ class FakeDiscord(CallLog[Call]):
             ("GET", "/applications/{app}/commands", self._get_commands),
             ("GET", "/channels/{channel}", self._get_channel),
             ("POST", "/channels/{channel}/messages", self._post_message),
+            ("GET", "/channels/{channel}/messages/{message}", self._get_message),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit_message),
             ("POST", "/channels/{channel}/typing", self._no_content),
             ("POST", "/users/@me/channels", self._open_dm),
@@ -230,15 +232,19 @@ class FakeDiscord(CallLog[Call]):
         return self._dm_channels[user.id]
 
     async def message(self, user: FakeUser, channel: int | None = None, content: str = "",
-                      attachments: Sequence[Upload] = (), dm: bool = False) -> dict[str, Any]:
-        """A person posts a message: dispatches MESSAGE_CREATE and returns its payload."""
+                      attachments: Sequence[Upload] = (), dm: bool = False,
+                      dispatched: bool = True) -> dict[str, Any]:
+        """A person posts a message: dispatches MESSAGE_CREATE (unless `dispatched` is
+        False: a client that was away, which can still fetch it) and returns its payload."""
         channel_id = self._channel_for(user, channel, dm)
         message = self._message_payload(user, channel_id, content, dm=dm,
                                         attachments=[self._attachment(channel_id, upload)
                                                      for upload in attachments])
         if any(upload.voice for upload in attachments):
             message["flags"] = VOICE_MESSAGE_FLAG
-        await self.dispatch("MESSAGE_CREATE", message)
+        self.people_messages[int(message["id"])] = message
+        if dispatched:
+            await self.dispatch("MESSAGE_CREATE", message)
         return message
 
     async def slash(self, user: FakeUser, channel: int | None, name: str,
@@ -498,6 +504,14 @@ class FakeDiscord(CallLog[Call]):
             return problem
         message = self._bot_message(channel_id, request[BODY] or {}, request[FILES])
         await self.dispatch_if_connected("MESSAGE_CREATE", message)
+        return _json(message)
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        """Get Channel Message: one message by id (a person's or the bot's)."""
+        message_id = int(request.match_info["message"])
+        message = self.people_messages.get(message_id) or self.messages.get(message_id)
+        if message is None or message["channel_id"] != request.match_info["channel"]:
+            return _error(404, 10008, "Unknown Message")
         return _json(message)
 
     async def _edit_message(self, request: web.Request) -> web.Response:

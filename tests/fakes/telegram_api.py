@@ -261,6 +261,12 @@ class FakeTelegram(CallLog[ApiCall]):
     def pending_updates(self) -> int:
         return len(self._updates)
 
+    def take_updates(self) -> list[dict[str, Any]]:
+        """The pending updates, confirmed as a getUpdates with the next offset would confirm
+        them: what a client got and then lost (it stopped before handling them)."""
+        taken, self._updates = self._updates, []
+        return taken
+
     # -- building objects ---------------------------------------------------------------------
 
     def _user(self, user_id: int) -> dict[str, Any]:
