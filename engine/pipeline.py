@@ -19,6 +19,7 @@ from engine import (
     pitch,
     retune,
     singer,
+    transcribe,
     vocal_chain,
     vocals,
 )
@@ -611,9 +612,10 @@ NO_NOTES = ("no notes heard: hum or sing a tune (a few seconds, one note at a ti
 class Transcription:
     """A hummed or sung clip as piano notes, and the files made from them."""
 
-    notes: tuple[notes.HeardNote, ...]
+    notes: tuple[transcribe.HeardNote, ...]
     duration_s: float  # as long as the clip
-    tuning_cents: float  # how far the singer sat from A = 440 Hz (removed)
+    tuning_cents: float  # how far the singer sat from A = 440 Hz, typically
+    tuning_drift_cents: float  # how far that moved from the first note to the last
     tempo_bpm: float | None  # the detected tempo, when the notes were quantised
     files: dict[str, bytes]  # by format: "mid", "ogg", "mp3", "wav", "png"
     summary: dict[str, Any]
@@ -635,13 +637,14 @@ def piano(audio_data: bytes, *, quantize: bool = False,
     with timer.stage("pitch"):
         f0 = pitch.track(voice.samples, voice.sample_rate)
     with timer.stage("notes"):
-        heard = notes.transcribe(voice.samples, voice.sample_rate, f0)
+        transcript = transcribe.transcribe(voice.samples, voice.sample_rate, f0)
+        heard = transcript.notes
         if not heard:
             raise audio.BadAudio(NO_NOTES)
         tempo = None
         if quantize:
-            tempo, anchor = notes.detect_beat(np.array([n.start_s for n in heard]))
-            heard = notes.quantize(heard, tempo, anchor)
+            tempo, anchor = transcribe.detect_beat(np.array([n.start_s for n in heard]))
+            heard = transcribe.quantize(heard, tempo, anchor)
     midi = arrange.one_track_midi(((n.pitch, n.start_s, n.end_s, n.velocity) for n in heard),
                                   tempo or 120.0)
     files: dict[str, bytes] = {}
@@ -651,7 +654,8 @@ def piano(audio_data: bytes, *, quantize: bool = False,
     length = round(voice.duration_s * arrange.SAMPLE_RATE)
     files.update(_audio_files(formats, lambda: audio.peak_normalise(
         audio.fit_length(arrange.render(midi, tail_s=0.0), length)), timer))
-    tuning_cents = round(100 * notes.tuning_offset(f0), 1)
+    tuning_cents = round(transcript.tuning.cents, 1)
+    drift_cents = round(transcript.tuning.drift_cents, 1)
     if "png" in formats:
         with timer.stage("picture"):
             files["png"] = picture.notes_png(
@@ -662,9 +666,11 @@ def piano(audio_data: bytes, *, quantize: bool = False,
         "duration_s": round(voice.duration_s, 3),
         "input_truncated": voice.truncated,
         "tuning_cents": tuning_cents,
+        "tuning_drift_cents": drift_cents,
         "tempo_bpm": tempo,
         "notes": notes_json((n.pitch, n.start_s, n.end_s, n.velocity) for n in heard),
     }
     return Transcription(notes=tuple(heard), duration_s=voice.duration_s,
-                         tuning_cents=tuning_cents, tempo_bpm=tempo, files=files,
+                         tuning_cents=tuning_cents, tuning_drift_cents=drift_cents,
+                         tempo_bpm=tempo, files=files,
                          summary=summary, timings_s=timer.report())

@@ -23,7 +23,8 @@ def test_piano_to_midi_with_json(tmp_path: Path, capsys, scale_wav: Path) -> Non
     assert code == 0
     made = json.loads(stdout)
     assert [n["pitch"] for n in made["notes"]] == SCALE
-    assert {"path", "duration_s", "tuning_cents", "notes", "timings_s"} <= set(made)
+    assert {"path", "duration_s", "tuning_cents", "tuning_drift_cents", "notes",
+            "timings_s"} <= set(made)
     assert made["tempo_bpm"] is None
     midi = pretty_midi.PrettyMIDI(str(out))
     assert [n.pitch for n in midi.instruments[0].notes] == SCALE

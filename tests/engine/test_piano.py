@@ -11,9 +11,9 @@ import soundfile as sf
 from engine.arrange import MELODY_TRACK
 from engine.audio import BadAudio, decode, wav_bytes
 from engine.errors import InvalidRequest
-from engine.notes import detect_beat, quantize, transcribe, tuning_offset
 from engine.pipeline import piano
 from engine.pitch import midi_to_hz, track
+from engine.transcribe import HeardNote, detect_beat, quantize, transcribe
 from tests.engine.test_pitch import harmonic_tone
 
 SR = 22050
@@ -42,10 +42,10 @@ def sung_scale(tuning_cents: float = 0.0, note_s: float = 0.45) -> np.ndarray:
 @pytest.mark.parametrize("tuning_cents", [0.0, 35.0, -40.0])
 def test_a_sung_scale_comes_back_as_its_notes(tuning_cents: float) -> None:
     audio = sung_scale(tuning_cents)
-    pitch_track = track(audio, SR)
-    heard = transcribe(audio, SR, pitch_track)
+    transcript = transcribe(audio, SR, track(audio, SR))
+    heard = transcript.notes
     assert [n.pitch for n in heard] == SCALE
-    assert 100 * tuning_offset(pitch_track) == pytest.approx(tuning_cents, abs=12)
+    assert transcript.tuning.cents == pytest.approx(tuning_cents, abs=12)
     starts = np.array([n.start_s for n in heard])
     expected = 0.3 + 0.45 * np.arange(8) + np.where(np.arange(8) >= 4, 0.15, 0.0)
     assert np.abs(starts - expected).max() < 0.06
@@ -116,8 +116,6 @@ def test_unknown_format() -> None:
 
 
 def test_quantize_keeps_notes_apart() -> None:
-    from engine.notes import HeardNote
-
     notes = [HeardNote(60, 0.0, 0.26, 90), HeardNote(62, 0.27, 0.5, 90),
              HeardNote(64, 0.51, 1.0, 90)]
     snapped = quantize(notes, 120.0, 0.0)

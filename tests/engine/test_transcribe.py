@@ -1,0 +1,90 @@
+"""Transcription of sung lines that waver, scoop, drift and re-articulate (synthetic voices:
+harmonic tones along a pitch contour, with a loudness envelope)."""
+
+import numpy as np
+import pytest
+
+from engine.audio import BadAudio, wav_bytes
+from engine.pipeline import piano
+from engine.pitch import midi_to_hz, track
+from engine.transcribe import HeardNote, transcribe
+from tests.engine.test_pitch import harmonic_tone
+
+SR = 22050
+PHRASE = [57, 59, 61, 62, 64, 62, 61, 59, 57]
+
+
+def sing(contour_midi: np.ndarray, loudness_db: np.ndarray | None = None) -> np.ndarray:
+    """A voice-like tone along a contour of fractional MIDI pitches (one per sample), its
+    level following `loudness_db`, with 0.3 s of silence on either side."""
+    voice = harmonic_tone(np.asarray(midi_to_hz(contour_midi)), SR).astype(np.float64)
+    if loudness_db is not None:
+        voice *= 10 ** (loudness_db / 20)
+    silence = np.zeros(int(0.3 * SR))
+    return np.concatenate([silence, voice, silence]).astype(np.float32)
+
+
+def heard(samples: np.ndarray) -> list[HeardNote]:
+    return transcribe(samples, SR, track(samples, SR)).notes
+
+
+def seconds(duration_s: float) -> np.ndarray:
+    return np.arange(int(duration_s * SR)) / SR
+
+
+def test_a_wavering_scooped_note_stays_one_note() -> None:
+    """2.5 s on A3: a quick scoop up from 1.2 semitones below (80 ms), a wide vibrato
+    (+-60 cents at 5.5 Hz), a slow wander of the centre by 35 cents, loudness swelling by
+    6 dB."""
+    t = seconds(2.5)
+    scoop = -1.2 * np.clip(1 - t / 0.08, 0, 1)
+    wander = 0.35 * np.sin(2 * np.pi * 0.4 * t)
+    contour = 57 + scoop + 0.6 * np.sin(2 * np.pi * 5.5 * t) + wander
+    notes = heard(sing(contour, 3 * np.sin(2 * np.pi * 1.3 * t)))
+    assert [n.pitch for n in notes] == [57]
+    assert notes[0].start_s == pytest.approx(0.3, abs=0.03)
+    assert notes[0].end_s == pytest.approx(2.8, abs=0.03)
+
+
+def legato(pitches: list[int], note_s: float, tuning: np.ndarray | None = None) -> np.ndarray:
+    """Notes sung legato: 50 ms glides from one to the next, a +-35 cent vibrato, and the
+    singer's tuning (semitones, one value per sample) added."""
+    steps = np.repeat(np.asarray(pitches, dtype=np.float64), int(note_s * SR))
+    glide = int(0.05 * SR)
+    contour = np.convolve(np.pad(steps, glide, mode="edge"), np.ones(glide) / glide,
+                          mode="same")[glide:-glide]
+    t = np.arange(len(contour)) / SR
+    contour = contour + 0.35 * np.sin(2 * np.pi * 5.5 * t)
+    return contour + (tuning if tuning is not None else 0.0)
+
+
+def test_a_singer_drifting_40_cents_keeps_the_intended_semitones() -> None:
+    length = int(0.4 * SR) * len(PHRASE)
+    drift = np.linspace(-0.05, -0.45, length)  # from 5 to 45 cents flat
+    samples = sing(legato(PHRASE, 0.4, drift))
+    transcript = transcribe(samples, SR, track(samples, SR))
+    assert [n.pitch for n in transcript.notes] == PHRASE
+    assert -45 < transcript.tuning.drift_cents < -20
+    assert -35 < transcript.tuning.cents < -15
+
+
+def test_repeated_notes_with_a_consonant_between_stay_apart() -> None:
+    """"la la la" and "ta ta ta" on one pitch: a voiced consonant (the level dips 15 dB for
+    60 ms, the pitch held) and an unvoiced one (60 ms of hiss, no pitch)."""
+    held, dip = int(0.4 * SR), int(0.02 * SR)
+    vowel, consonant = np.zeros(held), np.concatenate([
+        np.linspace(0, -15, dip), np.full(dip, -15.0), np.linspace(-15, 0, dip)])
+    la = np.concatenate([vowel, consonant, vowel, consonant, vowel])
+    voiced = heard(sing(np.full(len(la), 60.0), la))
+    assert [n.pitch for n in voiced] == [60, 60, 60]
+    tone = harmonic_tone(np.full(held, float(midi_to_hz(60))), SR)
+    hiss = np.random.default_rng(0).normal(0, 0.02, 3 * dip).astype(np.float32)
+    ta = np.pad(np.concatenate([tone, hiss, tone, hiss, tone]), int(0.3 * SR))
+    assert [n.pitch for n in heard(ta)] == [60, 60, 60]
+
+
+def test_silence_has_no_notes() -> None:
+    silence = np.zeros(2 * SR, np.float32)
+    assert heard(silence) == []
+    with pytest.raises(BadAudio, match="no notes heard"):
+        piano(wav_bytes(silence, SR))
