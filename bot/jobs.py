@@ -282,6 +282,7 @@ async def _execute(job_id: int, worker: _Worker, runner: Runner) -> str:
         return "retry" if ended == "queued" else ended
     finally:
         heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
     if made.get("sung"):  # kept with the job (its reply says it), saved with the track
         job.parameters = {**job.parameters, "sung": made["sung"]}
     async with worker.sessions() as session:
