@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import random
@@ -31,6 +30,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from benchmarks import print_json
 from benchmarks.e2e import CLIPS, SPEECH, percentile, replying_to
 from bot.adapters.telegram import TelegramAdapter
 from bot.config import Settings
@@ -197,9 +197,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     result = asyncio.run(measure(args.notes, args.people, args.minutes, args.workers,
                                  args.seed))
-    result["cpu_count"] = os.cpu_count()
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(result)
 
 
 if __name__ == "__main__":
