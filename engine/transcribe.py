@@ -100,10 +100,11 @@ def _written_pitch(centre: float, offset: float) -> int:
     """The MIDI note to write for a note sung at `centre` semitones on the singer's tuning,
     which sits `offset` semitones from A = 440 Hz there: the semitone nearest to what was
     sung, as a listener (and an annotator) hears it. A note sung within AMBIGUOUS of half
-    way between two is written where the singer's own tuning puts it, when that tuning
-    puts it clearly on one."""
+    way between two is written where the singer's own tuning puts it, when both the note
+    on that tuning and the tuning itself are clear of half way (a singer sitting half a
+    semitone off says nothing about which way to round)."""
     heard = centre + offset
-    if _near_half_way(heard) and not _near_half_way(centre):
+    if _near_half_way(heard) and not (_near_half_way(centre) or _near_half_way(offset)):
         return round(centre) + round(offset)
     return round(heard)
 
