@@ -47,6 +47,11 @@ DRIFT_HZ, DRIFT_CENTS = 1.0, 8.0
 FLUTTER_HZ, FLUTTER_CENTS = 8.0, 3.0
 EPSILON_S = 0.001
 PRAAT_SEED = 909
+# Praat's overlap-add writes into a buffer three times as long as its source: a part sung
+# more than three times slower than it was spoken would lose its end. The source is padded
+# with silence (at its own speed) until the buffer holds the whole part.
+PRAAT_MAX_STRETCH = 3.0
+PAD_MARGIN_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -243,14 +248,22 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
            pitch_ceiling_hz: float = 600.0) -> RetunedVoice:
     """Resynthesise the voice along the alignment's time map and a sung pitch contour
     (output times in s, MIDI pitch; `sung_contour` makes one)."""
-    start_in = float(alignment.time_map.input_s[0])
-    end_in = float(alignment.time_map.input_s[-1])
+    time_map = alignment.time_map
+    start_in, end_in = float(time_map.input_s[0]), float(time_map.input_s[-1])
     first, last = int(start_in * sample_rate), int(np.ceil(end_in * sample_rate))
     clip = samples[first:last].astype(np.float64)
+    sung_s = float(time_map.output_s[-1] - time_map.output_s[0])
+    clip_s = len(clip) / sample_rate
+    pad_s = max(0.0, (sung_s - PRAAT_MAX_STRETCH * clip_s) / (PRAAT_MAX_STRETCH - 1.0))
+    if pad_s > 0.0:
+        clip = np.concatenate([clip, np.zeros(round((pad_s + PAD_MARGIN_S) * sample_rate))])
     sound = parselmouth.Sound(clip, sampling_frequency=sample_rate)
     manipulation = call(sound, "To Manipulation", 0.01, pitch_floor_hz, pitch_ceiling_hz)
     contour_in, contour_hz = pitch_contour(alignment, contour)
-    duration_in, factors = _duration_points(alignment.time_map)
+    duration_in, factors = _duration_points(time_map)
+    # The padding goes at its own speed (a tier holds its last value beyond its last point).
+    duration_in = np.append(duration_in, end_in + EPSILON_S)
+    factors = np.append(factors, 1.0)
     with tempfile.TemporaryDirectory(prefix="singsong-retune-") as folder:
         pitch_tier = _read_tier(Path(folder, "p.PitchTier"), "PitchTier", sound.duration,
                                 contour_in - start_in, contour_hz)
@@ -262,8 +275,8 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
     # Praat's generator makes the same input give the same voice.
     run(f"random_initializeWithSeedUnsafelyButPredictably ({PRAAT_SEED})")
     result = call(manipulation, "Get resynthesis (overlap-add)")
-    out = np.asarray(result.values[0], dtype=np.float32)
-    return RetunedVoice(out, sample_rate, float(alignment.time_map.output_s[0]))
+    out = np.asarray(result.values[0], dtype=np.float32)[:round(sung_s * sample_rate)]
+    return RetunedVoice(out, sample_rate, float(time_map.output_s[0]))
 
 
 def _duration_points(time_map: TimeMap) -> tuple[np.ndarray, np.ndarray]:

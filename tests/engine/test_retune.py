@@ -96,3 +96,18 @@ def test_the_contour_is_seeded() -> None:
     _, again = sung_contour(LONG_NOTES, "natural", seed=1)
     _, other = sung_contour(LONG_NOTES, "natural", seed=2)
     assert np.array_equal(one, again) and not np.array_equal(one, other)
+
+
+def test_a_part_sung_far_slower_than_it_was_spoken_keeps_its_end(voice) -> None:
+    """2.2 s of speech sung over 12 s (more than the three times Praat's overlap-add holds):
+    the retuned voice lasts the whole part and its last note still sounds."""
+    signal, found = voice
+    alignment = align(found, [55, 59, 62, 57], [1.0, 4.0, 7.0, 10.0], last_end_s=13.0)
+    sung = retune(signal, SR, alignment, sung_contour(alignment.sung, "natural", seed=1))
+    sung_s = alignment.time_map.output_s[-1] - alignment.time_map.output_s[0]
+    assert sung_s > 3.5 * (alignment.time_map.input_s[-1] - alignment.time_map.input_s[0])
+    assert len(sung.samples) == round(sung_s * SR)
+    last = alignment.sung[-1]
+    start = round((last.start_s - sung.start_s) * SR)
+    end = round((last.end_s - sung.start_s) * SR)
+    assert np.sqrt(np.mean(sung.samples[start:end] ** 2)) > 0.01
