@@ -315,8 +315,9 @@ def unsteady(case: Case, seed: int) -> Case:
 
 
 def _sounds(samples: np.ndarray, start_s: float, end_s: float) -> bool:
-    """Whether the voice sounds in this span (the melody can run on after the words: the
-    notes with no voice on them are not in the reference)."""
+    """Whether the voice sounds in this span: a note with no voice on it is no reference.
+    (Before the retune fix of fd13717, a part sung over three times slower than spoken lost
+    its end, and such notes were silent; the check stays as a guard.)"""
     part = samples[round(start_s * RATE):round(end_s * RATE)]
     return part.size > 0 and float(np.sqrt(np.mean(part**2))) > SILENT_RMS
 
