@@ -13,9 +13,10 @@ import itertools
 import logging
 import math
 import random
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from bot.errors import SlowDown
 from bot.inbox import Inbox
 from bot.jobs import INTERNAL_ERROR, JobEngine
 from bot.outages import OUTAGE_S, outlast
+from bot.titles import derived_title, new_title, origin
 from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
@@ -34,7 +36,7 @@ from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Album, Chat, Job, Track, User, now
+from storage.models import Album, Chat, Job, ShareLink, Track, User, now
 
 log = logging.getLogger("singsong.commands")
 
@@ -51,6 +53,8 @@ ANONYMOUS_CREDIT = "a SingSong singer"  # a song whose maker gave no name
 PIANO_STAYS_OUT = ("Piano versions stay out of the community album: it is an album of songs. "
                    "Share the song itself with /share NUMBER (see /history).")
 NAME_LIMIT = 64  # characters of a name for the credits
+LINK_TOKEN_BYTES = 32  # a public song page's token: 256 random bits, 43 characters
+LINK_PARTS = ("audio", "picture")  # what a public song page serves
 TRACK_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "midi": ("midi_blob", "mid", "audio/midi"),
                "picture": ("picture_blob", "png", "image/png")}
@@ -119,6 +123,7 @@ class Message:
     clip: Clip | None = None
     reply_to: dict[str, Any] = field(default_factory=dict)  # the adapter's, kept with the job
     form: str = DEFAULT_FORM  # of a song: "full" (verse, chorus twice) or "short" (one pass)
+    style: str = ""  # of a song: the band for this one ("" for the person's /style)
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,21 @@ class TrackView:
     sections: tuple[dict[str, Any], ...] = ()  # {"name": "verse", "start_s": 2.1}, in order
     language: dict[str, str] | None = None  # lyrics: {"code", "name", "chosen_by"}
     about: str = ""  # the song's parts and language, as its reply says them
+    title: str = ""  # its name: the first line of its lyrics, or two words from its seed
+    style: str | None = None  # the band ("pop", "lofi", ...); None for a piano version
+    lyrics: str | None = None  # a song of lyrics: the words it sings
+    origin: str = ""  # where it came from: "Another melody for “Velvet Harbour”, from ..."
+    link: str | None = None  # the token of its public page, when its maker made one
+    link_credit: str | None = None  # the name that page credits ("" for none)
+
+
+@dataclass(frozen=True)
+class SharedSongView:
+    """A song as its public page shows it: to anyone with the link."""
+
+    token: str
+    track: TrackView
+    credit: str  # who made it, as its maker chose ("a SingSong singer" for no name)
 
 
 @dataclass(frozen=True)
@@ -246,8 +266,9 @@ class Commands:
                 return self.help(message.place)
             if command == "sing" or (not command and message.clip is not None):
                 if message.clip is not None:
-                    return await self._start(message, "sing", message.clip.data,
-                                             {"form": check_form(message.form)})
+                    return await self._start(message, "sing", message.clip.data, {
+                        "form": check_form(message.form), "clip": message.clip.filename,
+                        **_band(message.style)})
                 if not message.text.strip():
                     return Reply("Send /sing followed by a few words, or a voice note.")
                 return await self._sing_lyrics(message)
@@ -262,7 +283,8 @@ class Commands:
                 if message.clip is None:
                     return Reply("Send /piano as a reply to a voice note, or with an audio "
                                  "clip attached, and I will play it on the piano.")
-                return await self._start(message, "piano", message.clip.data, {})
+                return await self._start(message, "piano", message.clip.data,
+                                         {"clip": message.clip.filename})
             if command == "history":
                 return await self.history(message.person)
             if command == "share":
@@ -289,7 +311,7 @@ class Commands:
         do not tell: the engine decides, and the reply says which)."""
         return await self._start(message, "lyrics", None, {
             "text": clean_lyrics(message.text), "form": check_form(message.form),
-            "language": message.person.language})
+            "language": message.person.language, **_band(message.style)})
 
     def help(self, place: Place) -> Reply:
         hint = "\nOr just type your lyrics here." if place.private else ""
@@ -310,6 +332,7 @@ class Commands:
             chat = await queries.chat_for(session, place.platform, place.chat_id)
         parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters,
                       "reply_to": message.reply_to, "private": place.private}
+        parameters.setdefault("title", new_title(kind, parameters))
         key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
         try:
             job, created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
@@ -360,20 +383,25 @@ class Commands:
         message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
         key = queries.idempotency_key(place.platform, place.chat_id, f"press:{press_id}")
         data = self.blobs.get(job.input_blob) if job.input_blob else None
-        # What the job was asked, without how it was answered and what it made.
-        asked = {k: v for k, v in job.parameters.items() if k not in ("reply_to", "sung")}
+        # What the job was asked, without how it was answered, what it made and what it
+        # was named; and where the new one comes from.
+        asked = {k: v for k, v in job.parameters.items()
+                 if k not in ("reply_to", "sung", "title")}
+        source = made_from(verb, track.id, job)
         if verb == "another":
             asked.pop("seed", None)
-            return await self._start(message, job.kind, data, asked, key)
+            return await self._start(message, job.kind, data, {**asked, **source}, key)
         if verb in FORM_BUTTONS:
             if job.kind not in SONG_KINDS:
                 return Reply("That button is no longer valid.")
             # The same voice or words, seed and band: the same melody, in the other form.
-            return await self._start(message, job.kind, data, {**asked, "form": verb}, key)
+            return await self._start(message, job.kind, data,
+                                     {**asked, **source, "form": verb}, key)
         if verb == "piano":
             if data is None:
                 return Reply("There is no recording behind that one to play on the piano.")
-            return await self._start(message, "piano", data, {}, key)
+            return await self._start(message, "piano", data,
+                                     {"clip": asked.get("clip"), **source}, key)
         return Reply("That button is no longer valid.")
 
     # Answers that need no job.
@@ -600,8 +628,9 @@ class Commands:
                     Job.status == "queued", Job.id < job.id))).scalar_one()
             track = (await session.execute(select(Track).where(Track.job_id == job.id))
                      ).scalar_one_or_none()
+            links = await queries.share_links_of(session, [track.id]) if track else {}
             return JobView(job.id, job.kind, job.status, _error_for_person(job), ahead,
-                           _track_view(track, job) if track else None)
+                           _track_view(track, job, links.get(track.id)) if track else None)
 
     async def history_view(self, person: Person) -> list[TrackView]:
         async with self.sessions() as session:
@@ -613,7 +642,60 @@ class Commands:
             rows = await session.execute(select(Job).where(
                 Job.id.in_([t.job_id for t in tracks])))
             jobs = {job.id: job for job in rows.scalars()}
-        return [_track_view(t, jobs[t.job_id]) for t in tracks]
+            links = await queries.share_links_of(session, [t.id for t in tracks])
+        return [_track_view(t, jobs[t.job_id], links.get(t.id)) for t in tracks]
+
+    async def track_view(self, person: Person, track_id: int) -> TrackView | None:
+        """One of the person's songs; None when it is not theirs."""
+        async with self.sessions() as session:
+            found = await session.execute(
+                select(Track, Job).join(Job, Track.job_id == Job.id)
+                .join(User, Track.user_id == User.id)
+                .where(Track.id == track_id, User.platform == person.platform,
+                       User.platform_user_id == person.user_id))
+            row = found.first()
+            if row is None:
+                return None
+            links = await queries.share_links_of(session, [track_id])
+        return _track_view(row[0], row[1], links.get(track_id))
+
+    # A song's public page: made when its maker asks, gone when revoked or forgotten.
+
+    async def make_link(self, person: Person, track_id: int, *, named: bool
+                        ) -> TrackView | None:
+        """Make (or keep) the public page of one of the person's songs, crediting them by
+        their name (`named`, when they gave one) or as ANONYMOUS_CREDIT; the song as it
+        is now, or None when it is not theirs."""
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id)
+            made = await queries.make_share_link(session, user, track_id,
+                                                 secrets.token_urlsafe(LINK_TOKEN_BYTES),
+                                                 user.display_name if named else "")
+        return None if made is None else await self.track_view(person, track_id)
+
+    async def revoke_link(self, person: Person, track_id: int) -> bool:
+        """Delete the public page of one of the person's songs; whether it had one."""
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id)
+            return await queries.revoke_share_link(session, user, track_id)
+
+    async def shared_song(self, token: str) -> SharedSongView | None:
+        """The song a public link names; None when there is no such link (any more)."""
+        async with self.sessions() as session:
+            found = await queries.shared_by_link(session, token)
+        if found is None:
+            return None
+        link, track, job = found
+        return SharedSongView(token, _track_view(track, job, link), credit(link.credit))
+
+    async def shared_file(self, token: str, part: str) -> FileOut | None:
+        """A file of the song a public link names (audio or picture)."""
+        async with self.sessions() as session:
+            found = await queries.shared_by_link(session, token)
+        if found is None or part not in LINK_PARTS or not getattr(
+                found[1], TRACK_PARTS[part][0]):
+            return None
+        return self._file(found[1], part)
 
     async def track_file(self, person: Person | None, track_id: int,
                          part: str) -> FileOut | None:
@@ -851,17 +933,49 @@ def _error_for_person(job: Job) -> str | None:
     return _sentence(job.error)
 
 
-def _track_view(track: Track, job: Job) -> TrackView:
+def _track_view(track: Track, job: Job, link: ShareLink | None = None) -> TrackView:
     parts = tuple(part for part, (column, _, _) in TRACK_PARTS.items()
                   if getattr(track, column))
     created: datetime = track.created_at
+    if created.tzinfo is None:  # SQLite keeps no zone: the time was written in UTC
+        created = created.replace(tzinfo=UTC)
     sung = SungAs.of(job)
     return TrackView(track.id, job.kind, created.isoformat(), round(track.duration_s, 2),
                      track.key, track.tempo_bpm, track.shared, parts,
                      form=sung.form if sung else None,
                      sections=sung.sections if sung else (),
                      language=sung.language if sung else None,
-                     about=sung.about() if sung else "")
+                     about=sung.about() if sung else "",
+                     title=title_of(job),
+                     style=job.parameters.get("style") if job.kind != "piano" else None,
+                     lyrics=job.parameters.get("text") if job.kind == "lyrics" else None,
+                     origin=origin(job.parameters),
+                     link=link.token if link else None,
+                     link_credit=link.credit if link else None)
+
+
+def title_of(job: Job) -> str:
+    """The name of what a job made (a job from before names were kept gets one now)."""
+    return str(job.parameters.get("title") or new_title(job.kind, job.parameters))
+
+
+def made_from(verb: str, track_id: int, job: Job) -> dict[str, Any]:
+    """What a job made by a button on a track keeps of it: which button, which track and
+    its name; and its own name, when it is not a new song (the other form, the piano)."""
+    source_title = title_of(job)
+    made = {"made_by": verb, "from_track": track_id, "from_title": source_title}
+    title = derived_title(verb, source_title)
+    return {**made, "title": title} if title else made
+
+
+def _band(style: str) -> dict[str, str]:
+    """{"style": name} for a band asked for with one song; {} for the person's own."""
+    name = style.strip().lower()
+    if not name:
+        return {}
+    if name not in STYLES:
+        raise InvalidRequest(f"I know these styles: {', '.join(STYLES)}")
+    return {"style": name}
 
 
 def song_title(track_id: int, display_name: str) -> str:

@@ -161,15 +161,17 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
     from engine.theory import parse_key
 
     seed = int(parameters.get("seed", 0))
+    title = parameters.get("title")  # the picture's headline
     if kind in ("sing", "lyrics"):
         style = parameters.get("style", arrange.DEFAULT_STYLE)
         form = parameters.get("form", DEFAULT_FORM)
-        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form)
+        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form, title=title)
                 if kind == "sing" else
                 # A platform's setting SingSong does not sing in ("ja") counts as none: the
                 # person did not choose it for this song, so it must not fail it.
                 pipeline.lyrics(parameters.get("text", ""), seed=seed, style=style, form=form,
-                                language=supported_language(parameters.get("language"))))
+                                language=supported_language(parameters.get("language")),
+                                title=title))
         return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
                 "duration_s": song.summary["duration_s"], "key": song.summary["key"],
                 "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
@@ -178,9 +180,10 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
     if kind == "melody":
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
-                                formats=("ogg", "mid", "png"))
+                                formats=("ogg", "mid", "png"), title=title)
+        # Stored as long as its audio is (the notes end before the band stops ringing).
         return {"audio": piece.files["ogg"], "midi": piece.files["mid"],
-                "picture": piece.files["png"], "duration_s": piece.melody.duration_s,
+                "picture": piece.files["png"], "duration_s": piece.audio_duration_s,
                 "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
                 "timings_s": piece.timings_s}
     if kind == "piano":

@@ -32,3 +32,9 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
 def last_week(moment: datetime) -> str:
     """The ISO week that ended most recently before `moment`."""
     return week_of(moment - timedelta(days=7))
+
+
+def album_release(week: str, weekday: int, hour: int) -> datetime:
+    """When the album of a week comes out: on `weekday` (0 is Monday) of the week after it,
+    at `hour` UTC (the scheduler builds it then)."""
+    return week_bounds(week)[1] + timedelta(days=weekday, hours=hour)

@@ -1,4 +1,9 @@
-"""Pictures people get with their music: a piano roll of a melody, a voice against its tune."""
+"""Pictures people get with their music, made to be kept and shared: the song's name and key
+over its melody (a piano roll), and for a song the voice's sung line drawn over the notes.
+
+Every picture is a 1200 x 630 PNG (CARD_SIZE_PX), the size chat apps show as a link's
+preview, so a song's public page uses its picture as it is.
+"""
 
 from __future__ import annotations
 
@@ -10,100 +15,117 @@ from typing import Any
 import numpy as np
 
 from engine.melody.compose import Melody
-from engine.theory import PITCH_CLASS_NAMES, chord_name
+from engine.theory import chord_name
 
-NOTE_COLOUR = "#e4572e"
-CHORD_COLOUR = "#6c757d"
+CARD_SIZE_PX = (1200, 630)
+DPI = 100
+BACKGROUND = ("#241650", "#5b2fc0")  # top to bottom
+NOTE_COLOUR = "#ff8a5c"
+LINE_COLOUR = "#fff3b0"
+INK = "#ffffff"
+MUTED_INK = "#cfc4f5"
+BRAND = "SingSong"
+PLOT_BOX = (0.06, 0.1, 0.88, 0.56)  # left, bottom, width, height of the notes, in the card
+HEADLINE_LIMIT = 40  # characters of a title at full size; longer ones get a smaller font
+YOUR_VOICE = "your voice"
+COMPUTER_VOICE = "the computer's voice"
 
 
 def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
-    """A PNG piano roll of a composed melody: bar lines and chord names above its notes."""
+    """A melody's card: its name (or its key and tempo), its notes, and chord names."""
     return notes_png(
         [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
         duration_s=melody.duration_s,
-        title=title or f"{melody.key.name}, {melody.tempo_bpm:g} BPM, {len(melody.notes)} notes",
-        bar_s=melody.step_s * 16,
+        title=title or "A new melody",
+        subtitle=f"{melody.key.name} · {melody.tempo_bpm:g} BPM",
         chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
-        label_classes=melody.key.stable_pitch_classes(),
+        bar_s=melody.step_s * 16,
     )
 
 
 def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float, title: str,
-              bar_s: float | None = None, chords: Sequence[tuple[str, float]] = (),
-              label_classes: frozenset[int] = frozenset({0})) -> bytes:
-    """A PNG piano roll of (pitch, start_s, end_s, velocity) notes, with bar lines every
-    `bar_s` seconds (thicker every four bars) and chord names above when given."""
-    from matplotlib.patches import FancyBboxPatch
-
+              subtitle: str = "", chords: Sequence[tuple[str, float]] = (),
+              bar_s: float | None = None) -> bytes:
+    """A card of (pitch, start_s, end_s, velocity) notes over `duration_s` seconds, with
+    chord names above them and faint bar lines every `bar_s` seconds when given."""
     pitches = [n[0] for n in notes] or [60]
-    low, high = min(pitches) - 2, max(pitches) + 2
-    with _figure(min(16.0, 4.0 + duration_s / 1.5)) as (fig, ax):
-        for pitch, start, end, velocity in notes:
-            ax.add_patch(FancyBboxPatch(
-                (start, pitch - 0.4), max(end - start - 0.01, 0.01), 0.8,
-                boxstyle="round,pad=0,rounding_size=0.08", color=NOTE_COLOUR,
-                alpha=0.55 + 0.45 * velocity / 127,
-            ))
+    with _card(title, subtitle) as (fig, ax):
         if bar_s:
             for bar in range(int(duration_s / bar_s + 1e-6) + 1):
-                ax.axvline(bar * bar_s, color="#adb5bd", lw=0.8 if bar % 4 else 1.6, zorder=0)
+                ax.axvline(bar * bar_s, color=MUTED_INK, lw=0.8, alpha=0.25, zorder=0)
+        for pitch, start, end, velocity in notes:
+            _note(ax, pitch, start, end, alpha=0.5 + 0.5 * velocity / 127)
         for name, start in chords:
-            ax.text(start + 0.03, high + 0.3, name, fontsize=8, color=CHORD_COLOUR,
+            ax.text(start + 0.03, max(pitches) + 2.2, name, fontsize=11, color=MUTED_INK,
                     va="bottom")
-        ticks = [p for p in range(low, high + 1) if p % 12 in label_classes]
-        ax.set_yticks(ticks, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in ticks])
-        ax.set_xlim(0, duration_s)
-        ax.set_ylim(low - 0.5, high + 1.5)
-        return _png(fig, ax, title)
+        ax.set_xlim(0, max(duration_s, 0.1))
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 4)
+        return _png(fig)
 
 
-def voice_png(sung: Sequence[tuple[int, float, float]], before: tuple[np.ndarray, np.ndarray],
-              after: tuple[np.ndarray, np.ndarray], title: str) -> bytes:
-    """A PNG of the voice's pitch before (as spoken, moved onto the song's time line) and
-    after retuning, against the melody's notes. Contours are (times_s, MIDI pitch, NaN where
-    unvoiced); sung notes are (pitch, start_s, end_s)."""
-    from matplotlib.patches import Rectangle
-
+def voice_png(sung: Sequence[tuple[int, float, float]], line: tuple[np.ndarray, np.ndarray],
+              title: str, subtitle: str = "", voice: str = YOUR_VOICE) -> bytes:
+    """A song's card: the notes the voice was put on (pitch, start_s, end_s) and the voice's
+    sung line over them (times_s, MIDI pitch, NaN where unvoiced), labelled `voice` ("your
+    voice", or "the computer's voice" for lyrics)."""
     pitches = [p for p, _, _ in sung] or [60]
-    low, high = min(pitches) - 7, max(pitches) + 5
-    end_s = max([e for _, _, e in sung] + [float(np.nanmax(after[0], initial=1.0))])
-    with _figure(min(16.0, 4.0 + end_s / 2)) as (fig, ax):
+    low, high = min(pitches) - 3, max(pitches) + 4
+    end_s = max([e for _, _, e in sung] + [float(np.nanmax(line[0], initial=1.0))])
+    with _card(title, subtitle) as (fig, ax):
         for pitch, start, end in sung:
-            ax.add_patch(Rectangle((start, pitch - 0.5), end - start, 1.0,
-                                   color=NOTE_COLOUR, alpha=0.35, lw=0))
-        ax.plot(before[0], np.clip(before[1], low, high), ".", ms=1.5, color="#adb5bd",
-                label="your voice, spoken")
-        ax.plot(after[0], np.clip(after[1], low, high), ".", ms=1.5, color="#1d3557",
-                label="your voice, sung")
-        ticks = [p for p in range(low, high + 1) if p % 12 == 0]
-        ax.set_yticks(ticks, [f"C{p // 12 - 1}" for p in ticks])
-        ax.set_xlim(0, end_s)
+            _note(ax, pitch, start, end, alpha=0.55)
+        times, midi = line
+        shown = np.where((midi >= low) & (midi <= high), midi, np.nan)
+        ax.plot(times, shown, color=LINE_COLOUR, lw=9, alpha=0.18, solid_capstyle="round")
+        ax.plot(times, shown, color=LINE_COLOUR, lw=2.6, solid_capstyle="round")
+        fig.text(PLOT_BOX[0], PLOT_BOX[1] - 0.06, f"━ {voice}, sung", color=LINE_COLOUR,
+                 fontsize=13)
+        fig.text(PLOT_BOX[0] + 0.3, PLOT_BOX[1] - 0.06, "▬ the melody", color=NOTE_COLOUR,
+                 fontsize=13)
+        start_s = min([s for _, s, _ in sung], default=0.0)
+        ax.set_xlim(max(start_s - 0.3, 0.0), end_s)  # from the first sung note
         ax.set_ylim(low, high)
-        ax.legend(loc="upper right", fontsize=8, markerscale=6)
-        return _png(fig, ax, title)
+        return _png(fig)
+
+
+def _note(ax: Any, pitch: int, start: float, end: float, alpha: float) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((start, pitch - 0.38), max(end - start - 0.02, 0.02), 0.76,
+                                boxstyle="round,pad=0,rounding_size=0.1", lw=0,
+                                color=NOTE_COLOUR, alpha=alpha))
 
 
 @contextmanager
-def _figure(width_in: float) -> Iterator[tuple[Any, Any]]:
-    """A 4-inch-high matplotlib figure (Agg, no screen), closed however the drawing ends."""
+def _card(title: str, subtitle: str) -> Iterator[tuple[Any, Any]]:
+    """A CARD_SIZE_PX figure (Agg, no screen) with its gradient, headline and brand, and an
+    axes without frame or ticks for the notes; closed however the drawing ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
 
-    fig, ax = plt.subplots(figsize=(width_in, 4.0), dpi=100)
+    fig = plt.figure(figsize=(CARD_SIZE_PX[0] / DPI, CARD_SIZE_PX[1] / DPI), dpi=DPI)
     try:
+        backdrop = fig.add_axes((0, 0, 1, 1))
+        backdrop.imshow(np.linspace(0, 1, 256)[:, None], aspect="auto", extent=(0, 1, 0, 1),
+                        cmap=LinearSegmentedColormap.from_list("card", BACKGROUND))
+        backdrop.set_axis_off()
+        size = 40 if len(title) <= HEADLINE_LIMIT // 2 else 30 if len(
+            title) <= HEADLINE_LIMIT else 22
+        fig.text(0.06, 0.87, title, color=INK, fontsize=size, fontweight="bold", va="center")
+        fig.text(0.06, 0.76, subtitle, color=MUTED_INK, fontsize=18, va="center")
+        fig.text(0.94, 0.04, BRAND, color=MUTED_INK, fontsize=14, fontweight="bold",
+                 ha="right")
+        ax = fig.add_axes(PLOT_BOX)
+        ax.set_axis_off()
         yield fig, ax
     finally:
         plt.close(fig)
 
 
-def _png(fig: Any, ax: Any, title: str) -> bytes:
-    """Label the time axis, title the figure and return it as PNG bytes."""
-    ax.set_xlabel("time (s)")
-    ax.grid(axis="y", color="#e9ecef", lw=0.5)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

@@ -42,6 +42,9 @@ class MelodyPiece:
     melody: Melody
     files: dict[str, bytes]
     timings_s: dict[str, float] = field(default_factory=dict)
+    # The audio's length (the band and the piano ring on past the last note); None when no
+    # audio was made.
+    audio_duration_s: float | None = None
 
     def summary(self) -> dict[str, Any]:
         return melody_summary(self.melody)
@@ -99,10 +102,11 @@ def melody(
     tempo_bpm: float = 110.0,
     formats: Collection[str] = ("ogg", "mid", "png"),
     style: str | None = None,
+    title: str | None = None,
 ) -> MelodyPiece:
     """Compose a melody and make the requested files: MIDI (melody, chords and bass, or with
     `style` that style's band: chords, bass, drums), audio rendered through FluidSynth (piano
-    melody over the accompaniment), a piano-roll PNG."""
+    melody over the accompaniment), a piano-roll PNG (headed `title`, when given)."""
     _check_formats(formats, MELODY_FORMATS)
     band = arrange.style_named(style) if style else None
     timer = StageTimer()
@@ -117,12 +121,19 @@ def melody(
     if "mid" in formats:
         with timer.stage("midi"):
             files["mid"] = arrange.midi_bytes(midi)
-    files.update(_audio_files(formats, lambda: audio.peak_normalise(arrange.render(midi)),
-                              timer))
+    rendered: list[np.ndarray] = []
+
+    def render() -> np.ndarray:
+        rendered.append(audio.peak_normalise(arrange.render(midi)))
+        return rendered[0]
+
+    files.update(_audio_files(formats, render, timer))
     if "png" in formats:
         with timer.stage("picture"):
-            files["png"] = picture.piano_roll_png(tune)
-    return MelodyPiece(melody=tune, files=files, timings_s=timer.report())
+            files["png"] = picture.piano_roll_png(tune, title)
+    return MelodyPiece(melody=tune, files=files, timings_s=timer.report(),
+                       audio_duration_s=len(rendered[0]) / arrange.SAMPLE_RATE
+                       if rendered else None)
 
 
 # --- Voice note to song -----------------------------------------------------------------
@@ -166,12 +177,12 @@ class Song:
 
 def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
          form: str = song_form.DEFAULT_FORM, audio_format: str = "ogg",
-         extras: bool = True) -> Song:
+         extras: bool = True, title: str | None = None) -> Song:
     """A voice note (any audio ffmpeg reads) sung on a new melody over a band.
 
     form: "full" (an intro, the verse, a chorus from the person's own words with a second
     voice, an ending) or "short" (the verse alone). extras: also make the stems and the
-    picture (skip them when only the song is wanted).
+    picture (skip them when only the song is wanted), headed `title` when given.
 
     Raises audio.BadAudio (an InvalidRequest) with a message for the sender when the input
     cannot be used: empty, too large, not audio, or no voice in it.
@@ -182,12 +193,12 @@ def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
     band = arrange.style_named(style)
     with timer.stage("decode"):
         voice = audio.decode(audio_data, sample_rate=VOICE_RATE)
-    return _sing_voice(voice, seed, band, form, audio_format, extras, timer)
+    return _sing_voice(voice, seed, band, form, audio_format, extras, timer, title=title)
 
 
 def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
            form: str = song_form.DEFAULT_FORM, language: str | None = None,
-           audio_format: str = "ogg", extras: bool = True) -> Song:
+           audio_format: str = "ogg", extras: bool = True, title: str | None = None) -> Song:
     """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters).
 
     language: the person's language setting (a platform's code such as "pt-br"), used when
@@ -202,7 +213,8 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
         speech = singer.speak(text, language)
     with timer.stage("decode"):
         voice = audio.decode(speech.audio, sample_rate=VOICE_RATE)
-    song = _sing_voice(voice, seed, band, form, audio_format, extras, timer, speech)
+    song = _sing_voice(voice, seed, band, form, audio_format, extras, timer, speech,
+                       title=title)
     song.summary["lyrics"] = singer.clean_lyrics(text)
     song.summary["language"] = {"code": speech.language, "name": speech.language_name,
                                 "chosen_by": speech.chosen_by}
@@ -211,7 +223,7 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
 
 def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form: str,
                 audio_format: str, extras: bool, timer: StageTimer,
-                speech: singer.Speech | None = None) -> Song:
+                speech: singer.Speech | None = None, *, title: str | None = None) -> Song:
     heard = _listen(voice, timer)
     with timer.stage("compose"):
         plan = _plan_song(heard, seed, band, form, speech)
@@ -246,8 +258,9 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
     if extras:
         with timer.stage("extras"):
             files = stems.wav_files()
-            image = _voice_picture(heard.f0, sung_f0, first_verse.voice, first_verse.alignment,
-                                   plan.layout.melody)
+            image = _voice_picture(sung_f0, first_verse.voice, first_verse.alignment,
+                                   plan.layout.melody, band.name, title,
+                                   picture.COMPUTER_VOICE if speech else picture.YOUR_VOICE)
     summary = {
         **melody_summary(plan.layout.melody),
         "style": band.name,
@@ -587,17 +600,16 @@ def _pitch_accuracy(sung_f0: pitch.PitchTrack, start_s: float,
     return round(float(within.mean()), 4)
 
 
-def _voice_picture(f0: pitch.PitchTrack, after: pitch.PitchTrack,
-                   sung_voice: retune.RetunedVoice, alignment: retune.Alignment,
-                   tune: Melody) -> bytes:
-    before_t = alignment.time_map.to_output(f0.times_s)
-    inside = (f0.times_s >= alignment.time_map.input_s[0]) & (
-        f0.times_s <= alignment.time_map.input_s[-1])
+def _voice_picture(after: pitch.PitchTrack, sung_voice: retune.RetunedVoice,
+                   alignment: retune.Alignment, tune: Melody, band: str, title: str | None,
+                   voice: str) -> bytes:
+    """The first verse's card: the voice's sung line over the notes it was put on."""
     return picture.voice_png(
         [(n.pitch, n.start_s, n.end_s) for n in alignment.sung],
-        (before_t[inside], f0.midi()[inside]),
         (after.times_s + sung_voice.start_s, after.midi()),
-        title=f"{tune.key.name}, {tune.tempo_bpm:g} BPM, {len(alignment.sung)} notes",
+        title=title or "A new song",
+        subtitle=f"{tune.key.name} · {tune.tempo_bpm:g} BPM · {band} band",
+        voice=voice,
     )
 
 

@@ -173,3 +173,18 @@ class InboxUpdate(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ShareLink(Base):
+    """A song's public page, made when its maker asks (one per song): anyone with the
+    unguessable token may play it. Revoking deletes the row, and forgetting the person
+    deletes it with their songs, so the token stops working either way."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"),
+                                          unique=True)
+    token: Mapped[str] = mapped_column(String(43), unique=True)  # secrets.token_urlsafe(32)
+    credit: Mapped[str] = mapped_column(String(128), default="")  # "" for no name
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

@@ -13,7 +13,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.blobs import BlobStore
-from storage.models import Album, AlbumTrack, Chat, InboxUpdate, Job, Track, User, Vote, now
+from storage.models import (
+    Album,
+    AlbumTrack,
+    Chat,
+    InboxUpdate,
+    Job,
+    ShareLink,
+    Track,
+    User,
+    Vote,
+    now,
+)
 
 HISTORY_SIZE = 10
 Row = TypeVar("Row", User, Chat)
@@ -266,6 +277,52 @@ async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
     return names
 
 
+# --- Share links: a song's public page ----------------------------------------------------
+
+
+async def make_share_link(session: AsyncSession, user: User, track_id: int, token: str,
+                          credit: str) -> ShareLink | None:
+    """The public link of one of the person's songs, made with `token` unless the song has
+    one already (then it keeps its token and takes the new credit); None when the song is
+    not theirs."""
+    track = await session.get(Track, track_id)
+    if track is None or track.user_id != user.id:
+        return None
+    await session.execute(_insert_ignoring_conflicts(session, ShareLink, {
+        "track_id": track_id, "token": token, "credit": credit[:128], "created_at": now()}))
+    await session.execute(update(ShareLink).where(ShareLink.track_id == track_id)
+                          .values(credit=credit[:128]))
+    link = (await session.execute(select(ShareLink).where(ShareLink.track_id == track_id))
+            ).scalar_one()
+    await session.commit()
+    return link
+
+
+async def revoke_share_link(session: AsyncSession, user: User, track_id: int) -> bool:
+    """Delete the public link of one of the person's songs; whether there was one."""
+    theirs = select(Track.id).where(Track.id == track_id, Track.user_id == user.id)
+    revoked = await session.execute(delete(ShareLink).where(ShareLink.track_id.in_(theirs)))
+    await session.commit()
+    return bool(revoked.rowcount)  # type: ignore[attr-defined]
+
+
+async def share_links_of(session: AsyncSession, track_ids: list[int]) -> dict[int, ShareLink]:
+    """The links of these tracks that have one, by track id."""
+    rows = await session.execute(select(ShareLink).where(ShareLink.track_id.in_(track_ids)))
+    return {link.track_id: link for link in rows.scalars()}
+
+
+async def shared_by_link(session: AsyncSession, token: str
+                         ) -> tuple[ShareLink, Track, Job] | None:
+    """The link with this token, its track and the job that made it; None when no link has
+    it (never made, revoked, or its maker was forgotten)."""
+    found = await session.execute(
+        select(ShareLink, Track, Job).join(Track, ShareLink.track_id == Track.id)
+        .join(Job, Track.job_id == Job.id).where(ShareLink.token == token))
+    row = found.first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 # --- The inbox of incoming updates ---------------------------------------------------------
 
 
@@ -403,4 +460,3 @@ def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any],
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return insert(model).values(**values).on_conflict_do_nothing()
-

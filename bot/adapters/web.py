@@ -22,8 +22,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from bot.adapters import share_page
 from bot.adapters.openapi import openapi_document
 from bot.commands import (
+    ANONYMOUS_CREDIT,
+    NAME_LIMIT,
     AlbumEntryView,
     AlbumView,
     Clip,
@@ -34,15 +37,18 @@ from bot.commands import (
     Person,
     Place,
     Reply,
+    SharedSongView,
     Target,
     TrackView,
 )
 from bot.config import Settings
 from bot.metrics import Operations
 from bot.outages import is_outage
+from bot.weeks import album_release, week_of
 from engine.arrange import STYLES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
+from storage.models import now
 
 log = logging.getLogger("singsong.web")
 
@@ -52,6 +58,10 @@ TOKEN_COOKIE = "singsong_token"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+LINK_PARTS = ("audio", "picture")
+LINK_CREDITS = ("name", "anonymous")  # a public page credits its maker by name, or not
+MAX_ID = 2**31 - 1  # the database's integer ids
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-DE, zh-Hans-CN
 JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 TRACK_PARTS = ("audio", "midi", "picture")
@@ -73,9 +83,12 @@ STATUS_SENTENCES = {
     404: "There is nothing here.",
     405: "This address does not take that kind of request.",
 }
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+UNREADABLE = "The request's body could not be read: send a multipart form or a JSON object."
 
 BROWSER = web.RequestKey("browser_id", str)
 FORGOTTEN = web.RequestKey("forgotten", bool)
+FRAMEABLE = web.RequestKey("frameable", bool)  # a page other sites may embed (the player)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -112,12 +125,17 @@ class WebAdapter:
         router.add_get("/api/history", self._history)
         router.add_get("/api/tracks/{id}/{part}", self._track_file)
         router.add_post("/api/tracks/{id}/share", self._share)
+        router.add_post("/api/tracks/{id}/link", self._make_link)
+        router.add_delete("/api/tracks/{id}/link", self._revoke_link)
         router.add_post("/api/tracks/{id}/{action}", self._track_action)
         router.add_get("/api/album", self._album)
         router.add_get("/api/albums/{week}/{part}", self._album_file)
         router.add_get("/api/name", self._name)
         router.add_post("/api/name", self._set_name)
         router.add_post("/api/forget", self._forget)
+        router.add_get("/s/{token}", self._shared_page)
+        router.add_get("/s/{token}/player", self._shared_player)
+        router.add_get("/s/{token}/{part}", self._shared_file)
         # For operators: GET /healthz and GET /metrics (Prometheus), see bot/metrics.py.
         Operations.of(self.commands).add_routes(router)
 
@@ -200,8 +218,10 @@ class WebAdapter:
         except web.HTTPException as error:
             if error.status < 400:
                 raise
+            allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else {}
             return _error_response(error.status, STATUS_SENTENCES.get(error.status,
-                                                                      error.reason + "."))
+                                                                      error.reason + "."),
+                                   allow)
         except Exception as error:
             if is_outage(error):  # waited out as long as a request may wait
                 log.error("%s %s: the database is away (%s)", request.method, request.path,
@@ -232,12 +252,17 @@ class WebAdapter:
         return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        return web.json_response(openapi_document(
+            token_required=self.settings.web_token is not None))
 
     async def _options(self, request: web.Request) -> web.Response:
+        week = week_of(now())
+        comes_out = album_release(week, self.settings.album_weekday, self.settings.album_hour)
         return web.json_response({"kinds": list(JOB_KINDS), "styles": list(STYLES),
                                   "keys": list(KEYS), "forms": list(FORMS),
-                                  "max_clip_bytes": self.commands.MAX_CLIP_BYTES})
+                                  "max_clip_bytes": self.commands.MAX_CLIP_BYTES,
+                                  "next_album": {"week": week,
+                                                 "comes_out_at": comes_out.isoformat()}})
 
     # Jobs.
 
@@ -260,7 +285,8 @@ class WebAdapter:
                                               fields.get("style", "").strip()) if part)
         person = _person(request, _language(fields))
         message = Message(person, _place(request), _message_id(request), command=command,
-                          text=text, clip=clip, form=fields.get("form") or DEFAULT_FORM)
+                          text=text, clip=clip, form=fields.get("form") or DEFAULT_FORM,
+                          style=fields.get("style", "") if command == "sing" else "")
         return await self._job_started(person, await self.commands.handle(
             message, outage_s=REQUEST_OUTAGE_S))
 
@@ -283,21 +309,14 @@ class WebAdapter:
         """The text fields and the clip of a multipart form, or a JSON object's fields."""
         limit = self.commands.MAX_CLIP_BYTES
         if request.content_type == "application/json":
-            try:
-                body = await request.json()
-            except ValueError:
-                raise ApiError(400, "The body is not valid JSON.") from None
-            if not isinstance(body, dict):
-                raise ApiError(400, "Send a JSON object, for example {\"kind\": \"melody\"}.")
-            return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}, None
-        if request.content_type not in ("multipart/form-data",
-                                        "application/x-www-form-urlencoded"):
-            raise ApiError(400, "Send a multipart form (with an audio file) or a JSON object.")
+            return await _json_fields(request), None
+        if request.content_type not in FORM_TYPES:
+            raise ApiError(415, "Send a multipart form (with an audio file) or a JSON object.")
         if request.content_length is not None and request.content_length > (
                 limit + FORM_OVERHEAD_BYTES):
             raise web.HTTPRequestEntityTooLarge(max_size=limit,
                                                 actual_size=request.content_length)
-        form = await request.post()
+        form = await _read_form(request)
         fields = {name: value for name, value in form.items() if isinstance(value, str)}
         upload = form.get("audio")
         if not isinstance(upload, FileField):
@@ -351,6 +370,27 @@ class WebAdapter:
         reply = await self._press(request, f"{action}:{track_id}")
         return await self._job_started(_person(request), reply)
 
+    async def _make_link(self, request: web.Request) -> web.Response:
+        """Make (or keep) the public page of one of this browser's songs: {"credit": "name"}
+        (the default) credits the person by their name, "anonymous" does not."""
+        track_id = _number(request, "id")
+        fields = await _json_fields(request) if request.can_read_body else {}
+        choice = fields.get("credit") or "name"
+        if choice not in LINK_CREDITS:
+            raise ApiError(400, "Say how the page credits you: credit is name or anonymous.")
+        track = await self.commands.make_link(_person(request), track_id,
+                                              named=choice == "name")
+        if track is None:
+            raise ApiError(404, "You have no song with that number.")
+        return web.json_response(_track_json(track))
+
+    async def _revoke_link(self, request: web.Request) -> web.Response:
+        """Stop sharing one of this browser's songs: its public page is gone."""
+        if not await self.commands.revoke_link(_person(request), _number(request, "id")):
+            raise ApiError(404, "You have no shared link for a song with that number.")
+        return web.json_response({"message": "The link no longer works: nobody can open "
+                                             "this song with it any more."})
+
     async def _press(self, request: web.Request, action: str) -> Reply:
         return await self.commands.press(_person(request), _place(request), action,
                                          _message_id(request), {}, outage_s=REQUEST_OUTAGE_S)
@@ -386,10 +426,46 @@ class WebAdapter:
 
     async def _set_name(self, request: web.Request) -> web.Response:
         """Set the name the album credits this browser's person by: {"name": "Alice"}."""
-        fields, _ = await self._read_job_request(request)
-        reply = await self.commands.name(_person(request), fields.get("name", ""))
+        name = (await _json_fields(request)).get("name", "")
+        if len(name) > NAME_LIMIT:
+            raise ApiError(400, f"A name is at most {NAME_LIMIT} characters.")
+        reply = await self.commands.name(_person(request), name)
         return web.json_response({"message": reply.text,
                                   "name": await self.commands.display_name(_person(request))})
+
+    # A song's public page: anyone with its link, no cookie or token needed.
+
+    async def _shared_page(self, request: web.Request) -> web.StreamResponse:
+        view = await self._shared_song(request)
+        picture = await self.commands.shared_file(view.token, "picture")
+        base_url = f"{request.scheme}://{request.host}"
+        return _page_response(share_page.song_page(view, base_url,
+                                                   picture.data if picture else None))
+
+    async def _shared_player(self, request: web.Request) -> web.StreamResponse:
+        """The player alone, which chat apps embed (twitter:player): it may be framed."""
+        request[FRAMEABLE] = True
+        return _page_response(share_page.player_page(await self._shared_song(request)))
+
+    async def _shared_file(self, request: web.Request) -> web.StreamResponse:
+        part = request.match_info["part"]
+        found = (await self.commands.shared_file(request.match_info["token"], part)
+                 if part in LINK_PARTS and LINK_TOKEN.fullmatch(request.match_info["token"])
+                 else None)
+        if found is None:
+            raise _gone()
+        disposition = "attachment" if request.query.get("download") else "inline"
+        return _file_response(request, found, disposition)
+
+    async def _shared_song(self, request: web.Request) -> SharedSongView:
+        """The song the link in the path names, else a 404 page (never made, revoked, or
+        its maker was forgotten: the same answer, so a token cannot be probed)."""
+        token = request.match_info["token"]
+        view = (await self.commands.shared_song(token)
+                if LINK_TOKEN.fullmatch(token) else None)
+        if view is None:
+            raise _gone()
+        return view
 
     async def _forget(self, request: web.Request) -> web.Response:
         """Delete everything of this browser's person, and the cookie that named it."""
@@ -423,8 +499,39 @@ def _place(request: web.Request) -> Place:
 
 def _message_id(request: web.Request) -> str:
     """The page's Idempotency-Key header (a retried request makes no second job), or new."""
-    key = request.headers.get("Idempotency-Key", "")
-    return key if IDEMPOTENCY_KEY.fullmatch(key) else uuid.uuid4().hex
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return uuid.uuid4().hex
+    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise ApiError(400, "An Idempotency-Key is 8 to 64 of A-Z, a-z, 0-9, _ and -.")
+    return key
+
+
+async def _json_fields(request: web.Request) -> dict[str, str]:
+    """A JSON object's fields whose values are strings or numbers, as strings."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "Send a JSON object (Content-Type: application/json).")
+    try:
+        body = await request.json()
+    except ValueError:  # UnicodeDecodeError among them
+        raise ApiError(400, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Send a JSON object, for example {\"kind\": \"melody\"}.")
+    return {k: str(v) for k, v in body.items()
+            if isinstance(v, str | int | float) and not isinstance(v, bool)}
+
+
+async def _read_form(request: web.Request) -> Any:
+    """The parsed form. Whatever fails while parsing the client's bytes (a control character
+    in a part's header, a missing boundary, broken encodings) is its malformed request."""
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise
+    except Exception as error:
+        log.info("%s %s: unreadable form (%s)", request.method, request.path,
+                 type(error).__name__)
+        raise ApiError(400, UNREADABLE) from None
 
 
 def _refuse_other_sites(request: web.Request) -> None:
@@ -438,7 +545,7 @@ def _refuse_other_sites(request: web.Request) -> None:
 
 def _number(request: web.Request, name: str) -> int:
     text = request.match_info[name]
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 10) or int(text) > MAX_ID:
         raise ApiError(404, "There is nothing with that number.")
     return int(text)
 
@@ -467,6 +574,9 @@ def _track_json(track: TrackView) -> dict[str, Any]:
     data = dataclasses.asdict(track)
     data["parts"] = list(track.parts)
     data["urls"] = {part: f"/api/tracks/{track.id}/{part}" for part in track.parts}
+    token, credit = data.pop("link"), data.pop("link_credit")
+    data["link"] = None if token is None else {
+        "url": share_page.page_path(token), "credit": credit or ANONYMOUS_CREDIT}
     return data
 
 
@@ -491,6 +601,17 @@ def _album_entry_json(entry: AlbumEntryView) -> dict[str, Any]:
     return {"position": entry.position, "title": entry.title, "credit": entry.credit,
             "start_s": round(entry.start_s, 3), "end_s": round(entry.end_s, 3),
             "key": entry.key}
+
+
+def _page_response(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/html",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def _gone() -> web.HTTPNotFound:
+    """A public page that is not (or no longer) there."""
+    return web.HTTPNotFound(text=share_page.GONE_PAGE, content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None
@@ -521,8 +642,12 @@ def _file_response(request: web.Request, found: FileOut, disposition: str,
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    if request.get(FRAMEABLE):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY.replace(
+            "frame-ancestors 'none'", "frame-ancestors https:"))
+    else:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Permissions-Policy", "microphone=(self), camera=()")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import Settings
-from bot.jobs import LOOSE_LIMITS, close_worker_threads
+from bot.jobs import LOOSE_LIMITS, Runner, close_worker_threads, run_engine
 from bot.service import Service, open_service
 
 TEST_SEED = 1
@@ -22,11 +23,12 @@ def service_settings(tmp_path: Path, **options: Any) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data", **options)  # type: ignore[call-arg]
 
 
-@pytest.fixture()
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """A started service with no adapter attached (attach yours, then use it)."""
+@asynccontextmanager
+async def running_service(tmp_path: Path, runner: Runner = run_engine
+                          ) -> AsyncIterator[Service]:
+    """A started service whose jobs go to `runner` (the real engine unless given)."""
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="singsong-job")
-    running = await open_service(service_settings(tmp_path), executor=executor,
+    running = await open_service(service_settings(tmp_path), runner=runner, executor=executor,
                                  limits=LOOSE_LIMITS, seed=TEST_SEED)
     await running.start()
     try:
@@ -35,3 +37,10 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
         await running.close()
         executor.shutdown(wait=True)
         close_worker_threads()
+
+
+@pytest.fixture()
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A started service with no adapter attached (attach yours, then use it)."""
+    async with running_service(tmp_path) as running:
+        yield running

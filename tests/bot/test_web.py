@@ -48,29 +48,11 @@ async def running_web(service: Service) -> AsyncIterator[WebAdapter]:
         await adapter.stop()
 
 
-@pytest.fixture()
-async def web(service: Service) -> AsyncIterator[WebAdapter]:
-    async with running_web(service) as adapter:
-        yield adapter
-
-
 @asynccontextmanager
 async def browser(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
     """One browser: its own cookie jar (the jar takes cookies from an IP address)."""
     async with aiohttp.ClientSession(base_url=web.url,
                                      cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield session
-
-
-@pytest.fixture()
-async def alice(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
-    async with browser(web) as session:
-        yield session
-
-
-@pytest.fixture()
-async def bob(web: WebAdapter) -> AsyncIterator[aiohttp.ClientSession]:
-    async with browser(web) as session:
         yield session
 
 
@@ -339,7 +321,7 @@ async def test_incomplete_requests_say_what_is_missing(
         assert says in await error_of(response)
     async with alice.post("/api/jobs", data=b"kind=" + kind.encode(),
                           headers={"Content-Type": "text/plain"}) as response:
-        assert response.status == 400
+        assert response.status == 415  # neither a form nor JSON
         await error_of(response)
 
 
@@ -460,8 +442,8 @@ async def test_a_web_persons_name_reaches_the_album_credits_and_forget_deletes_i
 
     async with alice.post("/api/forget") as response:
         assert response.status == 200
-    async with service.sessions() as session:
-        names = (await session.execute(select(User.display_name))).scalars().all()
+    async with service.sessions() as db:
+        names = (await db.execute(select(User.display_name))).scalars().all()
     assert "Alice the Singer" not in names
     async with alice.get("/api/name") as response:
         assert (await response.json())["name"] == ""

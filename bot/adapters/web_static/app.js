@@ -1,5 +1,7 @@
-// SingSong's web page: record or upload a clip, type lyrics or ask for a melody, then follow
-// the job until the song is ready. Talks only to this site's JSON API (/api/openapi.json).
+// SingSong's web page: record (with a level meter, a timer and listening back) or upload a
+// clip, type lyrics or ask for a melody, then follow the job until the song is ready; play the
+// songs kept for this browser, share one by link or on the album. Talks only to this site's
+// JSON API (/api/openapi.json).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,13 +11,16 @@ const WORKING = {
   melody: "Composing a new melody...",
   piano: "Listening for the notes...",
 };
-const KIND_NAMES = { sing: "song", lyrics: "sung lyrics", melody: "melody", piano: "piano" };
+const KIND_NAMES = { sing: "Song", lyrics: "Sung lyrics", melody: "Melody", piano: "Piano" };
 const FORM_NAMES = { full: "a full song (verse and chorus)", short: "a short version" };
 const SONG_KINDS = ["sing", "lyrics"];
 const MAX_RECORDING_S = 60;
+const SILENT_LEVEL = 0.02; // a microphone this quiet for SILENT_HINT_S is worth a word
+const SILENT_HINT_S = 3;
 const JOB_DEADLINE_MS = 10 * 60 * 1000;
 
 let maxClipBytes = 20 * 1024 * 1024;
+let nextAlbum = null; // {week, comes_out_at}: the album songs shared now go into
 let shown = null; // the track in the result card
 let busy = false;
 
@@ -34,6 +39,11 @@ async function api(path, options = {}) {
     throw new Error(body && body.error ? body.error : fallback);
   }
   return body;
+}
+
+function postJson(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body) });
 }
 
 function newKey() {
@@ -59,10 +69,10 @@ async function startJob(path, body) {
     }
     const job = await api(path, { method: "POST", body, headers });
     const track = await follow(job);
-    showResult(track);
+    showResult(track, { play: true });
     await loadHistory();
   } catch (error) {
-    showError(error.message);
+    failed(error.message);
   } finally {
     $("progress").hidden = true;
     setBusy(false);
@@ -94,12 +104,23 @@ function progressText(job) {
   return "Next in line...";
 }
 
+// A job that did not make a song leaves nothing behind that looks like its answer: the
+// previous song is put away and the file that failed is no longer chosen.
+function failed(text) {
+  showError(text);
+  hideResult();
+  $("audio-file").value = "";
+}
+
 // --- What the page shows ---------------------------------------------------------------
+
+// Recording goes on while a song is made; sending waits for it.
+const ALWAYS_ON = ["record", "record-stop", "record-cancel", "record-again", "record-discard"];
 
 function setBusy(value) {
   busy = value;
   document.querySelectorAll("main button").forEach((button) => {
-    if (button.id !== "record") button.disabled = value;
+    if (!ALWAYS_ON.includes(button.id)) button.disabled = value;
   });
 }
 
@@ -118,42 +139,80 @@ function hideError() {
   $("error").textContent = "";
 }
 
-function describe(track) {
+function clock(seconds) {
+  const whole = Math.max(0, Math.round(seconds));
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function when(isoTime) {
+  const date = new Date(isoTime);
+  const today = new Date();
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (date.toDateString() === today.toDateString()) return `today ${time}`;
+  return `${date.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+}
+
+function meta(track) {
   const parts = [KIND_NAMES[track.kind] || track.kind];
   if (track.key) parts.push(track.key);
   if (track.tempo_bpm) parts.push(`${Math.round(track.tempo_bpm)} BPM`);
-  parts.push(`${Math.round(track.duration_s)} s`);
-  return `#${track.id}: ${parts.join(", ")}`;
+  parts.push(clock(track.duration_s));
+  if (track.style) parts.push(`${track.style} band`);
+  return parts.join(" · ");
 }
 
-function showResult(track) {
+function showResult(track, { play = false } = {}) {
   shown = track;
   $("result").hidden = false;
-  $("result-about").textContent = describe(track) + (track.shared ? " (shared)" : "");
-  $("result-sung").textContent = track.about || "";
-  $("result-sung").hidden = !track.about;
+  $("result-title").textContent = track.title;
+  $("result-meta").textContent = meta(track) + (track.shared ? " · on the album list" : "");
+  setText($("result-origin"), track.origin);
+  setText($("result-sung"), track.about);
+  setText($("result-lyrics"), track.lyrics ? `“${track.lyrics}”` : "");
   $("result-note").textContent = "";
   const audio = $("result-audio");
   audio.src = track.urls.audio;
+  audio.setAttribute("aria-label", `Play ${track.title}`);
   setLink($("download-audio"), track.urls.audio);
   setLink($("download-midi"), track.urls.midi);
+  setLink($("download-picture"), track.urls.picture);
   const picture = $("result-picture");
   picture.hidden = !track.urls.picture;
-  if (track.urls.picture) picture.src = track.urls.picture;
+  if (track.urls.picture) {
+    picture.src = track.urls.picture;
+    picture.alt = `${track.title}: the melody, and the voice singing it`;
+  }
   $("piano").hidden = track.kind !== "sing";
   $("another").hidden = track.kind === "piano";
   const song = SONG_KINDS.includes(track.kind);
   $("short").hidden = !song || track.form !== "full"; // a song offers its other form
   $("full").hidden = !song || track.form !== "short";
-  $("share").hidden = track.shared;
-  audio.play().catch(() => {}); // the browser may want a click first: the controls are there
+  $("share").hidden = track.shared || track.kind === "piano"; // the album is of songs
+  showLink(track);
+  markPlaying(track.id);
+  if (play) audio.play().catch(() => {}); // the browser may want a click: the controls are there
   $("result").scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
+
+function hideResult() {
+  shown = null;
+  $("result").hidden = true;
+  $("result-audio").pause();
+  $("result-audio").removeAttribute("src");
+  markPlaying(null);
+}
+
+function setText(element, text) {
+  element.textContent = text || "";
+  element.hidden = !text;
 }
 
 function setLink(link, url) {
   link.hidden = !url;
   if (url) link.href = `${url}?download=1`;
 }
+
+// --- Your songs: one list, one player (the result card's) --------------------------------
 
 async function loadHistory() {
   let tracks = [];
@@ -163,74 +222,158 @@ async function loadHistory() {
     showError(error.message);
     return;
   }
-  const list = $("history");
-  list.replaceChildren(...tracks.map(historyItem));
+  $("history").replaceChildren(...tracks.map(historyItem));
   $("history-empty").hidden = tracks.length > 0;
+  if (shown) markPlaying(shown.id);
 }
 
 function historyItem(track) {
   const item = document.createElement("li");
-  const title = document.createElement("span");
-  title.className = "title";
-  const when = new Date(track.created_at).toLocaleString();
-  title.textContent = `${describe(track)}, ${when}${track.shared ? ", shared" : ""}`;
-  const audio = document.createElement("audio");
-  audio.controls = true;
-  audio.preload = "none";
-  audio.src = track.urls.audio;
-  audio.setAttribute("aria-label", `Play song #${track.id}`);
-  const open = document.createElement("button");
-  open.type = "button";
-  open.className = "secondary";
-  open.textContent = "Open";
-  open.setAttribute("aria-label", `Open song #${track.id}`);
-  open.addEventListener("click", () => showResult(track));
-  item.append(title, audio, open);
+  item.dataset.track = String(track.id);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "song";
+  button.setAttribute("aria-label", `Play ${track.title}`);
+  const icon = span("song-play", "▶");
+  icon.setAttribute("aria-hidden", "true");
+  const words = span("song-words", "");
+  words.append(span("song-title", track.title),
+    span("song-meta", `${meta(track)} · ${when(track.created_at)}` +
+      (track.link ? " · shared by link" : "")));
+  button.append(icon, words);
+  button.addEventListener("click", () => showResult(track, { play: true }));
+  item.append(button);
   return item;
 }
 
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+function markPlaying(trackId) {
+  document.querySelectorAll("#history li").forEach((item) => {
+    const on = item.dataset.track === String(trackId);
+    item.classList.toggle("playing", on);
+    const button = item.firstElementChild;
+    if (on) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  });
+}
+
+// --- Sharing: a link for friends, and the community album ---------------------------------
+
+function showLink(track) {
+  const link = track.link;
+  $("link-make").hidden = Boolean(link);
+  $("link-shown").hidden = !link;
+  if (!link) return;
+  const url = new URL(link.url, window.location.href).href;
+  $("link-url").value = url;
+  $("link-open").href = url;
+  $("link-credit").textContent = `Anyone with this link can play it, credited to ${link.credit}.`;
+}
+
+async function makeLink() {
+  if (!shown) return;
+  try {
+    const credit = $("link-named").checked ? "name" : "anonymous";
+    const track = await postJson(`/api/tracks/${shown.id}/link`, { credit });
+    shown = track;
+    showLink(track);
+    $("link-url").select();
+    $("result-note").textContent = "Here is your link: send it to a friend.";
+    await loadHistory();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function revokeLink() {
+  if (!shown) return;
+  try {
+    const answer = await api(`/api/tracks/${shown.id}/link`, { method: "DELETE" });
+    shown = { ...shown, link: null };
+    showLink(shown);
+    $("result-note").textContent = answer.message;
+    await loadHistory();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function copyLink() {
+  try {
+    await navigator.clipboard.writeText($("link-url").value);
+    $("result-note").textContent = "Copied.";
+  } catch (_) {
+    $("link-url").select(); // the browser would not let the page copy: selected for the person
+  }
+}
+
+async function share() {
+  if (!shown) return;
+  try {
+    const answer = await api(`/api/tracks/${shown.id}/share`, { method: "POST" });
+    const note = $("result-note");
+    note.textContent = `${answer.message} ${comesOut("It comes out")} `;
+    const link = document.createElement("a");
+    link.href = "/album";
+    link.textContent = "See the album page";
+    note.append(link);
+    $("share").hidden = true;
+    await loadHistory();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function comesOut(prefix) {
+  if (!nextAlbum) return "";
+  const date = new Date(nextAlbum.comes_out_at);
+  const day = date.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" });
+  return `${prefix} on ${day}.`;
+}
+
 async function loadAlbum() {
-  let album;
+  let album = null;
   try {
     album = await api("/api/album");
   } catch (_) {
-    return; // no album yet
+    album = null; // none yet
   }
-  $("album").hidden = false;
-  const count = `${album.tracks.length} ${album.tracks.length === 1 ? "song" : "songs"}`;
-  const names = [...new Set(album.tracks.map((track) => track.credit))];
-  $("album-text").textContent = `Week ${album.week}: ${count} people shared` +
-    (names.length ? `, with the voices of ${names.join(", ")}.` : ".");
-  const shown = [];
-  if (album.files.cover) {
-    const image = document.createElement("img");
-    image.src = album.files.cover;
-    image.alt = `The cover of the album of week ${album.week}`;
-    shown.push(image);
+  if (album) {
+    const count = `${album.tracks.length} ${album.tracks.length === 1 ? "song" : "songs"}`;
+    const names = [...new Set(album.tracks.map((track) => track.credit))];
+    $("album-text").textContent = `The album of week ${album.week}: ${count} people shared` +
+      (names.length ? `, with the voices of ${names.join(", ")}.` : ".");
+    $("album-link").href = album.page;
+    $("album-link").textContent = "Listen to the album";
+    if (album.files.cover) {
+      $("album-cover").src = album.files.cover;
+      $("album-cover").alt = `The cover of the album of week ${album.week}`;
+      $("album-cover").hidden = false;
+    }
+    $("album-next").textContent = comesOut("The next one comes out");
+  } else {
+    $("album-text").textContent = "Every week, the songs people share become one album. " +
+      "Put one of yours on it with the button under a song.";
+    $("album-next").textContent = comesOut("The first one comes out");
+    $("album-link").textContent = "About the album";
   }
-  const audioUrl = album.files.audio || album.files.mp3;
-  if (audioUrl) {
-    const audio = document.createElement("audio");
-    audio.controls = true;
-    audio.preload = "none";
-    audio.src = audioUrl;
-    audio.setAttribute("aria-label", "Play this week's album");
-    shown.push(audio);
-  }
-  const link = document.createElement("a");
-  link.id = "album-link";
-  link.href = album.page;
-  link.textContent = "Open the album: tracklist, credits and downloads";
-  shown.push(link);
-  $("album-files").replaceChildren(...shown);
 }
 
 async function loadOptions() {
   try {
     const options = await api("/api/options");
     maxClipBytes = options.max_clip_bytes;
+    nextAlbum = options.next_album;
     fillSelect($("melody-key"), options.keys);
-    fillSelect($("melody-style"), options.styles);
+    for (const id of ["melody-style", "voice-style", "lyrics-style"]) {
+      fillSelect($(id), options.styles);
+    }
     for (const id of ["voice-song-form", "lyrics-song-form"]) {
       fillSelect($(id), options.forms, FORM_NAMES);
     }
@@ -253,14 +396,17 @@ function fillSelect(select, values, names = {}) {
 function sendClip(kind, blob, filename) {
   if (blob.size > maxClipBytes) {
     const mb = (n) => (n / 1e6).toFixed(1);
-    showError(`That file is ${mb(blob.size)} MB and I can take at most ${mb(maxClipBytes)} MB. ` +
+    failed(`That file is ${mb(blob.size)} MB and I can take at most ${mb(maxClipBytes)} MB. ` +
       "Send a shorter clip (a minute at most is plenty).");
     return;
   }
   const form = new FormData();
   form.append("kind", kind);
   form.append("audio", blob, filename);
-  if (kind === "sing") form.append("form", $("voice-song-form").value);
+  if (kind === "sing") {
+    form.append("form", $("voice-song-form").value);
+    form.append("style", $("voice-style").value);
+  }
   startJob("/api/jobs", form);
 }
 
@@ -273,61 +419,127 @@ function sendChosenFile(kind) {
   sendClip(kind, file, file.name);
 }
 
-// --- Recording ---------------------------------------------------------------------------
+// --- Recording: live level and time, then listen back, record again or send -------------
 
-let recorder = null;
-let recordingTimer = null;
+const take = { recorder: null, stream: null, audio: null, timer: null, blob: null,
+  cancelled: false, started: 0, quietSince: 0 };
 
-async function toggleRecording() {
-  if (recorder && recorder.state === "recording") {
-    recorder.stop();
-    return;
-  }
+function showRecorder(state) {
+  $("record-idle").hidden = state !== "idle";
+  $("record-live").hidden = state !== "live";
+  $("record-review").hidden = state !== "review";
+}
+
+async function startRecording() {
   if (busy) return;
   hideError();
   if (!navigator.mediaDevices || !window.MediaRecorder) {
     showError("This browser cannot record here: upload a clip instead.");
     return;
   }
-  let stream;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    take.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (error) {
     showError(microphoneProblem(error));
     return;
   }
   const chunks = [];
-  recorder = new MediaRecorder(stream);
-  recorder.addEventListener("dataavailable", (event) => {
+  take.cancelled = false;
+  take.recorder = new MediaRecorder(take.stream);
+  take.recorder.addEventListener("dataavailable", (event) => {
     if (event.data.size) chunks.push(event.data);
   });
-  recorder.addEventListener("stop", () => {
-    stream.getTracks().forEach((track) => track.stop());
-    clearInterval(recordingTimer);
-    showRecording(false);
-    const type = recorder.mimeType || "audio/webm";
-    const blob = new Blob(chunks, { type });
-    if (!blob.size) {
-      showError("The recording came out empty. Please try again, or upload a clip.");
-      return;
-    }
-    sendClip("sing", blob, `recording.${extensionFor(type)}`);
-  });
-  recorder.start(250);
-  const started = Date.now();
-  showRecording(true);
-  recordingTimer = setInterval(() => {
-    const seconds = Math.floor((Date.now() - started) / 1000);
-    $("record-time").textContent = `Recording: ${seconds} s`;
-    if (seconds >= MAX_RECORDING_S) recorder.stop();
-  }, 250);
+  take.recorder.addEventListener("stop", () => finishRecording(chunks));
+  take.recorder.start(250);
+  take.started = Date.now();
+  take.quietSince = take.started;
+  watchLevel(take.stream);
+  $("record-hint").textContent = "";
+  showRecorder("live");
+  tick();
+  take.timer = setInterval(tick, 100);
 }
 
-function showRecording(on) {
-  $("record").setAttribute("aria-pressed", String(on));
-  $("record").classList.toggle("recording", on);
-  $("record-label").textContent = on ? "Stop and make a song" : "Record";
-  $("record-time").textContent = on ? "Recording: 0 s" : "";
+function tick() {
+  const seconds = (Date.now() - take.started) / 1000;
+  $("record-time").textContent = `${clock(Math.floor(seconds))} / ${clock(MAX_RECORDING_S)}`;
+  if (seconds >= MAX_RECORDING_S) stopRecording();
+}
+
+// The level meter: the microphone's loudness, ten times a second (Web Audio's analyser).
+function watchLevel(stream) {
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024;
+  context.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  take.audio = context;
+  const measure = () => {
+    if (take.audio !== context) return;
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
+    const level = Math.min(1, rms * 4);
+    $("record-level").value = level;
+    heardOrNot(level);
+    setTimeout(measure, 100);
+  };
+  measure();
+}
+
+function heardOrNot(level) {
+  const now = Date.now();
+  if (level > SILENT_LEVEL) take.quietSince = now;
+  $("record-hint").textContent = now - take.quietSince > SILENT_HINT_S * 1000
+    ? "I hear nothing: is the right microphone on, and not muted?" : "";
+}
+
+function stopRecording() {
+  if (take.recorder && take.recorder.state === "recording") take.recorder.stop();
+}
+
+function cancelRecording() {
+  take.cancelled = true;
+  stopRecording();
+}
+
+function finishRecording(chunks) {
+  take.stream.getTracks().forEach((track) => track.stop());
+  clearInterval(take.timer);
+  if (take.audio) take.audio.close();
+  take.audio = null;
+  if (take.cancelled) {
+    discardTake();
+    return;
+  }
+  const type = take.recorder.mimeType || "audio/webm";
+  take.blob = new Blob(chunks, { type });
+  if (!take.blob.size) {
+    discardTake();
+    showError("The recording came out empty. Please try again, or upload a clip.");
+    return;
+  }
+  const seconds = (Date.now() - take.started) / 1000;
+  $("record-take-about").textContent = `Your recording (${clock(seconds)}): listen back ` +
+    "before you send it.";
+  $("record-take").src = URL.createObjectURL(take.blob);
+  showRecorder("review");
+}
+
+function discardTake() {
+  const player = $("record-take");
+  player.pause();
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.removeAttribute("src");
+  take.blob = null;
+  showRecorder("idle");
+}
+
+function sendTake(kind) {
+  if (!take.blob) return;
+  const type = take.blob.type;
+  const blob = take.blob;
+  discardTake();
+  sendClip(kind, blob, `recording.${extensionFor(type)}`);
 }
 
 function microphoneProblem(error) {
@@ -345,21 +557,8 @@ function extensionFor(type) {
   return "webm";
 }
 
-// --- Buttons -----------------------------------------------------------------------------
+// --- Your name, and forgetting ------------------------------------------------------------
 
-async function share() {
-  if (!shown) return;
-  try {
-    const answer = await api(`/api/tracks/${shown.id}/share`, { method: "POST" });
-    $("result-note").textContent = answer.message;
-    $("share").hidden = true;
-    await loadHistory();
-  } catch (error) {
-    showError(error.message);
-  }
-}
-
-// The name the album credits this browser's person by (kept with their songs).
 async function loadName() {
   try {
     $("name-text").value = (await api("/api/name")).name;
@@ -371,11 +570,7 @@ async function loadName() {
 async function saveName(event) {
   event.preventDefault();
   try {
-    const answer = await api("/api/name", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name: $("name-text").value }),
-    });
+    const answer = await postJson("/api/name", { name: $("name-text").value });
     $("name-text").value = answer.name;
     $("name-note").textContent = answer.message;
   } catch (error) {
@@ -384,17 +579,14 @@ async function saveName(event) {
 }
 
 async function forget() {
-  const sure = window.confirm("Delete every song, clip and setting SingSong keeps for this " +
-    "browser? This cannot be undone.");
+  const sure = window.confirm("Delete every song, clip, link and setting SingSong keeps for " +
+    "this browser? This cannot be undone.");
   if (!sure) return;
   try {
     const answer = await api("/api/forget", { method: "POST" });
     $("forget-note").textContent = answer.message;
     $("name-text").value = "";
-    $("result").hidden = true;
-    $("result-audio").pause();
-    $("result-audio").removeAttribute("src");
-    shown = null;
+    hideResult();
     await loadHistory();
   } catch (error) {
     showError(error.message);
@@ -402,7 +594,17 @@ async function forget() {
 }
 
 function wire() {
-  $("record").addEventListener("click", toggleRecording);
+  $("record-limit").textContent = clock(MAX_RECORDING_S);
+  $("record").addEventListener("click", startRecording);
+  $("record-stop").addEventListener("click", stopRecording);
+  $("record-cancel").addEventListener("click", cancelRecording);
+  $("record-send").addEventListener("click", () => sendTake("sing"));
+  $("record-piano").addEventListener("click", () => sendTake("piano"));
+  $("record-again").addEventListener("click", () => {
+    discardTake();
+    startRecording();
+  });
+  $("record-discard").addEventListener("click", discardTake);
   $("upload-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sendChosenFile("sing");
@@ -417,28 +619,27 @@ function wire() {
     }
     // Sung in the language the words are written in; the browser's when they do not tell.
     startJob("/api/jobs", { kind: "lyrics", text, form: $("lyrics-song-form").value,
-      language: navigator.language || "" });
+      style: $("lyrics-style").value, language: navigator.language || "" });
   });
   $("melody-form").addEventListener("submit", (event) => {
     event.preventDefault();
     startJob("/api/jobs", { kind: "melody", key: $("melody-key").value,
       style: $("melody-style").value });
   });
-  $("another").addEventListener("click", () => {
-    if (shown) startJob(`/api/tracks/${shown.id}/another`);
-  });
-  for (const action of ["piano", "short", "full"]) {
+  for (const action of ["another", "piano", "short", "full"]) {
     $(action).addEventListener("click", () => {
       if (shown) startJob(`/api/tracks/${shown.id}/${action}`);
     });
   }
   $("share").addEventListener("click", share);
+  $("link").addEventListener("click", makeLink);
+  $("link-copy").addEventListener("click", copyLink);
+  $("link-revoke").addEventListener("click", revokeLink);
   $("forget").addEventListener("click", forget);
   $("name-form").addEventListener("submit", saveName);
 }
 
 wire();
-loadOptions();
+loadOptions().then(loadAlbum);
 loadHistory();
-loadAlbum();
 loadName();
