@@ -14,7 +14,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from bot.service import Service
 from tests.bot.test_web import running_web
@@ -39,6 +46,23 @@ def artifacts_dir() -> Path:
     folder = Path(os.environ.get("SINGSONG_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+class Steps:
+    """A screenshot per step of a walk through the page, kept as the test's artifacts:
+    artifacts_dir()/web/NAME-01-STEP.png, ... (the folder's older shots of NAME go first)."""
+
+    def __init__(self, page: Page, name: str) -> None:
+        self.page, self.name, self.count = page, name, 0
+        self.folder = artifacts_dir() / "web"
+        self.folder.mkdir(exist_ok=True)
+        for old in self.folder.glob(f"{name}-*.png"):
+            old.unlink()
+
+    async def shot(self, step: str) -> None:
+        self.count += 1
+        await self.page.screenshot(path=self.folder / f"{self.name}-{self.count:02d}-{step}.png",
+                                   full_page=True)
 
 
 @asynccontextmanager
@@ -92,90 +116,173 @@ async def open_page(service: Service, *extra_args: str, locale: str = "en-US"
         yield page, problems
 
 
-async def test_an_uploaded_clip_becomes_a_song_that_plays(service: Service,
-                                                          speech_clip: Path) -> None:
+
+PLAYABLE = "audio => audio.readyState >= 3 && audio.duration > 0"
+
+
+async def plays(audio: Locator) -> None:
+    async with asyncio.timeout(TIMEOUT_MS / 1000):
+        await audio.evaluate(PLAYS_ON)
+
+
+async def test_an_uploaded_clip_becomes_a_named_song_shared_by_link(
+        service: Service, speech_clip: Path) -> None:
     async with open_page(service) as (page, problems):
+        steps = Steps(page, "upload")
         await expect(page.locator("#history-empty")).to_be_visible()
+        await expect(page.locator("#album-next")).to_contain_text("The first one comes out on")
+        await steps.shot("empty")
+        await page.select_option("#voice-style", "lofi")
         await page.set_input_files("#audio-file", speech_clip)
         await page.click("#upload-sing")
         await expect(page.locator("#progress")).to_be_visible()
-        await expect(page.locator("#progress-text")).not_to_be_empty()
+        await steps.shot("working")
 
         await expect(page.locator("#result")).to_be_visible()
         await expect(page.locator("#progress")).to_be_hidden()
-        await expect(page.locator("#error")).to_be_hidden()
-        await expect(page.locator("#result-about")).to_contain_text("#1: song")
-        async with asyncio.timeout(TIMEOUT_MS / 1000):
-            await page.locator("#result-audio").evaluate(PLAYS_ON)
-        await expect(page.locator("#result-picture")).to_be_visible()
+        title = (await page.locator("#result-title").text_content()) or ""
+        assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", title), title
+        await expect(page.locator("#result-meta")).to_contain_text("Song · ")
+        await expect(page.locator("#result-meta")).to_contain_text("lofi band")
+        await expect(page.locator("#result-origin")).to_have_text(f"From “{speech_clip.name}”.")
+        await plays(page.locator("#result-audio"))
         assert await page.locator("#result-picture").evaluate(
-            "image => image.complete && image.naturalWidth > 0")
-        await expect(page.locator("#download-audio")).to_have_attribute(
-            "href", "/api/tracks/1/audio?download=1")
-        await expect(page.locator("#download-midi")).to_have_attribute(
-            "href", "/api/tracks/1/midi?download=1")
+            "image => image.complete && image.naturalWidth === 1200")
+        await expect(page.locator("#download-picture")).to_have_attribute(
+            "href", "/api/tracks/1/picture?download=1")
+        # One list of songs: a row per song, no players of their own, no second button.
+        item = page.locator("#history li")
+        await expect(item).to_have_count(1)
+        await expect(item).to_contain_text(title)
+        await expect(item).to_contain_text("today")
+        await expect(page.locator("#history audio")).to_have_count(0)
+        await expect(item.locator("button")).to_have_count(1)
+        await expect(item).to_have_class(re.compile("playing"))
+        await steps.shot("song")
 
-        await expect(page.locator("#history li")).to_have_count(1)
-        await expect(page.locator("#history li")).to_contain_text("#1: song")
-        await expect(page.locator("#history-empty")).to_be_hidden()
-        await page.screenshot(path=artifacts_dir() / "web-song.png", full_page=True)
+        await page.uncheck("#link-named")
+        await page.click("#link")
+        await expect(page.locator("#link-shown")).to_be_visible()
+        url = await page.locator("#link-url").input_value()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/s/[A-Za-z0-9_-]{43}", url), url
+        await expect(page.locator("#link-credit")).to_contain_text("a SingSong singer")
+        await steps.shot("link")
+        await a_friend_plays(page.context.browser, url, title, steps)
 
         await page.click("#share")
-        await expect(page.locator("#result-note")).to_contain_text("album")
-        await expect(page.locator("#history li")).to_contain_text("shared")
+        await expect(page.locator("#result-note")).to_contain_text("comes out on")
+        await expect(page.locator("#result-note a")).to_have_attribute("href", "/album")
+        await steps.shot("album")
 
+        await page.click("#link-revoke")
+        await expect(page.locator("#link-make")).to_be_visible()
+        assert (await page.request.get(url)).status == 404
+        await page.click("#link")
+        url = await page.locator("#link-url").input_value()
         page.once("dialog", lambda dialog: dialog.accept())
         await page.click("#forget")
         await expect(page.locator("#forget-note")).to_contain_text("forgot")
         await expect(page.locator("#history li")).to_have_count(0)
+        await expect(page.locator("#result")).to_be_hidden()
+        assert (await page.request.get(url)).status == 404  # forgotten: the link is gone
+        await steps.shot("forgotten")
         assert problems == []
 
 
-async def test_lyrics_in_the_browsers_language_short_then_the_full_song(
+async def a_friend_plays(browser: Browser | None, url: str, title: str, steps: Steps) -> None:
+    """The link in a fresh browser (no cookie): its preview tags, picture and player."""
+    assert browser is not None
+    context = await browser.new_context()
+    try:
+        friend = await context.new_page()
+        await friend.goto(url)
+        await expect(friend.locator("#song-title")).to_have_text(title)
+        await expect(friend.locator("#song-credit")).to_have_text("by a SingSong singer")
+        og = friend.locator('meta[property="og:audio"]')
+        await expect(og).to_have_attribute("content", url + "/audio")
+        await expect(friend.locator('meta[property="og:image"]')).to_have_attribute(
+            "content", url + "/picture")
+        await expect(friend.locator('meta[name="twitter:card"]')).to_have_attribute(
+            "content", "summary_large_image")
+        assert await friend.locator("#song-picture").evaluate(
+            "image => image.complete && image.naturalWidth === 1200")
+        await friend.click("#song-audio")  # a person's click: the player's own controls
+        await friend.locator("#song-audio").evaluate("audio => audio.play()")
+        await plays(friend.locator("#song-audio"))
+        await friend.screenshot(path=steps.folder / f"{steps.name}-share-page.png",
+                                full_page=True)
+    finally:
+        await context.close()
+
+
+async def test_lyrics_with_a_band_show_their_words_then_another_melody(
         service: Service) -> None:
     async with open_page(service, locale="de-DE") as (page, problems):
+        steps = Steps(page, "lyrics")
         await page.fill("#lyrics-text", "la la la la")
         await page.select_option("#lyrics-song-form", "short")
+        await page.select_option("#lyrics-style", "ballad")
         await page.click("#lyrics-form button[type=submit]")
-        await expect(page.locator("#result-about")).to_contain_text("#1: sung lyrics")
+        await expect(page.locator("#result-title")).to_have_text("La la la la")
+        await expect(page.locator("#result-meta")).to_contain_text("Sung lyrics · ")
+        await expect(page.locator("#result-meta")).to_contain_text("ballad band")
+        await expect(page.locator("#result-lyrics")).to_have_text("“la la la la”")
         await expect(page.locator("#result-sung")).to_have_text(
             "Sung in German (your language setting).")
         await expect(page.locator("#short")).to_be_hidden()
         await expect(page.locator("#piano")).to_be_hidden()  # no recording behind lyrics
+        await steps.shot("short")
 
-        await page.click("#full")
-        await expect(page.locator("#result-about")).to_contain_text("#2: sung lyrics")
-        await expect(page.locator("#result-sung")).to_contain_text("Sung in German")
-        await expect(page.locator("#short")).to_be_visible()
-        await expect(page.locator("#full")).to_be_hidden()
-        await page.screenshot(path=artifacts_dir() / "web-lyrics.png", full_page=True)
+        await page.click("#another")
+        await expect(page.locator("#result-origin")).to_have_text(
+            "Another melody for “La la la la”.")
+        await expect(page.locator("#history li")).to_have_count(2)
+        await steps.shot("another")
         assert problems == []
 
 
-async def test_a_melody_in_a_chosen_key_then_another(service: Service) -> None:
+async def test_a_melody_says_its_audios_length(service: Service) -> None:
     async with open_page(service) as (page, problems):
+        steps = Steps(page, "melody")
         await page.select_option("#melody-key", "A minor")
         await page.select_option("#melody-style", "lofi")
         await page.click("#melody-form button[type=submit]")
-        await expect(page.locator("#result-about")).to_contain_text("#1: melody, A minor")
+        await expect(page.locator("#result-meta")).to_contain_text("Melody · A minor")
+        audio = page.locator("#result-audio")
+        async with asyncio.timeout(TIMEOUT_MS / 1000):
+            await audio.evaluate(f"audio => new Promise(r => {{ const ok = () => ({PLAYABLE})"
+                                 f"(audio) && r(true); audio.addEventListener('canplay', ok);"
+                                 f" ok(); }})")
+        seconds = await audio.evaluate("audio => Math.round(audio.duration)")
+        clock = f"{seconds // 60}:{seconds % 60:02d}"
+        await expect(page.locator("#result-meta")).to_contain_text(clock)
         await expect(page.locator("#piano")).to_be_hidden()  # no recording behind a melody
-        await expect(page.locator("#short")).to_be_hidden()  # nor a form
-        await expect(page.locator("#full")).to_be_hidden()
-
-        await page.click("#another")
-        await expect(page.locator("#result-about")).to_contain_text("#2: melody")
-        await expect(page.locator("#history li")).to_have_count(2)
-        await expect(page.locator("#history li").first).to_contain_text("#2: melody")
+        await steps.shot("melody")
         assert problems == []
 
 
-async def test_a_recording_from_the_microphone_is_sent(service: Service) -> None:
+async def test_recording_shows_its_level_and_time_then_listens_back(service: Service) -> None:
     async with open_page(service, *FAKE_MICROPHONE) as (page, problems):
+        steps = Steps(page, "record")
         await page.click("#record")
-        await expect(page.locator("#record")).to_have_attribute("aria-pressed", "true")
-        await expect(page.locator("#record-time")).to_have_text("Recording: 3 s")
+        await expect(page.locator("#record-live")).to_be_visible()
+        await expect(page.locator("#record-time")).to_have_text("0:02 / 1:00")
+        level = await page.locator("#record-level").evaluate("meter => meter.value")
+        assert level > 0, level  # the fake microphone beeps: the meter moves
+        await steps.shot("live")
+        await page.click("#record-cancel")
+        await expect(page.locator("#record-idle")).to_be_visible()
+
         await page.click("#record")
-        await expect(page.locator("#record")).to_have_attribute("aria-pressed", "false")
+        await expect(page.locator("#record-time")).to_have_text("0:03 / 1:00")
+        await page.click("#record-stop")
+        await expect(page.locator("#record-review")).to_be_visible()
+        await expect(page.locator("#record-take-about")).to_contain_text("0:03")
+        await page.locator("#record-take").evaluate("audio => audio.play()")
+        await plays(page.locator("#record-take"))
+        await steps.shot("listen-back")
+        await page.click("#record-send")
+        await expect(page.locator("#record-idle")).to_be_visible()
 
         # Chromium's fake microphone beeps: the song may come, or the voice check may say
         # clearly that it heard no voice. Either is an answer; silence is not.
@@ -183,11 +290,31 @@ async def test_a_recording_from_the_microphone_is_sent(service: Service) -> None
         await expect(outcome).to_be_visible()
         if await page.locator("#error").is_visible():
             error = await page.locator("#error").text_content() or ""
-            # The engine's own sentence (no voice, one syllable, too short), not an apology.
             assert ("send" in error or "say" in error) and "wrong" not in error, error
         else:
-            await expect(page.locator("#history li")).to_have_count(1)
-        await page.screenshot(path=artifacts_dir() / "web-recording.png", full_page=True)
+            await expect(page.locator("#result-origin")).to_have_text("From your recording.")
+        await steps.shot("sent")
+        assert problems == []
+
+
+async def test_a_failed_upload_leaves_no_old_song_and_no_chosen_file(
+        service: Service, short_speech_clip: Path, tmp_path: Path) -> None:
+    not_audio = tmp_path / "notes.ogg"
+    not_audio.write_text("this is a text file, not a voice note\n" * 40)
+    async with open_page(service) as (page, problems):
+        steps = Steps(page, "bad-upload")
+        await page.set_input_files("#audio-file", short_speech_clip)
+        await page.click("#upload-sing")
+        await expect(page.locator("#result")).to_be_visible()
+        await page.set_input_files("#audio-file", not_audio)
+        await page.click("#upload-sing")
+        await expect(page.locator("#error")).to_contain_text("not audio")
+        await expect(page.locator("#result")).to_be_hidden()
+        assert await page.locator("#audio-file").evaluate("input => input.files.length") == 0
+        await steps.shot("error")
+        await page.click("#upload-sing")  # nothing chosen: nothing is sent again
+        await expect(page.locator("#error")).to_have_text("Choose an audio file first.")
+        await expect(page.locator("#history li")).to_have_count(1)
         assert problems == []
 
 
@@ -196,5 +323,5 @@ async def test_a_denied_microphone_says_what_to_do(service: Service) -> None:
         await page.click("#record")
         await expect(page.locator("#error")).to_be_visible()
         await expect(page.locator("#error")).to_contain_text("upload a clip")
-        await expect(page.locator("#record")).to_have_attribute("aria-pressed", "false")
+        await expect(page.locator("#record-idle")).to_be_visible()
         assert problems == []
