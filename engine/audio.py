@@ -145,7 +145,8 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
 
 
 def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """Encode mono float samples to 'ogg' (Opus), 'mp3' or 'wav' bytes.
+    """Encode mono, or [frames, 2] stereo, float samples to 'ogg' (Opus), 'mp3' or 'wav'
+    bytes.
 
     In this process, through FFmpeg's libraries (PyAV): no process to start and no WAV to
     pipe, which took longer than the encoding itself. The same encoders and settings as
@@ -160,18 +161,20 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     if codec is None:
         raise InvalidRequest(f"unknown audio format {fmt!r}: use one of {', '.join(AUDIO_FORMATS)}")
     rate = codec.sample_rate or sample_rate
-    mono = np.clip(np.asarray(samples, np.float64), -1.0, 1.0)
+    clipped = np.clip(np.asarray(samples, np.float64), -1.0, 1.0)
     if rate != sample_rate:
-        mono = resample_poly(mono, rate, sample_rate)
+        clipped = resample_poly(clipped, rate, sample_rate, axis=0)
+    layout = "mono" if clipped.ndim == 1 else "stereo"
     # A seekable buffer lets the muxer finish the headers that hold the duration (the MP3
     # Xing frame count); players read it from there.
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=codec.container, options={"fflags": "+bitexact"}) as out:
-        stream = out.add_stream(codec.encoder, rate=rate, layout="mono",
+        stream = out.add_stream(codec.encoder, rate=rate, layout=layout,
                                 options=dict(codec.options))
         assert isinstance(stream, av.AudioStream)
-        frame = av.AudioFrame.from_ndarray(mono.astype(np.float32)[None, :], format="flt",
-                                           layout="mono")
+        # Packed floats: one row of the frames' samples, channels interleaved.
+        frame = av.AudioFrame.from_ndarray(clipped.astype(np.float32).reshape(1, -1),
+                                           format="flt", layout=layout)
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -194,7 +197,8 @@ def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of mono samples in LUFS (ITU-R BS.1770-4); -inf for silence.
+    """Integrated loudness of mono or [frames, channels] samples in LUFS (ITU-R BS.1770-4,
+    the channels' powers summed, each weighted 1 as left and right are); -inf for silence.
 
     K-weighting as pyloudnorm designs it, then 400 ms blocks every 100 ms with the absolute
     (-70 LUFS) and relative (-10 LU) gates, computed on cumulative sums rather than block by
@@ -204,18 +208,22 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
 
 
 def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The samples through BS.1770's K-weighting filter (what loudness is measured on)."""
-    weighted: np.ndarray = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64))
+    """The samples (mono or [frames, channels]) through BS.1770's K-weighting filter (what
+    loudness is measured on)."""
+    weighted: np.ndarray = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64),
+                                   axis=0)
     return weighted
 
 
 def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (LUFS) of K-weighted samples: BS.1770's gated blocks."""
+    """Integrated loudness (LUFS) of K-weighted samples (mono or [frames, channels]):
+    BS.1770's gated blocks."""
     block, step = int(0.4 * sample_rate), int(0.1 * sample_rate)
-    if len(weighted) < block:
-        weighted = np.pad(weighted, (0, block - len(weighted)))
-    energy = np.concatenate([[0.0], np.cumsum(weighted**2)])
-    starts = np.arange(0, len(weighted) - block + 1, step)
+    power = weighted**2 if weighted.ndim == 1 else np.sum(weighted**2, axis=1)
+    if len(power) < block:
+        power = np.pad(power, (0, block - len(power)))
+    energy = np.concatenate([[0.0], np.cumsum(power)])
+    starts = np.arange(0, len(power) - block + 1, step)
     power = (energy[starts + block] - energy[starts]) / block
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10 * np.log10(power)
@@ -296,22 +304,27 @@ def window_levels_dbfs(samples: np.ndarray, sample_rate: int, window_s: float = 
 def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
                    ceiling_dbtp: float, *, passes: int = 4,
                    tolerance_lu: float = 0.3) -> np.ndarray:
-    """The gain envelope that brings mono samples to `target_lufs` (LUFS) under a true-peak
-    limiter at `ceiling_dbtp` (dBTP, 4x oversampled as true_peak_dbtp). Limiting costs
-    loudness, so the gain is raised again, up to `passes` times, until the limited samples
-    are within `tolerance_lu` (LU) of the target. Silence gets a gain of 1."""
+    """The gain envelope that brings mono or [frames, channels] samples to `target_lufs`
+    (LUFS) under a true-peak limiter at `ceiling_dbtp` (dBTP, 4x oversampled as
+    true_peak_dbtp). Limiting costs loudness, so the gain is raised again, up to `passes`
+    times, until the limited samples are within `tolerance_lu` (LU) of the target. Silence
+    gets a gain of 1. One gain a frame, shaped to multiply the samples: (frames,) for mono,
+    (frames, 1) for channels (every channel takes the same gain)."""
     peaks = block_true_peaks(samples, sample_rate)
     weighted = k_weighted(samples, sample_rate)
     loudness = gated_loudness(weighted, sample_rate)
+    per_frame = (len(samples),) + (1,) * (np.ndim(samples) - 1)
     if not np.isfinite(loudness):
-        return np.ones(len(samples), np.float32)
+        return np.ones(per_frame, np.float32)
 
     def limited(gain: float) -> np.ndarray:
-        return gain * limiter_gain(samples * gain, sample_rate, ceiling_dbtp=ceiling_dbtp,
-                                   true_peaks=peaks * gain)
+        envelope = gain * limiter_gain(samples * gain, sample_rate,
+                                       ceiling_dbtp=ceiling_dbtp, true_peaks=peaks * gain)
+        return envelope.reshape(per_frame)
 
     # The limiter's gain moves slowly against the K-filter's memory, so the weighted samples
-    # times the envelope measure as the weighted limited samples.
+    # times the envelope measure as the weighted limited samples: within 0.0013 LU (median
+    # 0.0003) over both song forms of the 9 speech clips.
     gain = 10 ** ((target_lufs - loudness) / 20)
     envelope = limited(gain)
     for _ in range(passes):
@@ -325,11 +338,16 @@ def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
 
 def block_true_peaks(samples: np.ndarray, sample_rate: int,
                      block: int = LIMITER_BLOCK) -> np.ndarray:
-    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each `block` samples.
+    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each `block` samples
+    (frames, of [frames, channels] samples: the loudest channel).
 
     Oversampled a stretch of TRUE_PEAK_CHUNK samples at a time, each with TRUE_PEAK_CONTEXT
     samples around it for the filter to read (its taps reach 10 samples either way), so a
     song's four-times-longer copy is never held whole in memory."""
+    if np.ndim(samples) > 1:
+        loudest: np.ndarray = np.max([block_true_peaks(channel, sample_rate, block)
+                                      for channel in np.asarray(samples).T], axis=0)
+        return loudest
     factor = _true_peak_oversampling(sample_rate)
     x = np.asarray(samples, dtype=np.float64)
     blocks = -(-len(x) // block)
@@ -382,9 +400,7 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     magnitude, in dB relative to full scale (1.0). Catches the peaks that fall between
     samples, which a decoder or a DAC reconstructs.
     """
-    frames = np.asarray(samples).reshape(len(samples), -1)
-    top = max((float(np.max(block_true_peaks(channel, sample_rate, TRUE_PEAK_CHUNK),
-                            initial=0.0)) for channel in frames.T), default=0.0)
+    top = float(np.max(block_true_peaks(samples, sample_rate, TRUE_PEAK_CHUNK), initial=0.0))
     return 20 * float(np.log10(top)) if top > 0 else float("-inf")
 
 
