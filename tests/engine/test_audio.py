@@ -14,6 +14,7 @@ from engine.audio import (
     integrated_loudness,
     limiter_gain,
     loudness_gain,
+    mastering_gain,
     true_peak_dbtp,
 )
 from tests.conftest import ffmpeg_make
@@ -153,3 +154,23 @@ def test_encoded_true_peak_stays_under_the_ceiling(fmt: str) -> None:
     assert decoded_true_peak_dbtp(data) > -2.5  # pulled down by the excess, not much more
     decoded, _ = sf.read(io.BytesIO(data))
     assert len(decoded) > 0
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "mp3"])
+def test_stereo_is_measured_mastered_and_encoded_as_two_channels(fmt: str) -> None:
+    """BS.1770 sums the channels' power (the same sound in both reads 3 LU louder), the
+    master follows the louder channel, and the file keeps both channels apart."""
+    rate = 32000
+    song = _loud_song_like(rate)
+    quiet = np.stack([song, 0.1 * song], axis=1)
+    both = np.stack([song, song], axis=1)
+    assert integrated_loudness(both, rate) == pytest.approx(
+        integrated_loudness(song, rate) + 3.01, abs=0.01)
+    envelope = mastering_gain(quiet, rate, -14.0, -2.5)
+    assert envelope.shape == (len(song), 1)
+    assert true_peak_dbtp(quiet * envelope, rate) <= -2.5 + 0.02
+    data, _ = encode_true_peak(quiet * envelope, rate, fmt)
+    decoded, _ = sf.read(io.BytesIO(data), always_2d=True)
+    assert decoded.shape[1] == 2 and decoded_true_peak_dbtp(data) <= -1.0
+    left, right = np.sqrt(np.mean(decoded**2, axis=0))
+    assert 20 * np.log10(left / right) == pytest.approx(20.0, abs=1.0)
