@@ -59,25 +59,38 @@ class Hook:
 
 def choose_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
                 samples: np.ndarray, sample_rate: int) -> Hook:
-    """The stretch of a phrase that sings best as a hook.
+    """The stretch of a phrase that sings best as a hook (see scored_hook); when every phrase
+    is shorter than a hook, the whole note as far as a hook goes."""
+    found = scored_hook(syllables, phrase_lengths, samples, sample_rate)
+    if found is None:
+        return Hook(0, min(len(syllables), HOOK_SYLLABLES[1]))
+    return found[1]
+
+
+def scored_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
+                samples: np.ndarray, sample_rate: int,
+                count: int | None = None) -> tuple[float, Hook] | None:
+    """The stretch of a phrase that sings best as a hook, and its score; None when no phrase
+    holds one.
 
     Candidates are whole phrases of HOOK_SYLLABLES, and the last (or first) syllables of
     longer phrases. Each is scored on what makes words easy to sing and remember: how much
     of it is voiced (vowels to hold), how strong its loudest stress stands out from the
-    voice note, a natural end (a pause after it), and a length near HOOK_BEST.
+    voice note, a natural end (a pause after it), and a length near HOOK_BEST. Every part
+    of the score is against the note itself, so the scores of different notes compare.
+    count: only stretches of exactly this many syllables (a whole phrase of that length,
+    or the last or first `count` syllables of a longer one).
     """
     stress = _stress_db(syllables, samples, sample_rate)
     best: tuple[float, Hook] | None = None
     start = 0
     for length in phrase_lengths:
-        for hook in _candidates(start, length):
+        for hook in _candidates(start, length, count):
             score = _score(hook, syllables, stress)
             if best is None or score > best[0] + 1e-12:
                 best = (score, hook)
         start += length
-    if best is None:  # every phrase shorter than a hook: the whole note, as far as it goes
-        return Hook(0, min(len(syllables), HOOK_SYLLABLES[1]))
-    return best[1]
+    return best
 
 
 def hook_from_lines(syllables: Sequence[Syllable], lines: Sequence[str],
@@ -103,7 +116,12 @@ def hook_from_lines(syllables: Sequence[Syllable], lines: Sequence[str],
     return Hook(inside[-1] - count + 1, count)
 
 
-def _candidates(start: int, length: int) -> list[Hook]:
+def _candidates(start: int, length: int, count: int | None = None) -> list[Hook]:
+    if count is not None:
+        if length < count:
+            return []
+        return [Hook(start + length - count, count)] + (
+            [Hook(start, count)] if length > count else [])
     low, high = HOOK_SYLLABLES
     if length < low:
         return []
@@ -261,6 +279,16 @@ def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speec
         if (len(verses) == 1 and speech_s < SHORT_NOTE_S and
                 (fixed + 2 * (verse_bars + chorus_n)) * bar_s <= TARGET_SONG_S):
             parts += [("verse", 0), ("chorus", 0)]
+    return place_parts(parts, verses, chorus, intro_bars)
+
+
+def place_parts(parts: Sequence[tuple[str, int]], verses: Sequence[Melody],
+                chorus: Sequence[Melody], intro_bars: int) -> Layout:
+    """The parts (('verse', i) for verses[i], ('chorus', 0) for the chorus pieces) one after
+    another after `intro_bars` of band, each from the bar after the last: where each starts,
+    the sections, the song's melody and the bars where the band lifts."""
+    bar_s = STEPS_PER_BAR * verses[0].step_s
+    chorus_n = sum(c.n_bars for c in chorus)
     pieces: list[Melody] = []
     for kind, index in parts:
         pieces += [verses[index]] if kind == "verse" else list(chorus)

@@ -37,6 +37,7 @@ class Part:
     end_s: float  # where its last note ends
     tuning: Tuning
     again_at_s: tuple[float, ...] = ()
+    detune_cents: float = 0.0  # sung this far off the notes throughout (a group's spread)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def sing_parts(parts: Sequence[Part], samples: np.ndarray, sample_rate: int, f0:
     for index, part in enumerate(parts):
         alignment = retune.align(part.syllables, part.pitches, part.onsets_s, part.end_s,
                                  voiced_s=voiced_s)
-        contour = retune.sung_contour(alignment.sung, part.tuning, seed + index)
+        times, midi = retune.sung_contour(alignment.sung, part.tuning, seed + index)
+        contour = (times, midi + part.detune_cents / 100)
         aligned.append((alignment, contour))
     with ThreadPoolExecutor(max_workers=1) as world:
         held_future = world.submit(_held_vowels, samples, sample_rate, f0, aligned, timer)
