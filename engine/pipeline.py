@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from engine.melody.tokens import STEPS_PER_BAR
 from engine.retune import SungNote
 from engine.theory import Key, chord_name
 from engine.timing import StageTimer
+
+if TYPE_CHECKING:  # engine.group builds on this module's helpers: it is imported when used
+    from engine.group import GroupSong
 
 MELODY_FORMATS = ("mid", *audio.AUDIO_FORMATS, "png")
 
@@ -667,3 +670,26 @@ def piano(audio_data: bytes, *, quantize: bool = False,
                          tuning_cents=tuning_cents, tuning_drift_cents=drift_cents,
                          tempo_bpm=tempo, files=files,
                          summary=summary, timings_s=timer.report())
+
+
+# --- A chat sings together ----------------------------------------------------------------
+
+
+def group_song(voices: Sequence[bytes], *, seed: int = 0, style: str = arrange.DEFAULT_STYLE,
+               hook_voice: int | None = None, audio_format: str = "ogg",
+               extras: bool = True) -> GroupSong:
+    """Several people's voice notes (2 to 6, any audio ffmpeg reads, in the order they
+    joined) as one song: one key, tempo and band; each voice sings a verse of its own words
+    in turn, and everyone sings the chorus together (engine/group.py says how).
+
+    hook_voice: the index of the voice whose words make the chorus's hook; None (or a voice
+    that cannot be sung): the most singable hook among them. extras: also make the picture.
+    A voice that cannot be sung is left out, its reason in summary["voices"].
+
+    Raises InvalidRequest for fewer than 2 or more than 6 voices or a hook_voice out of
+    range, and group.TooFewVoices (an audio.BadAudio) when fewer than 2 can be sung.
+    """
+    from engine import group
+
+    return group.group_song(voices, seed=seed, style=style, hook_voice=hook_voice,
+                            audio_format=audio_format, extras=extras)
