@@ -26,7 +26,8 @@ from bot.errors import SlowDown
 from bot.inbox import Inbox
 from bot.jobs import INTERNAL_ERROR, JobEngine
 from bot.outages import OUTAGE_S, outlast
-from bot.titles import derived_title, new_title, origin
+from bot.titles import ANONYMOUS_CREDIT, derived_title, new_title, origin
+from bot.together import GROUP_KIND, Said, Together, credits
 from bot.weeks import last_week
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
@@ -36,7 +37,7 @@ from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Album, Chat, Job, ShareLink, Track, User, now
+from storage.models import MAX_ID, Album, Chat, Job, ShareLink, Track, User, now
 
 log = logging.getLogger("singsong.commands")
 
@@ -49,7 +50,6 @@ FORM_BUTTONS = {"full": "Full song", "short": "Short version"}  # a song offers 
 ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
                "mp3": ("mp3_blob", "mp3", "audio/mpeg"),
                "cover": ("cover_blob", "png", "image/png")}
-ANONYMOUS_CREDIT = "a SingSong singer"  # a song whose maker gave no name
 PIANO_STAYS_OUT = ("Piano versions stay out of the community album: it is an album of songs. "
                    "Share the song itself with /share NUMBER (see /history).")
 NAME_LIMIT = 64  # characters of a name for the credits
@@ -70,6 +70,7 @@ voice on it and add a band.
 /history: your last songs
 /share [number]: put a song in this week's community album
 /album: this week's community album
+/together: in a group, a song everyone here sings (answer it with voice notes)
 /name NAME: the name the album credits you by (on the web; elsewhere, your profile's)
 /forget: delete everything I keep about you"""
 
@@ -124,6 +125,7 @@ class Message:
     reply_to: dict[str, Any] = field(default_factory=dict)  # the adapter's, kept with the job
     form: str = DEFAULT_FORM  # of a song: "full" (verse, chorus twice) or "short" (one pass)
     style: str = ""  # of a song: the band for this one ("" for the person's /style)
+    replying_to: str | None = None  # the id of the message this one answers, if any
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ class Reply:
     # The message was seen before and its job exists: the chat doors say nothing new (the
     # web, asked again, shows the job).
     redelivered: bool = False
+    # A group song's invitation: the door tells Commands.together.invited which message it
+    # became, so that answers to it join.
+    gathering_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ class Commands:
         self.admin_ids = admin_ids  # "platform:user_id" of the people who may publish albums
         self.album_builder = album_builder  # builds a week's album (bot.scheduler)
         self.inbox = Inbox(sessions)
+        self.together = Together(sessions, blobs, jobs, self._post, self.new_seed)
         self._outboxes: dict[str, Outbox] = {}
         self._answered: dict[int, asyncio.Event] = {}
 
@@ -264,6 +270,11 @@ class Commands:
         try:
             if command in ("help", "start"):
                 return self.help(message.place)
+            if command == "together":
+                return await self._together(message)
+            if (not command and message.clip is not None and not message.place.private
+                    and (joined := await self._join_group(message)) is not None):
+                return joined
             if command == "sing" or (not command and message.clip is not None):
                 if message.clip is not None:
                     return await self._start(message, "sing", message.clip.data, {
@@ -305,6 +316,42 @@ class Commands:
         except InvalidRequest as mistake:
             return Reply(_sentence(str(mistake)))
         return Reply(f"I do not know /{command}. " + "Send /help to see what I can do.")
+
+    async def user_and_chat(self, person: Person, place: Place) -> tuple[User, Chat]:
+        """The person and the chat as stored (made on first sight)."""
+        async with self.sessions() as session:
+            user = await queries.user_for(session, person.platform, person.user_id,
+                                          person.display_name)
+            chat = await queries.chat_for(session, place.platform, place.chat_id)
+        return user, chat
+
+    async def _together(self, message: Message) -> Reply:
+        """/together opens a group song in this chat; /together done closes it."""
+        user, chat = await self.user_and_chat(message.person, message.place)
+        if message.text.strip().lower() == "done":
+            said = await self.together.done(user, chat)
+        else:
+            said = await self.together.open(user, chat, message.reply_to)
+        return _said(said)
+
+    async def _join_group(self, message: Message) -> Reply | None:
+        """A voice note that joins the group song gathering in its chat (None: it does not)."""
+        assert message.clip is not None
+        user, chat = await self.user_and_chat(message.person, message.place)
+        said = await self.together.join(user, chat, message.clip.data, message.reply_to,
+                                        message.replying_to)
+        return _said(said) if said is not None else None
+
+    async def _post(self, platform: str, chat_id: str, reply_to: dict[str, Any],
+                    text: str) -> None:
+        """A sentence in a chat, where its platform runs here (a group song closing)."""
+        outbox = self._outboxes.get(platform)
+        if outbox is None:
+            return
+        try:
+            await outbox.deliver(Target(chat_id, reply_to), Reply(text))
+        except Exception:
+            log.exception("telling %s chat %s failed", platform, chat_id)
 
     async def _sing_lyrics(self, message: Message) -> Reply:
         """Lyrics sung in the language of their words (the person's setting when the words
@@ -354,6 +401,9 @@ class Commands:
     async def _press(self, person: Person, place: Place, action: str, press_id: str,
                      reply_to: dict[str, Any]) -> Reply:
         verb, _, argument = action.partition(":")
+        if verb == "together":  # the invitation's button: its starter closes it now
+            return await self._together(Message(person, place, f"press:{press_id}",
+                                                command="together", text="done"))
         if verb == "forget":
             return await self.forget(person) if argument == "yes" else Reply(
                 "All right, I keep everything as it is.")
@@ -431,6 +481,9 @@ class Commands:
                     return Reply("You have no songs to share yet: send me a voice note first.")
             if track_id is None:
                 return Reply("Tell me which song: /share NUMBER (see /history).")
+            group_track = await self._group_track(session, track_id)
+            if group_track is not None:
+                return Reply(await self.together.say_yes(user, group_track))
             track = await queries.share(session, user, track_id)
             if track is None:
                 return Reply("I can only share your own songs: see /history for their "
@@ -500,7 +553,9 @@ class Commands:
                 platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
             if user is None:
                 return Reply("I had nothing of yours to forget.")
+            group_songs = await self.together.before_forget(user)
             deleted = await queries.forget(session, self.blobs, user)
+        await self.together.after_forget(group_songs)
         return Reply(f"Done: I forgot you, your songs and your clips ({deleted} files "
                      "deleted).")
 
@@ -549,12 +604,16 @@ class Commands:
             if album is None:
                 return None
             entries = await queries.album_tracklist(session, album)
+            voices = await queries.group_voice_names(session, [e.track_id for e in entries])
         parts = tuple(part for part, column in (("audio", album.audio_blob),
                                                 ("mp3", album.mp3_blob),
                                                 ("cover", album.cover_blob)) if column)
+        # A group song is credited to every voice in it.
+        names = {e.track_id: credits(voices[e.track_id]) if e.track_id in voices
+                 else e.display_name for e in entries}
         return AlbumView(album.id, album.week, album.duration_s or 0.0, parts, tuple(
-            AlbumEntryView(e.position, song_title(e.track_id, e.display_name),
-                           credit(e.display_name), e.start_s, e.end_s, e.key)
+            AlbumEntryView(e.position, song_title(e.track_id, names[e.track_id]),
+                           credit(names[e.track_id]), e.start_s, e.end_s, e.key)
             for e in entries))
 
     async def album_file(self, week: str, part: str) -> FileOut | None:
@@ -678,6 +737,15 @@ class Commands:
         async with self.sessions() as session:
             user = await queries.user_for(session, person.platform, person.user_id)
             return await queries.revoke_share_link(session, user, track_id)
+
+    async def group_song_file(self, token: str) -> FileOut | None:
+        """The audio of the group song a join link names, once it is made."""
+        view = await self.together.view(None, token)
+        if view is None or view.song_track_id is None:
+            return None
+        async with self.sessions() as session:
+            track = await session.get(Track, view.song_track_id)
+        return self._file(track, "audio") if track is not None else None
 
     async def shared_song(self, token: str) -> SharedSongView | None:
         """The song a public link names; None when there is no such link (any more)."""
@@ -824,11 +892,19 @@ class Commands:
             await session.execute(update(Job).where(Job.id == job_id).values(**values))
             await session.commit()
 
+    async def _group_track(self, session: AsyncSession, track_id: int) -> Track | None:
+        found = await session.execute(select(Track).join(Job, Track.job_id == Job.id).where(
+            Track.id == track_id, Job.kind == GROUP_KIND))
+        return found.scalar_one_or_none()
+
     async def _finished_reply(self, session: AsyncSession, job: Job) -> Reply:
         if job.status == "failed":
             return Reply(_error_for_person(job) or SOMETHING_WENT_WRONG)
         track = (await session.execute(select(Track).where(Track.job_id == job.id))
                  ).scalar_one()
+        if job.kind == GROUP_KIND:
+            return group_reply(job, track, self._file(track, "audio"),
+                               self._file(track, "midi") if track.midi_blob else None)
         return finished_reply(job.kind, track, self._file(track, "audio"),
                               self._file(track, "midi") if track.midi_blob else None,
                               self._file(track, "picture") if track.picture_blob else None,
@@ -912,6 +988,34 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
     if sung is not None and (said := sung.about()):
         text += "\n" + said
     return Reply(text, voice=audio, buttons=tuple(buttons))
+
+
+def group_reply(job: Job, track: Track, audio: FileOut, midi: FileOut | None) -> Reply:
+    """A group song, crediting every voice (and saying whose note was left out, and why);
+    its Share button asks each voice's yes."""
+    about = ", ".join(part for part in (
+        track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
+        f"{track.duration_s:.0f} s") if part)
+    voices = (job.parameters.get("sung") or {}).get("voices") or [
+        {"name": voice["name"], "sung": True} for voice in job.parameters.get("voices", [])]
+    sung = [voice["name"] for voice in voices if voice.get("sung")]
+    lines = [f"Your group song #{track.id} ({about}), sung by {credits(sung)}."]
+    lines += [f"{voice['name'] or 'A SingSong singer'}'s note was left out: "
+              f"{_sentence(str(voice.get('reason') or 'it could not be sung')).lower()}"
+              for voice in voices if not voice.get("sung")]
+    buttons = [Button("Share to album", f"share:{track.id}")]
+    if midi is not None:
+        buttons.insert(0, Button("MIDI file", f"midi:{track.id}"))
+    return Reply("\n".join(lines), voice=audio, buttons=tuple(buttons))
+
+
+def _said(said: Said) -> Reply:
+    """What the together module said, as a Reply: an invitation carries the button that
+    closes it."""
+    buttons = (Button("Close now and make the song", "together:done"),) if (
+        said.gathering_id is not None) else ()
+    return Reply(said.text, buttons=buttons, gathering_id=said.gathering_id,
+                 job_id=said.job_id, job_kind=GROUP_KIND if said.job_id is not None else None)
 
 
 def melody_options(text: str) -> dict[str, Any]:
@@ -1008,8 +1112,13 @@ def _minutes(seconds: float) -> str:
 
 
 def _track_id(text: str) -> int | None:
+    """'#12' or '12' -> 12; None for anything that cannot be a row id (the databases' ids
+    are 32-bit: a bigger number is no song, not an error)."""
     text = text.strip().lstrip("#")
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+    if not (text.isascii() and text.isdigit() and len(text) < 12):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 
 def _sentence(text: str) -> str:

@@ -186,12 +186,35 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
                 "picture": piece.files["png"], "duration_s": piece.audio_duration_s,
                 "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
                 "timings_s": piece.timings_s}
+    if kind == "group":
+        return _group_song(data or b"", parameters)
     if kind == "piano":
         result = pipeline.piano(data or b"", formats=("ogg", "mid", "png"))
         return {"audio": result.files["ogg"], "midi": result.files["mid"],
                 "picture": result.files["png"], "duration_s": result.duration_s,
                 "key": None, "tempo_bpm": result.tempo_bpm, "timings_s": result.timings_s}
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _group_song(data: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A group song from its voices (bot.together packs them, in the order they joined)."""
+    from bot.group_bundle import unpack_voices
+    from engine import arrange, pipeline
+
+    voices, names = unpack_voices(data)
+    song = pipeline.group_song(voices, seed=int(parameters.get("seed", 0)),
+                               style=parameters.get("style", arrange.DEFAULT_STYLE))
+    summary = song.summary
+    heard = {int(voice["index"]): voice for voice in summary.get("voices", [])}
+    sung = {"form": "group", "sections": sung_as(summary)["sections"],
+            "voices": [{"name": name, "sung": bool(heard.get(index, {}).get("sung", True)),
+                        "reason": heard.get(index, {}).get("reason")}
+                       for index, name in enumerate(names)]}
+    return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture or None,
+            "duration_s": summary["duration_s"], "key": summary["key"],
+            "tempo_bpm": summary["tempo_bpm"], "timings_s": song.timings_s,
+            # Curation measures one channel: the two, averaged.
+            "samples": (song.samples.mean(axis=1), arrange.SAMPLE_RATE), "sung": sung}
 
 
 def sung_as(summary: dict[str, Any]) -> dict[str, Any]:

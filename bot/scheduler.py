@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.commands import Commands, is_piano_version, song_title
 from bot.config import Settings
 from bot.jobs import measure
+from bot.together import credits
 from bot.weeks import last_week, week_bounds, week_of
 from engine import audio, curate
 from storage import queries
@@ -106,7 +107,10 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
         if existing is not None:
             return await _album_report(session, existing, created=False)
         found = await _shared_songs(session, start, end)
-    names = {c.track.id: c.display_name for c in found}
+        voices = await queries.group_voice_names(session, [c.track.id for c in found])
+    # A group song is credited to every voice in it.
+    names = {c.track.id: credits(voices[c.track.id]) if c.track.id in voices
+             else c.display_name for c in found}
     audio_blobs = {c.track.id: c.track.audio_blob for c in found}
     candidates = [_candidate(c) for c in found]
     chosen = curate.order(curate.choose(candidates, size=options.size,

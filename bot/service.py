@@ -38,12 +38,14 @@ class Service:
         the replies it owed on the platforms attached so far (a reply for a platform that
         is not attached yet waits: call commands.deliver_unsent() after attaching it)."""
         resumed = await self.jobs.start()
+        self.commands.together.start()
         owed = await self.commands.deliver_unsent()
         if owed or resumed:
             log.info("took up %d unfinished jobs and %d unsent replies", resumed, owed)
 
     async def close(self) -> None:
         """Let the jobs under way finish and reply, then close the database."""
+        await self.commands.together.stop()
         await self.jobs.stop()
         await self.database.dispose()
 

@@ -11,6 +11,7 @@ import random
 import re
 from typing import Any
 
+ANONYMOUS_CREDIT = "a SingSong singer"  # a song (or a voice) whose maker gave no name
 TITLE_LIMIT = 48  # characters: a title fits a chat preview and the picture's headline
 TITLE_WORDS = 7
 ADJECTIVES = (

@@ -28,6 +28,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+MAX_ID = 2**31 - 1  # every id is an integer column: PostgreSQL's 32-bit integer
 JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
@@ -188,3 +189,42 @@ class ShareLink(Base):
     token: Mapped[str] = mapped_column(String(43), unique=True)  # secrets.token_urlsafe(32)
     credit: Mapped[str] = mapped_column(String(128), default="")  # "" for no name
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Gathering(Base):
+    """A group song being gathered in a chat: open until closes_at (or closed early by its
+    starter), then made from the voices that joined, once per version (a person's /forget
+    makes the song again without them: version + 1)."""
+
+    __tablename__ = "gatherings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"),
+                                         index=True)
+    starter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    token: Mapped[str] = mapped_column(String(43), unique=True)  # the web join link's
+    # Where the chat door answers about it ({"message_id": ...} of the invitation).
+    reply_to: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+
+
+class GroupVoice(Base):
+    """One person's voice note in a gathering (joining is consent for this song only), and
+    their yes to sharing the group song to the album."""
+
+    __tablename__ = "group_voices"
+    __table_args__ = (UniqueConstraint("gathering_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gathering_id: Mapped[int] = mapped_column(ForeignKey("gatherings.id", ondelete="CASCADE"),
+                                              index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    input_blob: Mapped[str] = mapped_column(String(64))
+    reply_to: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # their note's
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    album_yes: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -3,6 +3,7 @@ sharing, and forgetting a person entirely. Functions over an AsyncSession; each 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -17,6 +18,8 @@ from storage.models import (
     Album,
     AlbumTrack,
     Chat,
+    Gathering,
+    GroupVoice,
     InboxUpdate,
     Job,
     ShareLink,
@@ -250,7 +253,7 @@ async def referenced_blobs(session: AsyncSession) -> set[str]:
     """Every blob some row refers to (for collecting the rest)."""
     names: set[str] = set()
     for column in (Job.input_blob, Track.audio_blob, Track.midi_blob, Track.picture_blob,
-                   Album.audio_blob, Album.mp3_blob, Album.cover_blob):
+                   Album.audio_blob, Album.mp3_blob, Album.cover_blob, GroupVoice.input_blob):
         names.update(n for n in (await session.execute(select(column).distinct())).scalars()
                      if n)
     return names
@@ -260,7 +263,7 @@ async def count_rows_of(session: AsyncSession, user_id: int) -> int:
     """How many rows anywhere still belong to this user id (0 after forget)."""
     total = 0
     for model, column in ((User, User.id), (Job, Job.user_id), (Track, Track.user_id),
-                          (Vote, Vote.user_id)):
+                          (Vote, Vote.user_id), (GroupVoice, GroupVoice.user_id)):
         total += (await session.execute(select(func.count()).select_from(model)
                                         .where(column == user_id))).scalar_one()
     return total
@@ -270,6 +273,9 @@ async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
     names: set[str] = set()
     jobs = await session.execute(select(Job.input_blob).where(Job.user_id == user_id))
     names.update(n for n in jobs.scalars() if n)
+    voices = await session.execute(select(GroupVoice.input_blob).where(
+        GroupVoice.user_id == user_id))
+    names.update(voices.scalars())
     tracks = await session.execute(select(Track.audio_blob, Track.midi_blob,
                                           Track.picture_blob).where(Track.user_id == user_id))
     for row in tracks:
@@ -460,3 +466,166 @@ def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any],
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return insert(model).values(**values).on_conflict_do_nothing()
+
+
+
+# --- Group songs -----------------------------------------------------------------------------
+
+
+async def open_gathering(session: AsyncSession, *, chat: Chat, starter: User,
+                         closes_at: datetime, token: str) -> tuple[Gathering, bool]:
+    """The chat's open gathering, or a new one: (it, whether this call opened it)."""
+    found = await open_gathering_in(session, chat.id)
+    if found is not None:
+        return found, False
+    gathering = Gathering(chat_id=chat.id, starter_id=starter.id, status="open", token=token,
+                          reply_to={}, opened_at=now(), closes_at=closes_at, version=0)
+    session.add(gathering)
+    await session.commit()
+    return gathering, True
+
+
+async def open_gathering_in(session: AsyncSession, chat_id: int) -> Gathering | None:
+    found = await session.execute(select(Gathering).where(
+        Gathering.chat_id == chat_id, Gathering.status == "open").order_by(Gathering.id))
+    return found.scalars().first()
+
+
+async def gathering_by_token(session: AsyncSession, token: str) -> Gathering | None:
+    found = await session.execute(select(Gathering).where(Gathering.token == token))
+    return found.scalar_one_or_none()
+
+
+async def add_voice(session: AsyncSession, gathering: Gathering, user: User, *,
+                    input_blob: str, reply_to: dict[str, Any]) -> int:
+    """The person's note joins the gathering (a second note from them replaces the first);
+    how many voices it has now."""
+    mine = (await session.execute(select(GroupVoice).where(
+        GroupVoice.gathering_id == gathering.id, GroupVoice.user_id == user.id))
+            ).scalar_one_or_none()
+    if mine is None:
+        session.add(GroupVoice(gathering_id=gathering.id, user_id=user.id,
+                               input_blob=input_blob, reply_to=reply_to, joined_at=now(),
+                               album_yes=False))
+    else:
+        mine.input_blob, mine.reply_to = input_blob, reply_to
+    await session.commit()
+    return await count_voices(session, gathering.id)
+
+
+async def count_voices(session: AsyncSession, gathering_id: int) -> int:
+    counted = await session.execute(select(func.count()).select_from(GroupVoice)
+                                    .where(GroupVoice.gathering_id == gathering_id))
+    return int(counted.scalar_one())
+
+
+async def voices_of(session: AsyncSession, gathering_id: int) -> list[tuple[GroupVoice, User]]:
+    """The voices of a gathering in the order they joined, with who sang each."""
+    rows = await session.execute(
+        select(GroupVoice, User).join(User, GroupVoice.user_id == User.id)
+        .where(GroupVoice.gathering_id == gathering_id)
+        .order_by(GroupVoice.joined_at, GroupVoice.id))
+    return [(voice, user) for voice, user in rows]
+
+
+async def close_gathering(session: AsyncSession, gathering_id: int) -> bool:
+    """Close an open gathering; True for the one call that closed it."""
+    closed = await session.execute(update(Gathering).where(
+        Gathering.id == gathering_id, Gathering.status == "open").values(status="closed"))
+    await session.commit()
+    return bool(closed.rowcount)  # type: ignore[attr-defined]
+
+
+async def gatherings_due(session: AsyncSession, moment: datetime) -> list[int]:
+    """Open gatherings whose time is up, and closed ones not yet made into a song (a process
+    stopped between the two)."""
+    rows = await session.execute(select(Gathering.id).where(
+        ((Gathering.status == "open") & (Gathering.closes_at <= moment))
+        | ((Gathering.status == "closed") & Gathering.job_id.is_(None)))
+        .order_by(Gathering.id))
+    return list(rows.scalars())
+
+
+async def gatherings_with_voice_of(session: AsyncSession, user_id: int) -> list[int]:
+    rows = await session.execute(select(GroupVoice.gathering_id).where(
+        GroupVoice.user_id == user_id))
+    return sorted(set(rows.scalars()))
+
+
+async def gathering_of_job(session: AsyncSession, job_id: int) -> Gathering | None:
+    found = await session.execute(select(Gathering).where(Gathering.job_id == job_id))
+    return found.scalar_one_or_none()
+
+
+async def say_yes_to_album(session: AsyncSession, gathering_id: int,
+                           user_id: int) -> tuple[int, int] | None:
+    """A voice of the group song says yes to sharing it: (yeses, voices), or None when the
+    person is not one of its voices."""
+    said = await session.execute(update(GroupVoice).where(
+        GroupVoice.gathering_id == gathering_id, GroupVoice.user_id == user_id)
+        .values(album_yes=True))
+    await session.commit()
+    if not said.rowcount:  # type: ignore[attr-defined]
+        return None
+    voices = [voice for voice, _ in await voices_of(session, gathering_id)]
+    return sum(voice.album_yes for voice in voices), len(voices)
+
+
+async def invitation_answered(session: AsyncSession, chat_id: int,
+                              message_id: str) -> Gathering | None:
+    """The gathering whose invitation is this message of the chat."""
+    found = await session.execute(select(Gathering).where(
+        Gathering.chat_id == chat_id,
+        Gathering.reply_to["invitation_id"].as_string() == message_id))
+    return found.scalars().first()
+
+
+async def gathering_and_chat(session: AsyncSession,
+                             gathering_id: int) -> tuple[Gathering, Chat] | None:
+    found = await session.execute(select(Gathering, Chat).join(
+        Chat, Gathering.chat_id == Chat.id).where(Gathering.id == gathering_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def drop_job(session: AsyncSession, blobs: BlobStore, job_id: int) -> None:
+    """Delete a job, what it made, every album its song is in (an album file cannot be cut
+    apart) and the files nothing else refers to any more (a group song made again without a
+    forgotten voice)."""
+    job = await session.get(Job, job_id)
+    if job is None:
+        return
+    theirs = {job.input_blob} if job.input_blob else set()
+    for track in (await session.execute(select(Track).where(Track.job_id == job_id))).scalars():
+        theirs.update(n for n in (track.audio_blob, track.midi_blob, track.picture_blob) if n)
+        albums = select(AlbumTrack.album_id).where(AlbumTrack.track_id == track.id)
+        for album in (await session.execute(select(Album).where(Album.id.in_(albums)))
+                      ).scalars():
+            theirs.update(n for n in (album.audio_blob, album.mp3_blob, album.cover_blob) if n)
+            await session.delete(album)
+    await session.delete(job)
+    await session.commit()
+    for name in theirs - await referenced_blobs(session):
+        blobs.delete(name)
+
+
+async def track_of_job(session: AsyncSession, job_id: int) -> int | None:
+    """The id of the track a job made, if it made one."""
+    found = await session.execute(select(Track.id).where(Track.job_id == job_id))
+    return found.scalar_one_or_none()
+
+
+async def group_voice_names(session: AsyncSession,
+                            track_ids: Sequence[int]) -> dict[int, list[str]]:
+    """For the tracks that are group songs: the names of their voices in join order."""
+    rows = await session.execute(
+        select(Track.id, User.display_name)
+        .join(Gathering, Gathering.job_id == Track.job_id)
+        .join(GroupVoice, GroupVoice.gathering_id == Gathering.id)
+        .join(User, GroupVoice.user_id == User.id)
+        .where(Track.id.in_(list(track_ids)))
+        .order_by(Track.id, GroupVoice.joined_at, GroupVoice.id))
+    names: dict[int, list[str]] = {}
+    for track_id, name in rows:
+        names.setdefault(track_id, []).append(name)
+    return names

@@ -234,9 +234,11 @@ class DiscordAdapter:
                     return
             reply_to = {"message_id": str(message.id),
                         "upload_limit": _upload_limit(message.guild)}
+            answered = message.reference.message_id if message.reference else None
             request = Message(_person(message.author), _place(message.channel, private),
                               str(message.id), command=command, text=text, clip=clip,
-                              reply_to=reply_to)
+                              reply_to=reply_to,
+                              replying_to=str(answered) if answered is not None else None)
             reply = await self.commands.handle(request)
             await self._answer_message(message, reply)
         except Exception:
@@ -307,6 +309,14 @@ class DiscordAdapter:
         async def album(interaction: discord.Interaction,
                         posting: app_commands.Choice[str] | None = None) -> None:
             await self._on_slash(interaction, "album", posting.value if posting else "")
+
+        @tree.command(name="together",
+                      description="A song everyone here sings: send voice messages to join")
+        @app_commands.describe(close="done: close it now and make the song")
+        @app_commands.choices(close=[app_commands.Choice(name="done", value="done")])
+        async def together(interaction: discord.Interaction,
+                           close: app_commands.Choice[str] | None = None) -> None:
+            await self._on_slash(interaction, "together", close.value if close else "")
 
         @tree.command(name="history", description="Your last songs")
         async def history(interaction: discord.Interaction) -> None:
@@ -394,7 +404,9 @@ class DiscordAdapter:
                                   for name, data in files]
         if view is not None:
             arguments["view"] = view
-        await send(**arguments, **options)
+        sent = await send(**arguments, **options)
+        if reply.gathering_id is not None and isinstance(sent, discord.Message):
+            await self.commands.together.invited(reply.gathering_id, str(sent.id))
 
     async def _clip(self, attachment: discord.Attachment,
                     answer: Callable[..., Awaitable[Any]]) -> Clip | None:

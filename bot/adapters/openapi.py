@@ -11,11 +11,11 @@ from engine.audio import MAX_INPUT_BYTES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.singer import MAX_LYRICS_CHARS
 from engine.theory import PITCH_CLASS_NAMES
+from storage.models import MAX_ID
 
 JSON = "application/json"
 KINDS = ["sing", "lyrics", "melody", "piano"]
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES]
-MAX_ID = 2**31 - 1
 WEEK_PATTERN = "^[0-9]{4}-W[0-9]{2}$"
 LINK_TOKEN_PATTERN = "^[A-Za-z0-9_-]{43}$"
 FORM = {"enum": list(FORMS), "default": DEFAULT_FORM,
@@ -108,6 +108,23 @@ SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"],
               "properties": {"error": {"type": "string",
                                        "description": "one sentence for the person"}}},
+    "Gathering": {
+        "type": "object",
+        "required": ["token", "url", "status", "closes_at", "voices", "started_by_me", "joined",
+                     "job", "song"],
+        "properties": {
+            "token": {"type": "string", "pattern": LINK_TOKEN_PATTERN},
+            "url": {"type": "string", "description": "the page to send to the others"},
+            "status": {"enum": ["open", "closed", "dropped"]},
+            "closes_at": {"type": "string", "format": "date-time"},
+            "voices": {"type": "array", "items": {"type": "string"},
+                       "description": "the names of the voices so far, in join order"},
+            "started_by_me": {"type": "boolean"}, "joined": {"type": "boolean"},
+            "job": {"type": ["object", "null"], "properties": {"id": {"type": "integer"}}},
+            "song": {"type": ["object", "null"],
+                     "properties": {"track_id": {"type": "integer"},
+                                    "audio_url": {"type": "string"}}},
+            "message": {"type": "string"}}},
     "Message": {"type": "object", "required": ["message"],
                 "properties": {"message": {"type": "string"},
                                "track_id": {"type": "integer"}}},
@@ -275,6 +292,11 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+GATHERING = {"name": "token", "in": "path", "required": True,
+             "description": "the group song's link token",
+             "schema": {"type": "string", "pattern": LINK_TOKEN_PATTERN}}
+NO_GATHERING = _error("no group song at that link (or it is gone)")
+
 PATHS: dict[str, Any] = {
     "/api/openapi.json": {"get": {
         "summary": "This document", "operationId": "openapi",
@@ -392,6 +414,43 @@ PATHS: dict[str, Any] = {
                                                                    "or the body is not a JSON "
                                                                    "object"},
                                "415": _error("the body is not JSON")}}},
+    "/api/together": {"post": {
+        "summary": "Start a group song in this browser's name (or show the one it has open): "
+                   "a link others open to add their voice note, for 5 minutes",
+        "operationId": "startTogether",
+        "responses": {"201": _json_body(_ref("Gathering"), "the group song and its link")}}},
+    "/api/together/{token}": {"get": {
+        "summary": "A group song by its link: who joined, when it closes, and its song once "
+                   "it is made", "operationId": "getTogether", "parameters": [GATHERING],
+        "responses": {"200": _json_body(_ref("Gathering"), "the group song"),
+                      "404": NO_GATHERING}}},
+    "/api/together/{token}/voices": {"post": {
+        "summary": "Join a group song with a voice note (joining is consent for this song "
+                   "only; a second note replaces this browser's first)",
+        "operationId": "joinTogether", "parameters": [GATHERING],
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["audio"],
+                "properties": {"audio": {"type": "string", "contentMediaType": "audio/*",
+                                         "description": "the voice note"}}}}}},
+        "responses": {"202": _json_body(_ref("Gathering"), "joined"),
+                      "400": _error("no voice note in the form, or the body is malformed"),
+                      "404": NO_GATHERING, "409": _error("the group song has closed"),
+                      "413": TOO_LARGE, "415": NOT_JSON_OR_FORM}}},
+    "/api/together/{token}/close": {"post": {
+        "summary": "Close a group song now and make it (its starter only)",
+        "operationId": "closeTogether", "parameters": [GATHERING],
+        "responses": {"202": _json_body(_ref("Gathering"), "closed: the song is being made, "
+                                        "or it was dropped with fewer than two voices"),
+                      "403": _error("only its starter can close it early (or the request "
+                                    "came from another site's page)"),
+                      "404": NO_GATHERING, "409": _error("the group song has closed")}}},
+    "/api/together/{token}/song": {"get": {
+        "summary": "The group song's audio (OGG/Opus), for anyone with its link",
+        "operationId": "getTogetherSong", "parameters": [GATHERING, RANGE],
+        "responses": {"200": {"description": "the song", "content": {"audio/ogg": {}}},
+                      **FILE_RESPONSES,
+                      "404": _error("not made yet, or gone")}}},
     "/api/forget": {"post": {
         "summary": "Delete every song, clip, link and setting of this browser's person",
         "operationId": "forget",

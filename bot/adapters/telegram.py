@@ -83,6 +83,7 @@ REDACTED_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "telegram.ex
                     "telegram.ext.Application", "telegram.ext.AIORateLimiter", log.name)
 CHOICE_VERBS = ("forget", "style")  # their answer replaces the question and its buttons
 MENU = (("sing", "sing your words"), ("melody", "a new melody: /melody [key] [style]"),
+        ("together", "in a group: a song everyone here sings (/together done closes it)"),
         ("piano", "reply to a voice note: hear it on the piano"),
         ("style", "choose your band"), ("history", "your last songs"),
         ("share", "share a song to the weekly album"), ("album", "this week's album"),
@@ -316,7 +317,8 @@ class TelegramAdapter:
             person=person_of(message.from_user),
             place=Place(PLATFORM, str(message.chat_id), private=private),
             message_id=str(message.message_id), command=command, text=text, clip=clip,
-            reply_to={"message_id": message.message_id}))
+            reply_to={"message_id": message.message_id},
+            replying_to=str(replied.message_id) if replied is not None else None))
         await self._answer(message.chat_id, reply, message.message_id)
 
     def _command_and_text(self, message: TelegramMessage) -> tuple[str | None, str]:
@@ -384,30 +386,43 @@ class TelegramAdapter:
 
     async def _send(self, chat_id: int, reply: Reply, reply_to: int | None) -> None:
         """A Reply as Bot API messages: the voice note carries the text and the buttons;
-        without one, the first file does; without files, a text message."""
+        without one, the first file does; without files, a text message. A group song's
+        invitation is remembered as the message it became (answers to it join)."""
+        sent = await self._sent_messages(chat_id, reply, reply_to)
+        if reply.gathering_id is not None and sent:
+            await self.commands.together.invited(reply.gathering_id, str(sent[0]))
+
+    async def _sent_messages(self, chat_id: int, reply: Reply,
+                             reply_to: int | None) -> list[int]:
         bot = self.application.bot
+        sent: list[TelegramMessage] = []
         replying = (ReplyParameters(reply_to, allow_sending_without_reply=True)
                     if reply_to is not None else None)
         markup = keyboard(reply.buttons)
         text = reply.text.strip()
         if len(text) > CAPTION_LIMIT and (reply.voice or reply.files):
-            await bot.send_message(chat_id, text[:TEXT_LIMIT], reply_parameters=replying)
+            sent.append(await bot.send_message(chat_id, text[:TEXT_LIMIT],
+                                               reply_parameters=replying))
             text = ""
         if reply.voice is not None:
-            await bot.send_voice(chat_id, as_input_file(reply.voice), caption=text or None,
-                                 reply_markup=markup, reply_parameters=replying)
+            sent.append(await bot.send_voice(chat_id, as_input_file(reply.voice),
+                                             caption=text or None, reply_markup=markup,
+                                             reply_parameters=replying))
             text, markup = "", None
         elif not reply.files and text:
-            await bot.send_message(chat_id, text[:TEXT_LIMIT], reply_markup=markup,
-                                   reply_parameters=replying)
+            sent.append(await bot.send_message(chat_id, text[:TEXT_LIMIT], reply_markup=markup,
+                                               reply_parameters=replying))
         for out in reply.files:
             if out.mime == "audio/mpeg":
-                await bot.send_audio(chat_id, as_input_file(out), caption=text or None,
-                                     reply_markup=markup, reply_parameters=replying)
+                sent.append(await bot.send_audio(chat_id, as_input_file(out),
+                                                 caption=text or None, reply_markup=markup,
+                                                 reply_parameters=replying))
             else:
-                await bot.send_document(chat_id, as_input_file(out), caption=text or None,
-                                        reply_markup=markup, reply_parameters=replying)
+                sent.append(await bot.send_document(chat_id, as_input_file(out),
+                                                    caption=text or None, reply_markup=markup,
+                                                    reply_parameters=replying))
             text, markup = "", None
+        return [message.message_id for message in sent]
 
     async def _show_progress(self, chat_id: int, job_id: int, action: str) -> None:
         answered = asyncio.create_task(self.commands.answered(job_id))

@@ -25,7 +25,6 @@ from aiohttp.web_request import FileField
 from bot.adapters import share_page
 from bot.adapters.openapi import openapi_document
 from bot.commands import (
-    ANONYMOUS_CREDIT,
     NAME_LIMIT,
     AlbumEntryView,
     AlbumView,
@@ -44,11 +43,13 @@ from bot.commands import (
 from bot.config import Settings
 from bot.metrics import Operations
 from bot.outages import is_outage
+from bot.titles import ANONYMOUS_CREDIT
+from bot.together import GatheringView, Said
 from bot.weeks import album_release, week_of
 from engine.arrange import STYLES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
-from storage.models import now
+from storage.models import MAX_ID, now
 
 log = logging.getLogger("singsong.web")
 
@@ -59,9 +60,9 @@ COOKIE_MAX_AGE_S = 365 * 24 * 3600
 BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+NO_GATHERING = "There is no group song at that link (or it is gone)."
 LINK_PARTS = ("audio", "picture")
 LINK_CREDITS = ("name", "anonymous")  # a public page credits its maker by name, or not
-MAX_ID = 2**31 - 1  # the database's integer ids
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-DE, zh-Hans-CN
 JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 TRACK_PARTS = ("audio", "midi", "picture")
@@ -133,6 +134,13 @@ class WebAdapter:
         router.add_get("/api/name", self._name)
         router.add_post("/api/name", self._set_name)
         router.add_post("/api/forget", self._forget)
+        router.add_get("/together", self._together_page)
+        router.add_get("/together/{token}", self._together_page)
+        router.add_post("/api/together", self._start_together)
+        router.add_get("/api/together/{token}", self._gathering)
+        router.add_post("/api/together/{token}/voices", self._join_together)
+        router.add_post("/api/together/{token}/close", self._close_together)
+        router.add_get("/api/together/{token}/song", self._group_song)
         router.add_get("/s/{token}", self._shared_page)
         router.add_get("/s/{token}/player", self._shared_player)
         router.add_get("/s/{token}/{part}", self._shared_file)
@@ -467,6 +475,62 @@ class WebAdapter:
             raise _gone()
         return view
 
+    # Group songs: the page starts one and gives a link others open to add their note.
+
+    async def _together_page(self, request: web.Request) -> web.StreamResponse:
+        return self._static_page(request, "together.html")
+
+    async def _start_together(self, request: web.Request) -> web.Response:
+        user, chat = await self.commands.user_and_chat(_person(request), _place(request))
+        said = await self.commands.together.open(user, chat, {})
+        assert said.token is not None
+        return await self._gathering_answer(request, said.token, said.text, 201)
+
+    async def _gathering(self, request: web.Request) -> web.Response:
+        return await self._gathering_answer(request, _gathering_token(request))
+
+    async def _join_together(self, request: web.Request) -> web.Response:
+        token = _gathering_token(request)
+        _, clip = await self._read_job_request(request)
+        if clip is None:
+            raise ApiError(400, "Record or choose a voice note to join with.")
+        user, _ = await self.commands.user_and_chat(_person(request), _place(request))
+        said = await self.commands.together.join_by_link(user, token, clip.data)
+        return await self._gathering_said(request, token, said)
+
+    async def _close_together(self, request: web.Request) -> web.Response:
+        token = _gathering_token(request)
+        user, _ = await self.commands.user_and_chat(_person(request), _place(request))
+        said = await self.commands.together.done_by_link(user, token)
+        return await self._gathering_said(request, token, said)
+
+    async def _gathering_said(self, request: web.Request, token: str,
+                              said: Said | None) -> web.Response:
+        if said is None:
+            raise ApiError(404, NO_GATHERING)
+        if said.closed:
+            raise ApiError(409, said.text)
+        if said.refused:
+            raise ApiError(403, said.text)
+        return await self._gathering_answer(request, token, said.text, 202)
+
+    async def _gathering_answer(self, request: web.Request, token: str, message: str = "",
+                                status: int = 200) -> web.Response:
+        user, _ = await self.commands.user_and_chat(_person(request), _place(request))
+        view = await self.commands.together.view(user, token)
+        if view is None:
+            raise ApiError(404, NO_GATHERING)
+        data = _gathering_json(view)
+        if message:
+            data["message"] = message
+        return web.json_response(data, status=status)
+
+    async def _group_song(self, request: web.Request) -> web.Response:
+        found = await self.commands.group_song_file(_gathering_token(request))
+        if found is None:
+            raise ApiError(404, "That group song is not made yet, or it is gone.")
+        return _file_response(request, found, "inline")
+
     async def _forget(self, request: web.Request) -> web.Response:
         """Delete everything of this browser's person, and the cookie that named it."""
         reply = await self._press(request, "forget:yes")
@@ -578,6 +642,23 @@ def _track_json(track: TrackView) -> dict[str, Any]:
     data["link"] = None if token is None else {
         "url": share_page.page_path(token), "credit": credit or ANONYMOUS_CREDIT}
     return data
+
+
+def _gathering_token(request: web.Request) -> str:
+    token = request.match_info["token"]
+    if not LINK_TOKEN.fullmatch(token):
+        raise ApiError(404, NO_GATHERING)
+    return token
+
+
+def _gathering_json(view: GatheringView) -> dict[str, Any]:
+    return {"token": view.token, "url": f"/together/{view.token}", "status": view.status,
+            "closes_at": view.closes_at, "voices": list(view.voices),
+            "started_by_me": view.started_by_me, "joined": view.joined,
+            "job": None if view.job_id is None else {"id": view.job_id},
+            "song": None if view.song_track_id is None else {
+                "track_id": view.song_track_id,
+                "audio_url": f"/api/together/{view.token}/song"}}
 
 
 def _job_json(view: JobView, message: str | None = None) -> dict[str, Any]:

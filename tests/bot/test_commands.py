@@ -396,3 +396,11 @@ async def test_a_platform_that_stalls_gets_the_reply_again_once(
     assert await service.commands.deliver_unsent() == 0
     assert len(box.sent) == 1 and box.sent[0][1].voice is not None
     assert reply.job_id is not None
+
+
+async def test_a_song_number_too_big_for_an_id_is_no_song(service: Service) -> None:
+    """/share 99999999999 (over PostgreSQL's 32-bit ids) is a person's mistake, answered
+    as one, never a database error."""
+    for number in ("99999999999", "2147483648", "0"):
+        said = await service.commands.handle(message(number, command="share"))
+        assert said.text.startswith("Tell me which song"), said.text
