@@ -59,6 +59,16 @@ async function follow() {
 async function join(event) {
   event.preventDefault();
   showError("");
+  const name = $("join-name").value.trim();
+  if (name) {
+    try {
+      await api("/api/name", { method: "POST", headers: { "Content-Type": "application/json" },
+                               body: JSON.stringify({ name }) });
+    } catch (error) {
+      showError(error.message);
+      return;
+    }
+  }
   const form = new FormData();
   form.append("audio", $("join-audio").files[0]);
   try {
@@ -88,7 +98,16 @@ async function start() {
   }
 }
 
+async function knownName() {
+  try {
+    $("join-name").value = (await api("/api/name")).name || "";
+  } catch (error) {
+    // No name yet is fine: the credits say "a SingSong singer".
+  }
+}
+
 if (token) {
+  knownName();
   $("join-form").addEventListener("submit", join);
   $("close-button").addEventListener("click", close);
   follow();
