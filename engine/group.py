@@ -111,7 +111,7 @@ def group_song(voices: Sequence[bytes], *, seed: int = 0, style: str = arrange.D
     stems = _mix(together, band, timer)
     with timer.stage("encode"):
         encoded, gain = audio.encode_true_peak(stems.mix, arrange.SAMPLE_RATE, audio_format,
-                                               pipeline.TRUE_PEAK_DBTP)
+                                               audio.DELIVERED_CEILING_DBTP)
     with timer.stage("pitch_check"):
         accuracy = [_accuracy(parts) for parts in together.sung]
     melody = _melody_notes(together)

@@ -150,8 +150,6 @@ BALANCE_TOLERANCE_LU, BALANCE_PASSES = 0.5, 3
 MASTER_PASSES, MASTER_TOLERANCE_LU = 4, 0.3
 HARMONY_BELOW_LU = 6.0  # the second voice under the lead
 VERSE_BUDGET_SHARE = 0.9
-TRUE_PEAK_DBTP = -1.0  # the most the decoded file may reach
-MASTER_CEILING_DBTP = -2.5  # before encoding: Opus and MP3 add up to about 1.3 dB
 CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
 NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
             "spoken or sung, without much noise around it")
@@ -244,7 +242,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
     stems = _mix(sung_lead, sung_harmony, backing, band, timer)
     with timer.stage("encode"):
         encoded, gain = audio.encode_true_peak(stems.mix, arrange.SAMPLE_RATE, audio_format,
-                                               TRUE_PEAK_DBTP)
+                                               audio.DELIVERED_CEILING_DBTP)
         stems = stems.scaled(gain)  # the file had to come down a little: the stems with it
     sung_notes = tuple(sorted((n for p in sung_lead for n in p.notes()),
                               key=lambda n: n.start_s))
@@ -546,9 +544,9 @@ def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: 
 
 def _master(mix: np.ndarray) -> np.ndarray:
     """The gain envelope that brings the mix (mono, or [frames, channels]) to MASTER_LUFS
-    under a true-peak limiter at MASTER_CEILING_DBTP (audio.mastering_gain); it goes on
+    under a true-peak limiter at audio.MASTER_CEILING_DBTP (audio.mastering_gain); it goes on
     every stem alike, so they still add up to the mix."""
-    return audio.mastering_gain(mix, arrange.SAMPLE_RATE, MASTER_LUFS, MASTER_CEILING_DBTP,
+    return audio.mastering_gain(mix, arrange.SAMPLE_RATE, MASTER_LUFS, audio.MASTER_CEILING_DBTP,
                                 passes=MASTER_PASSES, tolerance_lu=MASTER_TOLERANCE_LU)
 
 
