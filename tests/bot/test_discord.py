@@ -37,7 +37,7 @@ TIMEOUT_S = 60
 READY_S = 0.05  # how long discord.py waits for more guilds before "ready"
 MESSAGE_CONTENT_INTENT = 1 << 15
 SLASH_COMMANDS = {"sing", "melody", "piano", "album", "history", "forget", "share", "style",
-                  "help"}
+                  "help", "together"}
 
 
 # --- Fixtures and helpers ------------------------------------------------------------------
