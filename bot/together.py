@@ -115,7 +115,7 @@ class Together:
             return Said(f"A group song is already gathering here ({count} of {MAX_VOICES} "
                         f"voices): reply to its invitation with a voice note to join. It "
                         f"closes in {left} min, or when its starter sends /together done.",
-                        gathering.id, token=gathering.token)
+                        token=gathering.token)  # its invitation stays the first message
         return Said(f"A group song is open for {left} minutes! Reply to this message with a "
                     f"voice note to join: {MIN_VOICES} to {MAX_VOICES} voices, each sings a "
                     "verse and everyone sings the chorus. /together done closes it sooner.",

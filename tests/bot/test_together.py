@@ -90,6 +90,9 @@ async def test_three_join_the_song_comes_once_with_three_credits_and_a_late_note
     async with FakeTelegram() as fake, telegram_bot(telegram_settings(tmp_path, fake),
                                                     group_runner) as (service, _):
         invited = await invitation(fake, ALICE)
+        again = await fake.text(BOB, GROUP, "/together", chat_type="group")
+        reminder = await fake.wait_for(replying("sendMessage", again), WAIT_S)
+        assert reminder.params["text"].startswith("A group song is already gathering here")
         said = [await join(fake, person, invited) for person in (ALICE, BOB, CY)]
         assert said[0].startswith("You're in, User1001! 1 of 6 voices")
         assert said[2].startswith("You're in, User1003! 3 of 6 voices")
