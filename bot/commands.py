@@ -16,7 +16,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -37,14 +37,14 @@ from engine.singer import clean_lyrics
 from engine.theory import parse_key
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import MAX_ID, Album, Chat, Job, ShareLink, Track, User, now
+from storage.models import MAX_ID, Album, Chat, Job, ShareLink, Track, User, as_utc, now
 
 log = logging.getLogger("singsong.commands")
 
 SEED_LIMIT = 2**31
 DELIVER_TIMEOUT_S = 120.0  # sending one reply (uploads included) takes at most this
 UNSENT_FOR_S = 24 * 3600.0  # a reply a platform keeps refusing is tried again this long
-KINDS_WITH_JOBS = ("sing", "lyrics", "melody", "piano")
+REQUESTED_KINDS = ("sing", "lyrics", "melody", "piano")  # what a person asks a job for
 SONG_KINDS = ("sing", "lyrics")  # the kinds that have a form and are sung in a language
 FORM_BUTTONS = {"full": "Full song", "short": "Short version"}  # a song offers the other one
 ALBUM_PARTS = {"audio": ("audio_blob", "ogg", "audio/ogg"),
@@ -317,6 +317,11 @@ class Commands:
             return Reply(_sentence(str(mistake)))
         return Reply(f"I do not know /{command}. " + "Send /help to see what I can do.")
 
+    async def user_of(self, person: Person) -> User | None:
+        """The person as stored, if SingSong has met them (nothing is made)."""
+        async with self.sessions() as session:
+            return await queries.user_of(session, person.platform, person.user_id)
+
     async def user_and_chat(self, person: Person, place: Place) -> tuple[User, Chat]:
         """The person and the chat as stored (made on first sight)."""
         async with self.sessions() as session:
@@ -372,11 +377,8 @@ class Commands:
 
     async def _start(self, message: Message, kind: str, data: bytes | None,
                      parameters: dict[str, Any], key: str | None = None) -> Reply:
-        person, place = message.person, message.place
-        async with self.sessions() as session:
-            user = await queries.user_for(session, person.platform, person.user_id,
-                                          person.display_name)
-            chat = await queries.chat_for(session, place.platform, place.chat_id)
+        place = message.place
+        user, chat = await self.user_and_chat(message.person, place)
         parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters,
                       "reply_to": message.reply_to, "private": place.private}
         parameters.setdefault("title", new_title(kind, parameters))
@@ -481,19 +483,22 @@ class Commands:
                     return Reply("You have no songs to share yet: send me a voice note first.")
             if track_id is None:
                 return Reply("Tell me which song: /share NUMBER (see /history).")
-            group_track = await self._group_track(session, track_id)
-            if group_track is not None:
-                return Reply(await self.together.say_yes(user, group_track))
-            track = await queries.share(session, user, track_id)
-            if track is None:
-                return Reply("I can only share your own songs: see /history for their "
-                             "numbers.")
-            if is_piano_version(track):
-                track.shared, track.shared_at = False, None
-                await session.commit()
-                return Reply(PIANO_STAYS_OUT)
-            user.album_consent = True
+            group_track = await queries.track_of_kind(session, track_id, GROUP_KIND)
+            if group_track is None:
+                return await self._share_own(session, user, track_id)
+        # A group song needs every voice's yes (each press counts one).
+        return Reply(await self.together.say_yes(user, group_track))
+
+    async def _share_own(self, session: AsyncSession, user: User, track_id: int) -> Reply:
+        track = await queries.share(session, user, track_id)
+        if track is None:
+            return Reply("I can only share your own songs: see /history for their numbers.")
+        if is_piano_version(track):
+            track.shared, track.shared_at = False, None
             await session.commit()
+            return Reply(PIANO_STAYS_OUT)
+        user.album_consent = True
+        await session.commit()
         return Reply(f"Song #{track_id} is in the pool for this week's community album. "
                      "Thank you!")
 
@@ -542,15 +547,12 @@ class Commands:
 
     async def display_name(self, person: Person) -> str:
         """The name the album credits this person by ("" when none is known)."""
-        async with self.sessions() as session:
-            user = (await session.execute(select(User).filter_by(
-                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+        user = await self.user_of(person)
         return user.display_name if user is not None else ""
 
     async def forget(self, person: Person) -> Reply:
         async with self.sessions() as session:
-            user = (await session.execute(select(User).filter_by(
-                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+            user = await queries.user_of(session, person.platform, person.user_id)
             if user is None:
                 return Reply("I had nothing of yours to forget.")
             group_songs = await self.together.before_forget(user)
@@ -636,8 +638,8 @@ class Commands:
         if view is None:
             return None
         lines = [f"The SingSong community album of week {view.week}: {len(view.tracks)} "
-                 f"songs people shared ({_minutes(view.duration_s)})."]
-        lines += [f"{t.position}. {_minutes(t.start_s)} {t.title}" for t in view.tracks]
+                 f"songs people shared ({minutes(view.duration_s)})."]
+        lines += [f"{t.position}. {minutes(t.start_s)} {t.title}" for t in view.tracks]
         files = [found for part in ("mp3", "cover")
                  if (found := await self.album_file(view.week, part)) is not None]
         voice = None if "mp3" in view.parts else await self.album_file(view.week, "audio")
@@ -693,8 +695,7 @@ class Commands:
 
     async def history_view(self, person: Person) -> list[TrackView]:
         async with self.sessions() as session:
-            user = (await session.execute(select(User).filter_by(
-                platform=person.platform, platform_user_id=person.user_id))).scalar_one_or_none()
+            user = await queries.user_of(session, person.platform, person.user_id)
             if user is None:
                 return []
             tracks = await queries.history(session, user)
@@ -889,13 +890,7 @@ class Commands:
         if parameters is not None:
             values["parameters"] = parameters
         async with self.sessions() as session:
-            await session.execute(update(Job).where(Job.id == job_id).values(**values))
-            await session.commit()
-
-    async def _group_track(self, session: AsyncSession, track_id: int) -> Track | None:
-        found = await session.execute(select(Track).join(Job, Track.job_id == Job.id).where(
-            Track.id == track_id, Job.kind == GROUP_KIND))
-        return found.scalar_one_or_none()
+            await queries.set_job(session, job_id, **values)
 
     async def _finished_reply(self, session: AsyncSession, job: Job) -> Reply:
         if job.status == "failed":
@@ -953,8 +948,8 @@ def sung_parts(sections: tuple[dict[str, Any], ...]) -> str:
     names = [str(s.get("name", "")) for s in sections
              if s.get("name") not in ("intro", "ending", None)]
     runs = [(name, len(list(run))) for name, run in itertools.groupby(names)]
-    text = ", ".join(name if count == 1 else f"{name} x{count}" for name, count in runs)
-    return text[:1].upper() + text[1:]
+    return _capitalised(", ".join(name if count == 1 else f"{name} x{count}"
+                                  for name, count in runs))
 
 
 def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None,
@@ -962,9 +957,7 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
                    sung: SungAs | None = None) -> Reply:
     """What a person gets for a finished job, with the buttons that fit it (a song offers its
     other form; in a group chat, a Like button for the others there)."""
-    about = ", ".join(part for part in (
-        track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
-        f"{track.duration_s:.0f} s") if part)
+    about = track_about(track)
     share = Button("Share to album", f"share:{track.id}")
     another = Button("Another melody", f"another:{track.id}")
     like = (Button("Like", f"like:{track.id}"),) if in_a_group else ()
@@ -993,14 +986,12 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
 def group_reply(job: Job, track: Track, audio: FileOut, midi: FileOut | None) -> Reply:
     """A group song, crediting every voice (and saying whose note was left out, and why);
     its Share button asks each voice's yes."""
-    about = ", ".join(part for part in (
-        track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
-        f"{track.duration_s:.0f} s") if part)
+    about = track_about(track)
     voices = (job.parameters.get("sung") or {}).get("voices") or [
         {"name": voice["name"], "sung": True} for voice in job.parameters.get("voices", [])]
     sung = [voice["name"] for voice in voices if voice.get("sung")]
     lines = [f"Your group song #{track.id} ({about}), sung by {credits(sung)}."]
-    lines += [f"{voice['name'] or 'A SingSong singer'}'s note was left out: "
+    lines += [f"{_capitalised(credit(voice['name']))}'s note was left out: "
               f"{_sentence(str(voice.get('reason') or 'it could not be sung')).lower()}"
               for voice in voices if not voice.get("sung")]
     buttons = [Button("Share to album", f"share:{track.id}")]
@@ -1040,9 +1031,7 @@ def _error_for_person(job: Job) -> str | None:
 def _track_view(track: Track, job: Job, link: ShareLink | None = None) -> TrackView:
     parts = tuple(part for part, (column, _, _) in TRACK_PARTS.items()
                   if getattr(track, column))
-    created: datetime = track.created_at
-    if created.tzinfo is None:  # SQLite keeps no zone: the time was written in UTC
-        created = created.replace(tzinfo=UTC)
+    created = as_utc(track.created_at)
     sung = SungAs.of(job)
     return TrackView(track.id, job.kind, created.isoformat(), round(track.duration_s, 2),
                      track.key, track.tempo_bpm, track.shared, parts,
@@ -1106,9 +1095,21 @@ def clean_name(text: str) -> str:
     return " ".join(printable.split())[:NAME_LIMIT].strip()
 
 
-def _minutes(seconds: float) -> str:
+def track_about(track: Track) -> str:
+    """'A minor, 96 BPM, 24 s': a song's key, tempo and length, as replies say them."""
+    return ", ".join(part for part in (
+        track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm else None,
+        f"{track.duration_s:.0f} s") if part)
+
+
+def minutes(seconds: float) -> str:
+    """'1:05' for 65 s."""
     whole = round(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _track_id(text: str) -> int | None:

@@ -22,14 +22,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import JOB_STATUSES, Album, Job, now
+from storage.models import JOB_STATUSES, Album, Job, as_utc, now
 
 if TYPE_CHECKING:
     from bot.commands import Commands
@@ -119,11 +119,6 @@ class Histogram:
 # --- Finished jobs, followed through the jobs table -----------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes; every time SingSong stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class FinishedJobs:
     """Stage timings, latency and outcomes of the jobs that finish while this process runs.
 
@@ -161,7 +156,7 @@ class FinishedJobs:
                 if row.status not in FINISHED or row.id in self._seen:
                     continue
                 self._seen.add(row.id)
-                if first and (row.finished_at is None or _utc(row.finished_at) < self.since):
+                if first and (row.finished_at is None or as_utc(row.finished_at) < self.since):
                     continue  # finished before this process started following
                 self._observe(row.kind, row.status, row.created_at, row.finished_at,
                               row.timings_s or {})
@@ -191,7 +186,7 @@ class FinishedJobs:
         if status != "done":
             return
         if created is not None and finished is not None:
-            self.latency.observe((kind,), max((_utc(finished) - _utc(created))
+            self.latency.observe((kind,), max((as_utc(finished) - as_utc(created))
                                               .total_seconds(), 0.0))
         for stage, seconds in sorted(timings.items()):
             if isinstance(seconds, int | float) and math.isfinite(seconds):
@@ -248,7 +243,7 @@ async def snapshot(session: AsyncSession) -> Snapshot:
     built = (await session.execute(select(func.count()).select_from(Album))).scalar_one()
     posted = (await session.execute(select(func.count()).select_from(Album)
                                     .where(Album.posted_at.is_not(None)))).scalar_one()
-    age = max((now() - _utc(oldest)).total_seconds(), 0.0) if oldest is not None else 0.0
+    age = max((now() - as_utc(oldest)).total_seconds(), 0.0) if oldest is not None else 0.0
     return Snapshot(counts, age, int(sent), int(owed), int(built), int(posted))
 
 

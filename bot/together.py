@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +28,7 @@ from bot.jobs import JobEngine
 from bot.titles import ANONYMOUS_CREDIT
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Chat, Gathering, Job, Track, User, now
+from storage.models import Chat, Gathering, Job, Track, User, as_utc, now
 
 log = logging.getLogger("singsong.together")
 
@@ -73,14 +73,15 @@ class GatheringView:
     song_track_id: int | None
 
 
-def _aware(moment: datetime) -> datetime:
-    """A stored moment in UTC (SQLite gives naive UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _answering(gathering: Gathering) -> dict[str, Any]:
+    """How the door answers about a gathering: in reply to `/together` (the invitation's own
+    id is kept beside it, for telling who answers it)."""
+    return {k: v for k, v in gathering.reply_to.items() if k != "invitation_id"}
 
 
 def _minutes_left(gathering: Gathering) -> int:
     """Whole minutes until the gathering closes, at least 1."""
-    return max(1, round((_aware(gathering.closes_at) - now()).total_seconds() / 60))
+    return max(1, round((as_utc(gathering.closes_at) - now()).total_seconds() / 60))
 
 
 def credits(names: Sequence[str]) -> str:
@@ -92,9 +93,9 @@ def credits(names: Sequence[str]) -> str:
 class Together:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
                  jobs: JobEngine, post: Post, new_seed: Callable[[], int],
-                 minutes: float = MINUTES) -> None:
+) -> None:
         self.sessions, self.blobs, self.jobs = sessions, blobs, jobs
-        self.post, self.new_seed, self.minutes = post, new_seed, minutes
+        self.post, self.new_seed = post, new_seed
         self._closer: asyncio.Task[None] | None = None
 
     # -- gathering ----------------------------------------------------------------------------
@@ -104,11 +105,8 @@ class Together:
         async with self.sessions() as session:
             gathering, opened = await queries.open_gathering(
                 session, chat=chat, starter=user,
-                closes_at=now() + timedelta(minutes=self.minutes),
-                token=secrets.token_urlsafe(32))
-            if opened:
-                gathering.reply_to = dict(reply_to)
-                await session.commit()
+                closes_at=now() + timedelta(minutes=MINUTES),
+                token=secrets.token_urlsafe(32), reply_to=reply_to)
             count = await queries.count_voices(session, gathering.id)
         left = _minutes_left(gathering)
         if not opened:
@@ -196,8 +194,8 @@ class Together:
                      if gathering.job_id else None)
         me = user.id if user is not None else None
         return GatheringView(
-            token, "open" if gathering.status == "open" else gathering.status,
-            _aware(gathering.closes_at).isoformat(),
+            token, gathering.status,
+            as_utc(gathering.closes_at).isoformat(),
             tuple(u.display_name or ANONYMOUS_CREDIT for _, u in voices),
             me is not None and gathering.starter_id == me,
             any(u.id == me for _, u in voices), gathering.job_id, track)
@@ -243,8 +241,7 @@ class Together:
                       "seed": self.new_seed(), "style": owner.preferred_style,
                       "voices": [{"user_id": user.id, "name": user.display_name,
                                   "reply_to": voice.reply_to} for voice, user in voices],
-                      "reply_to": {k: v for k, v in gathering.reply_to.items()
-                                   if k != "invitation_id"},
+                      "reply_to": _answering(gathering),
                       "private": False}
         try:
             job, _ = await self.jobs.submit(
@@ -297,8 +294,7 @@ class Together:
             row = await queries.gathering_and_chat(session, gathering_id)
         if row is not None:
             gathering, chat = row
-            reply_to = {k: v for k, v in gathering.reply_to.items() if k != "invitation_id"}
-            await self.post(chat.platform, chat.platform_chat_id, reply_to, text)
+            await self.post(chat.platform, chat.platform_chat_id, _answering(gathering), text)
 
     # -- after the song -----------------------------------------------------------------------
 

@@ -29,12 +29,17 @@ NAMING_CONVENTION = {
 }
 
 MAX_ID = 2**31 - 1  # every id is an integer column: PostgreSQL's 32-bit integer
-JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment with its zone: SQLite gives back naive datetimes, and every moment
+    SingSong stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Base(AsyncAttrs, DeclarativeBase):

@@ -46,6 +46,13 @@ async def user_for(session: AsyncSession, platform: str, platform_user_id: str,
     return user
 
 
+async def user_of(session: AsyncSession, platform: str, platform_user_id: str) -> User | None:
+    """The user, if SingSong has seen them (nothing is made)."""
+    found = await session.execute(select(User).filter_by(platform=platform,
+                                                         platform_user_id=platform_user_id))
+    return found.scalar_one_or_none()
+
+
 async def chat_for(session: AsyncSession, platform: str, platform_chat_id: str) -> Chat:
     chat = await _made_on_first_sight(
         session, Chat, {"platform": platform, "platform_chat_id": platform_chat_id},
@@ -182,6 +189,12 @@ async def job_statuses(session: AsyncSession, job_ids: list[int]) -> dict[int, s
     """The status of each job that still exists (a forgotten one is missing)."""
     rows = await session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
     return {job_id: str(status) for job_id, status in rows}
+
+
+async def set_job(session: AsyncSession, job_id: int, **values: Any) -> None:
+    """Set columns of a job row (its reply given back, its parameters cleaned)."""
+    await session.execute(update(Job).where(Job.id == job_id).values(**values))
+    await session.commit()
 
 
 async def claim_reply(session: AsyncSession, job_id: int) -> bool:
@@ -473,13 +486,16 @@ def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any],
 
 
 async def open_gathering(session: AsyncSession, *, chat: Chat, starter: User,
-                         closes_at: datetime, token: str) -> tuple[Gathering, bool]:
-    """The chat's open gathering, or a new one: (it, whether this call opened it)."""
+                         closes_at: datetime, token: str,
+                         reply_to: dict[str, Any]) -> tuple[Gathering, bool]:
+    """The chat's open gathering, or a new one answering `reply_to`: (it, whether this call
+    opened it)."""
     found = await open_gathering_in(session, chat.id)
     if found is not None:
         return found, False
     gathering = Gathering(chat_id=chat.id, starter_id=starter.id, status="open", token=token,
-                          reply_to={}, opened_at=now(), closes_at=closes_at, version=0)
+                          reply_to=dict(reply_to), opened_at=now(), closes_at=closes_at,
+                          version=0)
     session.add(gathering)
     await session.commit()
     return gathering, True
@@ -629,3 +645,10 @@ async def group_voice_names(session: AsyncSession,
     for track_id, name in rows:
         names.setdefault(track_id, []).append(name)
     return names
+
+
+async def track_of_kind(session: AsyncSession, track_id: int, kind: str) -> Track | None:
+    """The track, when the job that made it is of this kind (a group song, say)."""
+    found = await session.execute(select(Track).join(Job, Track.job_id == Job.id).where(
+        Track.id == track_id, Job.kind == kind))
+    return found.scalar_one_or_none()

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 from string import Template
 
-from bot.commands import SharedSongView
+from bot.commands import SharedSongView, minutes
 
 STATIC_DIR = Path(__file__).with_name("web_static")
 SONG_PAGE = Template((STATIC_DIR / "song.html").read_text(encoding="utf-8"))
@@ -65,13 +65,10 @@ def description(view: SharedSongView) -> str:
 def about(view: SharedSongView) -> str:
     track = view.track
     said = [part for part in (track.key, f"{track.tempo_bpm:.0f} BPM" if track.tempo_bpm
-                              else None, clock(track.duration_s)) if part]
+                              else None, minutes(track.duration_s)) if part]
     return ", ".join(said) + "."
 
 
-def clock(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -25,7 +25,9 @@ from aiohttp.web_request import FileField
 from bot.adapters import share_page
 from bot.adapters.openapi import openapi_document
 from bot.commands import (
+    LINK_PARTS,
     NAME_LIMIT,
+    REQUESTED_KINDS,
     AlbumEntryView,
     AlbumView,
     Clip,
@@ -49,7 +51,7 @@ from bot.weeks import album_release, week_of
 from engine.arrange import STYLES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
-from storage.models import MAX_ID, now
+from storage.models import MAX_ID, User, now
 
 log = logging.getLogger("singsong.web")
 
@@ -61,10 +63,8 @@ BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 NO_GATHERING = "There is no group song at that link (or it is gone)."
-LINK_PARTS = ("audio", "picture")
 LINK_CREDITS = ("name", "anonymous")  # a public page credits its maker by name, or not
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-DE, zh-Hans-CN
-JOB_KINDS = ("sing", "lyrics", "melody", "piano")
 TRACK_PARTS = ("audio", "midi", "picture")
 TRACK_ACTIONS = ("another", "piano", *FORMS)  # FORMS: the song again, full or short
 ALBUM_PARTS = ("audio", "mp3", "cover")
@@ -266,7 +266,7 @@ class WebAdapter:
     async def _options(self, request: web.Request) -> web.Response:
         week = week_of(now())
         comes_out = album_release(week, self.settings.album_weekday, self.settings.album_hour)
-        return web.json_response({"kinds": list(JOB_KINDS), "styles": list(STYLES),
+        return web.json_response({"kinds": list(REQUESTED_KINDS), "styles": list(STYLES),
                                   "keys": list(KEYS), "forms": list(FORMS),
                                   "max_clip_bytes": self.commands.MAX_CLIP_BYTES,
                                   "next_album": {"week": week,
@@ -277,8 +277,8 @@ class WebAdapter:
     async def _create_job(self, request: web.Request) -> web.Response:
         fields, clip = await self._read_job_request(request)
         kind = fields.get("kind", "")
-        if kind not in JOB_KINDS:
-            raise ApiError(400, f"Say what to make: kind is one of {', '.join(JOB_KINDS)}.")
+        if kind not in REQUESTED_KINDS:
+            raise ApiError(400, f"Say what to make: kind is one of {', '.join(REQUESTED_KINDS)}.")
         if kind in ("sing", "piano"):
             if clip is None:
                 raise ApiError(400, "Record or choose an audio clip first.")
@@ -484,10 +484,12 @@ class WebAdapter:
         user, chat = await self.commands.user_and_chat(_person(request), _place(request))
         said = await self.commands.together.open(user, chat, {})
         assert said.token is not None
-        return await self._gathering_answer(request, said.token, said.text, 201)
+        return await self._gathering_answer(user, said.token, said.text, 201)
 
     async def _gathering(self, request: web.Request) -> web.Response:
-        return await self._gathering_answer(request, _gathering_token(request))
+        """Looking makes no row: the page asks every 2 s."""
+        user = await self.commands.user_of(_person(request))
+        return await self._gathering_answer(user, _gathering_token(request))
 
     async def _join_together(self, request: web.Request) -> web.Response:
         token = _gathering_token(request)
@@ -496,27 +498,26 @@ class WebAdapter:
             raise ApiError(400, "Record or choose a voice note to join with.")
         user, _ = await self.commands.user_and_chat(_person(request), _place(request))
         said = await self.commands.together.join_by_link(user, token, clip.data)
-        return await self._gathering_said(request, token, said)
+        return await self._gathering_said(user, token, said)
 
     async def _close_together(self, request: web.Request) -> web.Response:
         token = _gathering_token(request)
         user, _ = await self.commands.user_and_chat(_person(request), _place(request))
         said = await self.commands.together.done_by_link(user, token)
-        return await self._gathering_said(request, token, said)
+        return await self._gathering_said(user, token, said)
 
-    async def _gathering_said(self, request: web.Request, token: str,
-                              said: Said | None) -> web.Response:
+    async def _gathering_said(self, user: User, token: str, said: Said | None) -> web.Response:
         if said is None:
             raise ApiError(404, NO_GATHERING)
         if said.closed:
             raise ApiError(409, said.text)
         if said.refused:
             raise ApiError(403, said.text)
-        return await self._gathering_answer(request, token, said.text, 202)
+        return await self._gathering_answer(user, token, said.text, 202)
 
-    async def _gathering_answer(self, request: web.Request, token: str, message: str = "",
+    async def _gathering_answer(self, user: User | None, token: str, message: str = "",
                                 status: int = 200) -> web.Response:
-        user, _ = await self.commands.user_and_chat(_person(request), _place(request))
+        """The gathering as `user` sees it (None: someone SingSong has not met)."""
         view = await self.commands.together.view(user, token)
         if view is None:
             raise ApiError(404, NO_GATHERING)
