@@ -110,13 +110,17 @@ Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
 
 def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
     """The engine call for each kind of job: bytes out, plus what to record (the song's
-    curation features among it: measured here, at ingest, while the worker has it)."""
+    curation features among it: measured here, at ingest, while the worker has it; a piano
+    version is never an album candidate, so it is not measured)."""
     made = _make(kind, data, parameters)
     started = time.perf_counter()
-    made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
-                               samples=made.pop("samples", None),
-                               pitch_accuracy=made.pop("pitch_accuracy", None),
-                               downbeat_s=None if kind == "piano" else 0.0)
+    samples = made.pop("samples", None)
+    pitch_accuracy = made.pop("pitch_accuracy", None)
+    if kind != "piano":
+        # SingSong's own songs and melodies start on a downbeat.
+        made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
+                                   samples=samples, pitch_accuracy=pitch_accuracy,
+                                   downbeat_s=0.0)
     made["timings_s"] = {**made["timings_s"],
                          "measure": round(time.perf_counter() - started, 4)}
     return made

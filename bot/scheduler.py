@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.commands import Commands, is_piano_version, song_title
+from bot.commands import Commands, song_title
 from bot.config import Settings
 from bot.jobs import measure
 from bot.together import credits
@@ -51,10 +51,11 @@ async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobSt
             if not batch:
                 break
             for track in batch:
-                # SingSong's songs and melodies (those with a key) start on a downbeat.
+                # SingSong's songs and melodies start on a downbeat (piano versions, with no
+                # key, are never measured: tracks_without_features leaves them out).
                 found = await asyncio.to_thread(
                     measure, blobs.get(track.audio_blob), track.key, track.tempo_bpm,
-                    downbeat_s=0.0 if track.key else None)
+                    downbeat_s=0.0)
                 track.features = found
                 failed += "failed" in found
                 measured += 1
@@ -62,20 +63,11 @@ async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobSt
     week = week_of(moment)
     start, end = week_bounds(week)
     async with sessions() as session:
-        candidates = await _shared_songs(session, start, end)
+        candidates = await queries.album_candidates(session, start, end)
     scored = sorted((_candidate(c) for c in candidates), key=lambda c: -c.score)
     return {"measured": measured, "failed": failed, "week": week,
             "candidates": [{"track_id": c.track_id, "score": round(c.score, 4),
                             "votes": c.votes} for c in scored]}
-
-
-async def _shared_songs(session: AsyncSession, start: datetime,
-                        end: datetime) -> list[queries.AlbumCandidate]:
-    """The songs shared in [start, end) that may go into its album. Piano versions stay out:
-    a hummed tune on a piano has no voice and no band, keeps the silences of the speech it
-    was hummed in (gaps under -30 dBFS inside the album) and no beat to join on."""
-    found = await queries.album_candidates(session, start, end)
-    return [c for c in found if not is_piano_version(c.track)]
 
 
 def _candidate(found: queries.AlbumCandidate) -> curate.Candidate:
@@ -106,7 +98,7 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
         existing = await queries.album_of_week(session, week)
         if existing is not None:
             return await _album_report(session, existing, created=False)
-        found = await _shared_songs(session, start, end)
+        found = await queries.album_candidates(session, start, end)
         voices = await queries.group_voice_names(session, [c.track.id for c in found])
     # A group song is credited to every voice in it.
     names = {c.track.id: credits(voices[c.track.id]) if c.track.id in voices

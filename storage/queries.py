@@ -389,8 +389,10 @@ async def drop_handled_updates(session: AsyncSession, handled_before: datetime) 
 
 
 async def tracks_without_features(session: AsyncSession, limit: int) -> list[Track]:
-    """Tracks not yet measured for curation, oldest first."""
-    rows = await session.execute(select(Track).where(Track.features.is_(None))
+    """Tracks not yet measured for curation, oldest first (album candidates only: a piano
+    version, the only track without a key, never is)."""
+    rows = await session.execute(select(Track).where(Track.features.is_(None),
+                                                     Track.key.is_not(None))
                                  .order_by(Track.id).limit(limit))
     return list(rows.scalars())
 
@@ -407,7 +409,8 @@ async def album_candidates(session: AsyncSession, start: datetime,
                            end: datetime) -> list[AlbumCandidate]:
     """Tracks shared in [start, end) by people who consented, with their features measured
     (a track whose measuring failed carries {"failed": ...} and is left out), and the votes
-    each has."""
+    each has. Piano versions stay out: a hummed tune on a piano has no voice and no band,
+    keeps the silences of the speech it was hummed in and no beat to join on."""
     votes = (select(Vote.track_id, func.coalesce(func.sum(Vote.value), 0).label("votes"))
              .group_by(Vote.track_id).subquery())
     rows = await session.execute(
@@ -415,7 +418,8 @@ async def album_candidates(session: AsyncSession, start: datetime,
         .join(User, Track.user_id == User.id)
         .outerjoin(votes, votes.c.track_id == Track.id)
         .where(Track.shared.is_(True), Track.shared_at >= start, Track.shared_at < end,
-               User.album_consent.is_(True), Track.features.is_not(None))
+               User.album_consent.is_(True), Track.features.is_not(None),
+               Track.key.is_not(None))  # a piano version (no key) is not album material
         .order_by(Track.id))
     return [AlbumCandidate(track, person_id, name, int(count))
             for track, person_id, name, count in rows
