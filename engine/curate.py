@@ -9,9 +9,12 @@ Choices: fingerprints are chromaprint's, computed in-process through ctypes (a s
 per clip would cost more than the whole 30 ms budget; fed at 11025 Hz it skips its own slow
 resampler). Near-duplicates are found by locality-sensitive hashing: two 20-bit slices of
 every fingerprint item are bucket keys, and only clips sharing several keys are compared
-bit by bit. The order walks the circle of fifths, snaking through tempo within each key,
-then reverses short runs where that helps: no all-pairs loop. Crossfades last about a bar
-and put the incoming song's first downbeat on a beat of the outgoing one.
+bit by bit, so choosing never compares all pairs. The order is searched over the chosen
+songs only (all pairs of up to SEARCH_MAX_SONGS: nearest neighbours from every start, then
+2-opt), key steps and tempo steps each weighed against a random order's; a longer list walks
+the circle of fifths and reverses short runs. Each join overlaps a bar with the incoming
+song's first downbeat on a downbeat of the outgoing one, the outgoing tail cut where it has
+faded, and far-apart tempi ramped to meet (see `order` and `assemble`).
 """
 
 from __future__ import annotations
@@ -629,15 +632,14 @@ def order(chosen: Sequence[Candidate]) -> list[Candidate]:
                 break
         return [chosen[i] for i in path]
     steps = _step_matrices(features)
-    best: tuple[float, list[int]] | None = None
+    tried = []
     for weights in WEIGHTINGS:
         path = _cheapest_path(_weighted(steps, weights))
         if _beats_random(steps, path):
             return [chosen[i] for i in path]
-        balanced = _path_cost(_weighted(steps, WEIGHTINGS[0]), path)
-        if best is None or balanced < best[0]:
-            best = (balanced, path)
-    return [chosen[i] for i in (best[1] if best else [])]
+        tried.append(path)
+    balanced = _weighted(steps, WEIGHTINGS[0])  # none beat random on both: the evenest
+    return [chosen[i] for i in min(tried, key=lambda path: _path_cost(balanced, path))]
 
 
 def neighbour_distances(ordered: Sequence[ClipFeatures]) -> dict[str, float]:
@@ -679,17 +681,10 @@ def _weighted(steps: np.ndarray, weights: tuple[float, float]) -> np.ndarray:
 
 
 def _beats_random(steps: np.ndarray, path: Sequence[int]) -> bool:
-    """Whether the path's mean key step and mean tempo step are both under 1 (the mean
-    over all pairs), or 0 where every pair is alike."""
-    if len(path) < 3:
-        return True
+    """Whether the path's mean key step and mean tempo step are both under 1, the mean over
+    all pairs (steps of a kind where every pair is alike are all 0, so under it)."""
     here, there = np.array(path[:-1]), np.array(path[1:])
-    pairs = np.triu_indices(len(path), 1)
-    for kind in (0, 1):
-        mean = float(steps[kind][here, there].mean())
-        if mean >= 1.0 - 1e-9 and float(steps[kind][pairs].max()) > 0:
-            return False
-    return True
+    return all(float(steps[kind][here, there].mean()) < 1.0 - 1e-9 for kind in (0, 1))
 
 
 def _path_cost(cost: np.ndarray, path: Sequence[int]) -> float:

@@ -147,8 +147,7 @@ SUNG_VELOCITY = 96
 INTRO_BARS = 1
 VOCAL_LUFS, BACKING_LUFS, MASTER_LUFS = -17.5, -22.0, -14.0  # the voice 4.5 LU in front
 BALANCE_TOLERANCE_LU, BALANCE_PASSES = 0.5, 3
-MASTER_PASSES, MASTER_TOLERANCE_LU = 4, 0.3
-HARMONY_BELOW_LU = 6.0  # the second voice under the lead
+HARMONY_BELOW_DB = 6.0  # the second voice's gain under the lead's (its level is not measured)
 VERSE_BUDGET_SHARE = 0.9
 CHECK_HOP_S = 0.03  # f0 frames for the sung voice's pitch accuracy when no picture is made
 NO_VOICE = ("I could not hear a voice in this clip: send a voice note of a few words or more, "
@@ -515,7 +514,7 @@ def _intro_bars(tune: Melody) -> int:
 def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The voice VOCAL_LUFS - BACKING_LUFS in front of the band (the second voice
-    HARMONY_BELOW_LU under the lead), as the mastered stems measure: the limiter takes more
+    HARMONY_BELOW_DB of gain under the lead), as the mastered stems measure: the limiter takes more
     off where the voice sings than where the band plays alone (the intro, the ending), so
     while that moves the balance by more than BALANCE_TOLERANCE_LU the voices' gain is
     corrected and the mix mastered again (at most BALANCE_PASSES times)."""
@@ -523,7 +522,7 @@ def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: 
     lead_gain = audio.loudness_gain(vocal, rate, VOCAL_LUFS)
     voices = vocal * lead_gain
     if harmony is not None:
-        harmony = harmony * lead_gain * 10 ** (-HARMONY_BELOW_LU / 20)
+        harmony = harmony * lead_gain * 10 ** (-HARMONY_BELOW_DB / 20)
         voices = voices + harmony
     backing = backing * audio.loudness_gain(backing, rate, BACKING_LUFS)
     wanted = VOCAL_LUFS - BACKING_LUFS
@@ -546,8 +545,7 @@ def _master(mix: np.ndarray) -> np.ndarray:
     """The gain envelope that brings the mix (mono, or [frames, channels]) to MASTER_LUFS
     under a true-peak limiter at audio.MASTER_CEILING_DBTP (audio.mastering_gain); it goes on
     every stem alike, so they still add up to the mix."""
-    return audio.mastering_gain(mix, arrange.SAMPLE_RATE, MASTER_LUFS, audio.MASTER_CEILING_DBTP,
-                                passes=MASTER_PASSES, tolerance_lu=MASTER_TOLERANCE_LU)
+    return audio.mastering_gain(mix, arrange.SAMPLE_RATE, MASTER_LUFS, audio.MASTER_CEILING_DBTP)
 
 
 def _song_tempo(band: arrange.Style, seed: int) -> float:

@@ -13,7 +13,6 @@ each join is a short crossfade, placed where the two signals' periods line up.
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,13 +83,13 @@ def analyse(samples: np.ndarray, sample_rate: int, f0: PitchTrack) -> Envelope:
 
 
 def synthesise_held(envelope: Envelope, sample_rate: int, f0: PitchTrack, time_map: TimeMap,
-                    contour: tuple[np.ndarray, np.ndarray], workers: int = 1) -> list[HeldVowel]:
+                    contour: tuple[np.ndarray, np.ndarray]) -> list[HeldVowel]:
     """The held stretches of a sung voice, made by WORLD.
 
     envelope: `analyse` of the input voice; f0: its pitch track (HOP_S frames); time_map:
     input -> song time; contour: the sung pitch as (song times in s, MIDI pitch), as
-    retune.sung_contour gives it; workers: threads the stretches are shared among (pyworld
-    lets go of the GIL). Needs nothing of the overlap-add result, so it can run beside it.
+    retune.sung_contour gives it. Needs nothing of the overlap-add result, so it can run
+    beside it (pyworld lets go of the GIL).
     """
     spans = held_spans(f0.voiced, HOP_S, f0.times_s, time_map)
     if not spans or envelope.times_s.size == 0:
@@ -105,10 +104,7 @@ def synthesise_held(envelope: Envelope, sample_rate: int, f0: PitchTrack, time_m
                                    sample_rate, frame_period=FRAME_S * 1000)
         return HeldVowel(span, sound, float(hz[0]))
 
-    if workers <= 1:
-        return [make(span) for span in spans]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(make, spans))
+    return [make(span) for span in spans]
 
 
 def join_held(sung_voice: RetunedVoice, held: list[HeldVowel]) -> RetunedVoice:

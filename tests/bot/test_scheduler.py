@@ -134,7 +134,8 @@ async def test_a_piano_version_stays_out_of_the_album(
     said = await service.commands.share(Person("test", "bob"), str(piano.id))
     assert said.text == PIANO_STAYS_OUT
     async with service.sessions() as session:
-        assert not (await session.get(Track, piano.id) or piano).shared
+        stored = await session.get(Track, piano.id)
+        assert stored is not None and not stored.shared
 
 
 async def test_a_song_without_a_name_is_credited_to_a_singsong_singer(

@@ -150,9 +150,8 @@ async def test_a_redelivered_discord_message_gets_no_second_answer(tmp_path: Pat
             async with asyncio.timeout(WAIT_S):
                 await service.jobs.wait()
             await fake.dispatch("MESSAGE_CREATE", message)
-            later = await fake.message(bob, content="/help", dm=True)  # a marker after it
+            await fake.message(bob, content="/help", dm=True)  # a marker after it
             await fake.wait_until(lambda: len(fake.sent(posts)) >= 3)
-            assert later["id"] != message["id"]
         assert len(fake.sent(posts)) == 3
     finally:
         await fake.close()
