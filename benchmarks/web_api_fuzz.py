@@ -15,14 +15,14 @@ from typing import Any
 
 from benchmarks import print_json
 from tests.bot.api_fuzz import fuzz, recorded_engine, recorded_melody
-from tests.bot.service import running_service
+from tests.bot.service import running_service, service_settings
 from tests.bot.test_web import running_web
 
 
 async def measure(cases: int, seed: int) -> dict[str, Any]:
     await asyncio.to_thread(recorded_melody)
     with tempfile.TemporaryDirectory() as folder:
-        async with running_service(Path(folder), recorded_engine) as service, \
+        async with running_service(service_settings(Path(folder)), recorded_engine) as service, \
                 running_web(service) as web:
             report = await asyncio.to_thread(fuzz, web.url, cases, seed)
     return {"seed": seed, "asked_for": cases, **report.as_json()}

@@ -21,7 +21,7 @@ from typing import Any
 from playwright.async_api import Browser, Page
 
 from benchmarks import print_json
-from tests.bot.service import running_service
+from tests.bot.service import running_service, service_settings
 from tests.bot.test_web import running_web
 from tests.bot.test_web_browser import FAKE_MICROPHONE, chromium
 
@@ -141,8 +141,8 @@ async def shared_page_url(url: str, browser: Browser) -> str:
 
 async def measure(rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        async with running_service(Path(folder)) as service, running_web(service) as web, \
-                chromium(*FAKE_MICROPHONE) as browser:
+        async with (running_service(service_settings(Path(folder))) as service,
+                    running_web(service) as web, chromium(*FAKE_MICROPHONE) as browser):
             timings = await flows(browser, web.url + "/", rounds)
             song_page = await shared_page_url(web.url + "/", browser)
             return {"click_to_playable": timings,

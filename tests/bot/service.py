@@ -3,6 +3,7 @@ in a thread pool (no process start-up per test), seeded job seeds, loose rate li
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,23 +25,24 @@ def service_settings(tmp_path: Path, **options: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_service(tmp_path: Path, runner: Runner = run_engine
+async def running_service(settings: Settings, runner: Runner = run_engine
                           ) -> AsyncIterator[Service]:
     """A started service whose jobs go to `runner` (the real engine unless given)."""
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="singsong-job")
-    running = await open_service(service_settings(tmp_path), runner=runner, executor=executor,
+    running = await open_service(settings, runner=runner, executor=executor,
                                  limits=LOOSE_LIMITS, seed=TEST_SEED)
-    await running.start()
     try:
+        await running.start()
         yield running
     finally:
         await running.close()
-        executor.shutdown(wait=True)
-        close_worker_threads()
+        # In threads: the workers' connections may go through a proxy on this loop.
+        await asyncio.to_thread(executor.shutdown, wait=True)
+        await asyncio.to_thread(close_worker_threads)
 
 
 @pytest.fixture()
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     """A started service with no adapter attached (attach yours, then use it)."""
-    async with running_service(tmp_path) as running:
+    async with running_service(service_settings(tmp_path)) as running:
         yield running

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ from sqlalchemy import select
 from bot.adapters.discord import CUSTOM_ID_PREFIX, DiscordAdapter
 from bot.commands import NOT_AUDIO
 from bot.config import Settings
-from bot.jobs import LOOSE_LIMITS, Runner, close_worker_threads, run_engine
-from bot.service import Service, open_service
+from bot.jobs import Runner, run_engine
+from bot.service import Service
 from storage.models import Album, Job
 from storage.queries import subscribed_chats
-from tests.bot.service import TEST_SEED, service_settings
+from tests.bot.service import running_service, service_settings
 from tests.conftest import ffmpeg_make
 from tests.fakes.discord_api import (
     APPLICATION_ID,
@@ -69,21 +68,16 @@ def discord_settings(tmp_path: Path, fake: FakeDiscord, **options: Any) -> Setti
 async def running(settings: Settings, runner: Runner = run_engine
                   ) -> AsyncIterator[tuple[Service, DiscordAdapter]]:
     """The service and the adapter, started in the order `singsong serve` starts them."""
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="singsong-job")
-    service = await open_service(settings, runner=runner, executor=executor,
-                                 limits=LOOSE_LIMITS, seed=TEST_SEED)
-    adapter = DiscordAdapter(service.commands, settings, guild_ready_timeout_s=READY_S)
-    service.commands.attach("discord", adapter)
-    try:
-        await service.start()
-        await adapter.start()
-        yield service, adapter
-        await service.jobs.wait()  # every song delivered before the adapter goes
-    finally:
-        await adapter.stop()
-        await service.close()
-        executor.shutdown(wait=True)
-        close_worker_threads()
+    async with running_service(settings, runner) as service:
+        adapter = DiscordAdapter(service.commands, settings, guild_ready_timeout_s=READY_S)
+        try:
+            await adapter.start()
+            service.commands.attach("discord", adapter)
+            await service.commands.deliver_unsent()
+            yield service, adapter
+            await service.jobs.wait()  # every song delivered before the adapter goes
+        finally:
+            await adapter.stop()
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ from sqlalchemy import select
 from bot import together
 from bot.commands import Person
 from bot.group_bundle import unpack_voices
-from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
-from bot.service import open_service
+from bot.jobs import run_engine
 from storage.models import Gathering, Track
-from tests.bot.service import service_settings
+from tests.bot.service import running_service, service_settings
 from tests.bot.test_discord import channel_messages, discord_settings, running, voice
 from tests.bot.test_telegram import replying
 from tests.bot.test_web import browser, running_web
@@ -223,44 +221,36 @@ async def test_three_browsers_join_by_link_and_each_hears_the_song(tmp_path: Pat
     """The web: one browser starts a group song and sends its link; three join with a voice
     note (named through /api/name); only the starter closes it; the song plays for each of
     them by the link; a note after the close is refused with 409."""
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="singsong-job")
-    service = await open_service(service_settings(tmp_path), runner=group_runner,
-                                 executor=executor, limits=LOOSE_LIMITS, seed=1)
-    await service.start()
-    try:
-        async with (running_web(service) as page, browser(page) as ann, browser(page) as bo,
-                    browser(page) as cy, browser(page) as dan):
-            people = {"Ann": ann, "Bo": bo, "Cy": cy}
-            for name, client in people.items():
-                async with client.post("/api/name", json={"name": name}) as named:
-                    assert named.status == 200
-            async with ann.post("/api/together") as started:
-                assert started.status == 201
-                gathering = await started.json()
-            link = f"/api/together/{gathering['token']}"
-            for name, client in people.items():
-                async with client.post(f"{link}/voices", data=voice_form(name)) as joined:
-                    assert joined.status == 202, await joined.text()
-                    assert (await joined.json())["voices"][-1] == name
-            async with bo.post(f"{link}/close") as early:
-                assert early.status == 403
-            async with ann.post(f"{link}/close") as closed:
-                assert closed.status == 202
-                assert (await closed.json())["status"] == "closed"
-            async with dan.post(f"{link}/voices", data=voice_form("Dan")) as late:
-                assert late.status == 409
-            async with asyncio.timeout(WAIT_S):
-                await service.jobs.wait()
-            for client in people.values():
-                async with client.get(link) as shown:
-                    state = await shown.json()
-                assert state["voices"] == ["Ann", "Bo", "Cy"] and state["song"] is not None
-                async with client.get(state["song"]["audio_url"]) as song:
-                    assert song.status == 200 and (await song.read()).startswith(b"OggS")
-    finally:
-        await service.close()
-        executor.shutdown(wait=True)
-        close_worker_threads()
+    async with (running_service(service_settings(tmp_path), group_runner) as service,
+                running_web(service) as page, browser(page) as ann, browser(page) as bo,
+                browser(page) as cy, browser(page) as dan):
+        people = {"Ann": ann, "Bo": bo, "Cy": cy}
+        for name, client in people.items():
+            async with client.post("/api/name", json={"name": name}) as named:
+                assert named.status == 200
+        async with ann.post("/api/together") as started:
+            assert started.status == 201
+            gathering = await started.json()
+        link = f"/api/together/{gathering['token']}"
+        for name, client in people.items():
+            async with client.post(f"{link}/voices", data=voice_form(name)) as joined:
+                assert joined.status == 202, await joined.text()
+                assert (await joined.json())["voices"][-1] == name
+        async with bo.post(f"{link}/close") as early:
+            assert early.status == 403
+        async with ann.post(f"{link}/close") as closed:
+            assert closed.status == 202
+            assert (await closed.json())["status"] == "closed"
+        async with dan.post(f"{link}/voices", data=voice_form("Dan")) as late:
+            assert late.status == 409
+        async with asyncio.timeout(WAIT_S):
+            await service.jobs.wait()
+        for client in people.values():
+            async with client.get(link) as shown:
+                state = await shown.json()
+            assert state["voices"] == ["Ann", "Bo", "Cy"] and state["song"] is not None
+            async with client.get(state["song"]["audio_url"]) as song:
+                assert song.status == 200 and (await song.read()).startswith(b"OggS")
 
 
 def voice_form(name: str) -> aiohttp.FormData:

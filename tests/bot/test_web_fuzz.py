@@ -14,7 +14,7 @@ import pytest
 from bot.adapters.openapi import openapi_document
 from bot.service import Service
 from tests.bot.api_fuzz import fuzz, recorded_engine, recorded_melody
-from tests.bot.service import running_service
+from tests.bot.service import running_service, service_settings
 from tests.bot.test_web import running_web
 
 CASES = 2000
@@ -25,7 +25,7 @@ SEED = 17
 async def quick_service(tmp_path: Path) -> AsyncIterator[Service]:
     """The service with a recorded engine result for every job (see api_fuzz)."""
     await asyncio.to_thread(recorded_melody)
-    async with running_service(tmp_path, recorded_engine) as running:
+    async with running_service(service_settings(tmp_path), recorded_engine) as running:
         yield running
 
 
