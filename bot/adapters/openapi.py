@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.commands import NAME_LIMIT
+from bot.commands import NAME_LIMIT, REQUESTED_KINDS
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
 from engine.form import DEFAULT_FORM, FORMS
@@ -14,7 +14,7 @@ from engine.theory import PITCH_CLASS_NAMES
 from storage.models import MAX_ID
 
 JSON = "application/json"
-KINDS = ["sing", "lyrics", "melody", "piano"]
+KINDS = list(REQUESTED_KINDS)
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES]
 WEEK_PATTERN = "^[0-9]{4}-W[0-9]{2}$"
 LINK_TOKEN_PATTERN = "^[A-Za-z0-9_-]{43}$"
