@@ -29,7 +29,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import JOB_STATUSES, Album, Job, as_utc, now
+from storage.models import Album, Job, JobStatus, as_utc, now
 
 if TYPE_CHECKING:
     from bot.commands import Commands
@@ -218,7 +218,7 @@ class Snapshot:
 async def job_counts(session: AsyncSession) -> dict[str, int]:
     """Jobs by state, every state present (0 when none)."""
     rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
-    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts: dict[str, int] = {status.value: 0 for status in JobStatus}
     counts.update({status: int(count) for status, count in rows.all()})
     return counts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +30,40 @@ NAMING_CONVENTION = {
 }
 
 MAX_ID = 2**31 - 1  # every id is an integer column: PostgreSQL's 32-bit integer
-JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class JobKind(StrEnum):
+    """What a job makes. A person asks for the first four (REQUESTED); a group song is made
+    when a gathering closes."""
+
+    SING = "sing"  # a voice note made a song
+    LYRICS = "lyrics"  # typed words sung by SingSong's own voice
+    MELODY = "melody"  # a fresh melody with its band
+    PIANO = "piano"  # a sung or hummed clip played on piano
+    GROUP = "group"  # a song from several people's voices
+
+    @classmethod
+    def requested(cls) -> tuple[JobKind, ...]:
+        """The kinds a person asks a job for, in the order menus list them."""
+        return (cls.SING, cls.LYRICS, cls.MELODY, cls.PIANO)
+
+
+class JobStatus(StrEnum):
+    """Where a job stands (Job.status). Stored as its value, so a row reads back as a plain
+    string that compares equal to the member."""
+
+    QUEUED = "queued"  # waiting for a worker
+    RUNNING = "running"  # a worker claimed it (its lease: Job.heartbeat_at)
+    DONE = "done"  # its track is stored
+    FAILED = "failed"  # it ended without a track (Job.error says why)
+
+    @classmethod
+    def unfinished(cls) -> tuple[JobStatus, ...]:
+        return (cls.QUEUED, cls.RUNNING)
+
+    @classmethod
+    def finished(cls) -> tuple[JobStatus, ...]:
+        return (cls.DONE, cls.FAILED)
 
 
 def now() -> datetime:
@@ -82,7 +116,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          index=True)
