@@ -6,17 +6,25 @@ call passed in `extra=` (`log.info("...", extra={"job_id": 7})` adds `"job_id": 
 `exception` with the traceback when there is one. Filters on loggers (the Telegram token
 redactor) run before either format, so they apply to both.
 
+Every line logged while a job is worked on carries that job's context (`job_context`: its
+`job_id` and the `person_id` who asked), whichever logger wrote it and whichever thread of
+the job: a JSON line has them as fields, a plain line ends with `[job_id=7 person_id=3]`.
+The context holds ids only, never a token or a message's text.
+
 SINGSONG_LOG_FORMAT is read from the environment only, not from `.env`: logging is set up
 before the settings are read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 FORMAT_VARIABLE = "SINGSONG_LOG_FORMAT"
@@ -29,6 +37,42 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
     "message", "asctime", "taskName"}
 
 
+# The job being worked on in this context (asyncio copies it into tasks and to_thread).
+_job: ContextVar[tuple[tuple[str, int], ...]] = ContextVar("singsong_job", default=())
+
+
+@contextlib.contextmanager
+def job_context(job_id: int, person_id: int | None = None) -> Iterator[None]:
+    """Every record logged inside (in this task, and the tasks and threads it starts) carries
+    job_id and, when given, person_id."""
+    token = _job.set((("job_id", job_id),) if person_id is None
+                     else (("job_id", job_id), ("person_id", person_id)))
+    try:
+        yield
+    finally:
+        _job.reset(token)
+
+
+def job_fields(record: logging.LogRecord) -> dict[str, int]:
+    """The job context of the code that logged this record, less what the call passed
+    itself in `extra=`."""
+    return {key: value for key, value in _job.get() if key not in vars(record)}
+
+
+class PlainFormatter(logging.Formatter):
+    """PLAIN_FORMAT, and the job context at the end of the line while there is one."""
+
+    def __init__(self) -> None:
+        super().__init__(PLAIN_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        context = job_fields(record)
+        if not context:
+            return line
+        return f"{line} [{' '.join(f'{key}={value}' for key, value in context.items())}]"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 
@@ -39,6 +83,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **job_fields(record),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and not key.startswith("_") and key not in entry:
@@ -60,7 +105,7 @@ def log_format(environ: dict[str, str] | None = None) -> str:
 
 
 def formatter_for(kind: str) -> logging.Formatter:
-    return JsonFormatter() if kind == "json" else logging.Formatter(PLAIN_FORMAT)
+    return JsonFormatter() if kind == "json" else PlainFormatter()
 
 
 def setup_logging(level: int, stream: TextIO, kind: str | None = None) -> logging.Handler | None:

@@ -197,19 +197,19 @@ def broken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> 
 
 
 async def test_our_own_fault_is_not_explained_to_the_person(tmp_path: Path) -> None:
-    from bot import jobs
+    from bot.jobs import constants
 
     executor = ThreadPoolExecutor(1)
     service = await open_service(service_settings(tmp_path), runner=broken_runner,
                                  executor=executor, limits=LOOSE_LIMITS, seed=1)
     box = RecordingOutbox()
     service.commands.attach("test", box)
-    saved, jobs.RETRY_BASE_S = jobs.RETRY_BASE_S, 0.0
+    saved, constants.RETRY_BASE_S = constants.RETRY_BASE_S, 0.0
     try:
         await service.start()
         await finished(service, await service.commands.handle(message("sing this please")))
     finally:
-        jobs.RETRY_BASE_S = saved
+        constants.RETRY_BASE_S = saved
         await service.close()
         executor.shutdown()
         close_worker_threads()

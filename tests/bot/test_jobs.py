@@ -1,12 +1,15 @@
 """The job engine on SQLite and PostgreSQL, in a real process pool and over the real Redis."""
 
 import asyncio
+import io
+import json
+import logging
 import multiprocessing
 import os
 import secrets
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,8 @@ from sqlalchemy import func, select
 
 from bot import jobs
 from bot.errors import SlowDown
-from bot.jobs import JobEngine, Limits, execute_job, run_worker
+from bot.jobs import JobEngine, Limits, constants, execute_job, run_worker
+from bot.logs import JsonFormatter, PlainFormatter, job_context
 from engine.errors import InvalidRequest
 from storage.models import Job, Track
 from storage.queries import idempotency_key, submit_job, user_for
@@ -93,7 +97,7 @@ async def test_many_people_at_once_none_lost_none_doubled(database: Database) ->
 
 async def test_a_passing_fault_is_retried_and_a_poisoned_job_fails(
         database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(jobs, "RETRY_BASE_S", 0.01)
+    monkeypatch.setattr(constants, "RETRY_BASE_S", 0.01)
     finished: list[tuple[int, str]] = []
 
     async def note(job_id: int, outcome: str) -> None:
@@ -119,7 +123,7 @@ async def test_a_passing_fault_is_retried_and_a_poisoned_job_fails(
         failed = await session.get(Job, bad.id)
     assert done is not None and done.status == "done" and done.attempts == 2
     assert failed is not None and failed.status == "failed"
-    assert failed.attempts == jobs.MAX_ATTEMPTS and "breaks every time" in (failed.error or "")
+    assert failed.attempts == constants.MAX_ATTEMPTS and "breaks every time" in (failed.error or "")
     assert finished == [(job.id, "done"), (bad.id, "failed")]
 
 
@@ -229,3 +233,46 @@ async def test_the_real_engine_makes_a_melody(database: Database) -> None:
     assert database.blobs.get(track.audio_blob)[:4] == b"OggS"
     assert database.blobs.get(track.midi_blob or "")[:4] == b"MThd"
     assert track.duration_s > 5 and track.key
+
+
+def logging_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    logging.getLogger("singsong.test_jobs").warning("working on it")
+    return quick_runner(kind, data, parameters)
+
+
+async def test_every_line_a_job_logs_carries_its_job_and_person(database: Database) -> None:
+    """Logged by the engine's runner in a worker thread, without passing any id along."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("singsong.test_jobs")
+    logger.addHandler(handler)
+    executor = ThreadPoolExecutor(1)
+    engine = engine_for(database, logging_runner, executor=executor)
+    try:
+        await engine.start()
+        async with database.sessions() as session:
+            user = await user_for(session, "web", "logged")
+        job, _ = await engine.submit(key="web:logged:1", kind="melody", user=user)
+        await engine.wait()
+        await engine.stop()
+    finally:
+        logger.removeHandler(handler)
+        executor.shutdown()
+        await asyncio.to_thread(jobs.close_worker_threads)
+    entry = json.loads(stream.getvalue())
+    assert entry["message"] == "working on it"
+    assert (entry["job_id"], entry["person_id"]) == (job.id, user.id)
+
+
+def test_plain_lines_end_with_the_job_context_and_extras_win() -> None:
+    record = logging.LogRecord("singsong.jobs", logging.INFO, __file__, 1, "made it", None,
+                               None)
+    formatter = PlainFormatter()
+    assert formatter.format(record).endswith("INFO singsong.jobs made it")
+    with job_context(7, 3):
+        assert formatter.format(record).endswith("made it [job_id=7 person_id=3]")
+        record.job_id = 8  # passed in extra=: the call's own value is kept
+        assert json.loads(JsonFormatter().format(record))["job_id"] == 8
+        assert json.loads(JsonFormatter().format(record))["person_id"] == 3
+    assert formatter.format(record).endswith("made it")

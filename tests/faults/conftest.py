@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import jobs, outages
+from bot import outages
+from bot.jobs import constants
 from storage.blobs import BlobStore
 from storage.database import create_engine, migrate, session_factory
 from tests.database import POSTGRES_SERVER
@@ -57,9 +58,9 @@ async def postgres_name() -> AsyncIterator[str]:
 @pytest.fixture()
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries and reconnections a hundred times sooner than in service (same shape)."""
-    monkeypatch.setattr(jobs, "RETRY_BASE_S", 0.02)
+    monkeypatch.setattr(constants, "RETRY_BASE_S", 0.02)
     monkeypatch.setattr(outages, "RECONNECT_S", 0.05)
     monkeypatch.setattr(outages, "RECONNECT_MAX_S", 0.2)
-    monkeypatch.setattr(jobs, "SWEEP_S", 0.2)
+    monkeypatch.setattr(constants, "SWEEP_S", 0.2)
 
 

@@ -30,9 +30,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import jobs
 from bot.commands import Message, Person, Place, Reply, Target
-from bot.jobs import LOOSE_LIMITS, JobEngine, close_worker_threads, run_worker
+from bot.jobs import LOOSE_LIMITS, JobEngine, close_worker_threads, constants, run_worker
 from bot.service import Service, open_service
 from storage.database import create_engine, session_factory
 from storage.models import Job, Track
@@ -184,7 +183,7 @@ async def test_a_job_that_kills_its_worker_every_time_fails_after_its_attempts(
         sqlite_store: Store, quick_retries: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """No endless loop of new pools: the last attempt's crash ends the job, with our
     apology (two attempts here, to start fewer pools)."""
-    monkeypatch.setattr(jobs, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(constants, "MAX_ATTEMPTS", 2)
     finished, note = recorder()
     engine = JobEngine(sqlite_store.sessions, sqlite_store.blobs, sqlite_store.url,
                        sqlite_store.data_dir, workers=1, limits=LOOSE_LIMITS,
@@ -201,8 +200,8 @@ async def test_a_job_that_kills_its_worker_every_time_fails_after_its_attempts(
     async with sqlite_store.sessions() as session:
         failed = await session.get(Job, job.id)
     assert failed is not None and failed.status == "failed"
-    assert failed.attempts == jobs.MAX_ATTEMPTS
-    assert (failed.error or "").startswith(jobs.INTERNAL_ERROR)
+    assert failed.attempts == constants.MAX_ATTEMPTS
+    assert (failed.error or "").startswith(constants.INTERNAL_ERROR)
     assert finished == [(job.id, "failed")]
 
 
@@ -243,7 +242,7 @@ async def test_a_killed_redis_worker_s_job_runs_again_within_about_10_s(
             worker.join(WAIT_S)
         await delete_redis_keys(queue)
         close_worker_threads()
-    assert recovered_s < jobs.LEASE_S + 2 * jobs.SWEEP_S + 1.0
+    assert recovered_s < constants.LEASE_S + 2 * constants.SWEEP_S + 1.0
     assert await job_rows(sqlite_store.sessions) == {job.id: ("done", 2)}
     assert finished == [(job.id, "done")]
     assert await track_count(sqlite_store.sessions, job.id) == 1

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import jobs
-from bot.jobs import LOOSE_LIMITS, JobEngine, close_worker_threads, run_worker
+from bot.jobs import LOOSE_LIMITS, JobEngine, close_worker_threads, constants, run_worker
 from storage.queries import user_for
 from tests.faults import WAIT_S, quick_runner
 from tests.faults.conftest import Store
@@ -97,7 +97,7 @@ async def test_a_result_finished_while_redis_restarted_arrives_through_healed_co
     worker's result, and the engine's wait for it, reconnect: the outcome arrives at once
     (the sweep, which would also find it, is pushed out of the way), and the next job goes
     through the same pools."""
-    monkeypatch.setattr(jobs, "SWEEP_S", WAIT_S)
+    monkeypatch.setattr(constants, "SWEEP_S", WAIT_S)
     queue = f"singsong-recovery-{secrets.token_hex(4)}"
     gate = Gate()
     finished, note = recorder()

@@ -1,0 +1,144 @@
+"""The engine's side of a job: what each kind of job asks of engine.pipeline, and the song's
+curation features, measured while the worker still holds it. Runs in a worker process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from storage.models import JobKind
+
+log = logging.getLogger("singsong.jobs")
+
+Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
+"""Runs one job's engine work: (kind, input bytes, parameters) -> outputs (see run_engine)."""
+
+
+def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The engine call for each kind of job: bytes out, plus what to record (the song's
+    curation features among it: measured here, at ingest, while the worker has it; a piano
+    version is never an album candidate, so it is not measured)."""
+    made = _make(kind, data, parameters)
+    started = time.perf_counter()
+    samples = made.pop("samples", None)
+    pitch_accuracy = made.pop("pitch_accuracy", None)
+    if kind != JobKind.PIANO:
+        # SingSong's own songs and melodies start on a downbeat.
+        made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
+                                   samples=samples, pitch_accuracy=pitch_accuracy,
+                                   downbeat_s=0.0)
+    made["timings_s"] = {**made["timings_s"],
+                         "measure": round(time.perf_counter() - started, 4)}
+    return made
+
+
+def warm_up() -> None:
+    """Import the engine and load what it keeps per process (the melody model, the
+    soundfont), by making one short melody."""
+    from engine import pipeline
+
+    pipeline.melody(seed=0, bars=1, formats=("ogg",))
+
+
+FEATURE_RATE = 22050  # engine.album's frames are sized for 22.05 kHz
+
+
+def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
+            samples: tuple[Any, int] | None = None, pitch_accuracy: float | None = None,
+            downbeat_s: float | None = None) -> dict[str, Any]:
+    """A stored song's curation features as JSON, or {"failed": why} when it cannot be
+    measured (such a song stays out of albums). `samples`: the song already decoded
+    (samples, rate), which saves decoding `data` again. SingSong's own songs start on a
+    downbeat (downbeat_s=0.0); a piano transcription keeps the singer's timing (None)."""
+    from engine import album, audio
+
+    try:
+        if samples is None:
+            decoded = audio.decode(data, sample_rate=FEATURE_RATE)
+            samples = (decoded.samples, decoded.sample_rate)
+        return album.features(samples[0], samples[1], key=key,
+                               tempo_bpm=tempo_bpm, downbeat_s=downbeat_s,
+                               pitch_accuracy=pitch_accuracy).to_json()
+    except Exception as error:
+        log.warning("measuring a song failed: %s: %s", type(error).__name__, error)
+        return {"failed": f"{type(error).__name__}: {error}"[:500]}
+
+
+def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    from engine import arrange, pipeline
+    from engine.form import DEFAULT_FORM
+    from engine.singer import supported_language
+    from engine.theory import parse_key
+
+    seed = int(parameters.get("seed", 0))
+    title = parameters.get("title")  # the picture's headline
+    if kind in (JobKind.SING, JobKind.LYRICS):
+        style = parameters.get("style", arrange.DEFAULT_STYLE)
+        form = parameters.get("form", DEFAULT_FORM)
+        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form, title=title)
+                if kind == JobKind.SING else
+                # A platform's setting SingSong does not sing in ("ja") counts as none: the
+                # person did not choose it for this song, so it must not fail it.
+                pipeline.lyrics(parameters.get("text", ""), seed=seed, style=style, form=form,
+                                language=supported_language(parameters.get("language")),
+                                title=title))
+        return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
+                "duration_s": song.summary["duration_s"], "key": song.summary["key"],
+                "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
+                "pitch_accuracy": song.summary.get("pitch_accuracy"),
+                "samples": (song.samples, arrange.SAMPLE_RATE), "sung": sung_as(song.summary)}
+    if kind == JobKind.MELODY:
+        key = parse_key(parameters["key"]) if parameters.get("key") else None
+        piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
+                                formats=("ogg", "mid", "png"), title=title)
+        # Stored as long as its audio is (the notes end before the band stops ringing).
+        return {"audio": piece.files["ogg"], "midi": piece.files["mid"],
+                "picture": piece.files["png"], "duration_s": piece.audio_duration_s,
+                "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
+                "timings_s": piece.timings_s}
+    if kind == JobKind.GROUP:
+        return _group_song(data or b"", parameters)
+    if kind == JobKind.PIANO:
+        result = pipeline.piano(data or b"", formats=("ogg", "mid", "png"))
+        return {"audio": result.files["ogg"], "midi": result.files["mid"],
+                "picture": result.files["png"], "duration_s": result.duration_s,
+                "key": None, "tempo_bpm": result.tempo_bpm, "timings_s": result.timings_s}
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _group_song(data: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A group song from its voices (bot.together packs them, in the order they joined)."""
+    from bot.group_bundle import unpack_voices
+    from engine import arrange, pipeline
+
+    voices, names = unpack_voices(data)
+    song = pipeline.group_song(voices, seed=int(parameters.get("seed", 0)),
+                               style=parameters.get("style", arrange.DEFAULT_STYLE))
+    summary = song.summary
+    heard = {int(voice["index"]): voice for voice in summary.get("voices", [])}
+    sung = {"form": "group", "sections": sung_as(summary)["sections"],
+            "voices": [{"name": name, "sung": bool(heard.get(index, {}).get("sung", True)),
+                        "reason": heard.get(index, {}).get("reason")}
+                       for index, name in enumerate(names)]}
+    return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture or None,
+            "duration_s": summary["duration_s"], "key": summary["key"],
+            "tempo_bpm": summary["tempo_bpm"], "timings_s": song.timings_s,
+            # Curation measures one channel: the two, averaged.
+            "samples": (song.samples.mean(axis=1), arrange.SAMPLE_RATE), "sung": sung}
+
+
+def sung_as(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a song's reply tells of it, from the engine's summary: its form, its sections
+    (name and start) and, for lyrics, the language it was sung in."""
+    sung: dict[str, Any] = {"form": summary.get("form"),
+                            "sections": [{"name": s["name"], "start_s": round(s["start_s"], 2)}
+                                         for s in summary.get("sections") or ()]}
+    if summary.get("language"):
+        sung["language"] = {k: summary["language"][k] for k in ("code", "name", "chosen_by")
+                            if k in summary["language"]}
+    if summary.get("syllables_sung", 0) < summary.get("syllables", 0):
+        sung["sung_s"] = summary["input_sung_s"]
+    return sung
+

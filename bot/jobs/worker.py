@@ -1,0 +1,147 @@
+"""A worker's side of a job: claim it (queued becomes running), run the engine while
+renewing the job's lease, then store the track and mark it done, or end the attempt (queued
+again for a retry, or failed). Runs in a pool process, or in a `singsong worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.jobs import constants
+from bot.jobs.constants import INTERNAL_ERROR, Outcome
+from bot.jobs.tasks import Runner, run_engine
+from bot.logs import job_context
+from bot.outages import is_outage
+from storage import job_queries, queries
+from storage.blobs import BlobStore
+from storage.database import create_engine, session_factory
+from storage.models import Job, JobStatus
+from storage.queries import AttemptSuperseded, save_track
+
+log = logging.getLogger("singsong.jobs")
+
+
+def execute_job(job_id: int, database_url: str, data_dir: str,
+                runner: Runner = run_engine) -> Outcome:
+    """Run one job in this process: done, retry, failed, or skipped when the job
+    was not queued (another worker has it, or it is finished). Each worker thread keeps one
+    event loop and one database engine for all its jobs, so a job does not pay for a new
+    connection."""
+    worker = _worker_state(database_url, data_dir)
+    return worker.loop.run_until_complete(_execute(job_id, worker, runner))
+
+
+@dataclass
+class _Worker:
+    loop: asyncio.AbstractEventLoop
+    database: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    blobs: BlobStore
+
+
+_workers: dict[tuple[str, str, int], _Worker] = {}
+
+
+def _worker_state(database_url: str, data_dir: str) -> _Worker:
+    key = (database_url, data_dir, threading.get_ident())
+    if key not in _workers:
+        loop = asyncio.new_event_loop()
+        database = create_engine(database_url)
+        _workers[key] = _Worker(loop, database, session_factory(database),
+                                BlobStore(Path(data_dir) / "blobs"))
+    return _workers[key]
+
+
+def close_worker_threads() -> None:
+    """Close the event loops and database engines that worker threads of this process keep
+    (once their executor has shut down: tests, or a process that runs jobs in threads)."""
+    def close(worker: _Worker) -> None:
+        worker.loop.run_until_complete(worker.database.dispose())
+        worker.loop.close()
+
+    while _workers:
+        _, worker = _workers.popitem()
+        # In a thread of its own: the caller may be running an event loop of its own.
+        closer = threading.Thread(target=close, args=(worker,))
+        closer.start()
+        closer.join()
+
+
+async def _execute(job_id: int, worker: _Worker, runner: Runner) -> Outcome:
+    async with worker.sessions() as session:
+        # The session hands its connection back while the engine works: the save checks one
+        # out again, and the pool's ping replaces it if the database restarted meanwhile.
+        job = await job_queries.claim_job(session, job_id)
+    if job is None:
+        return Outcome.SKIPPED
+    with job_context(job_id, job.user_id):
+        return await _attempt(job, worker, runner)
+
+
+async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
+    """One attempt at a claimed job, from the engine's work to the stored track."""
+    from engine.errors import InvalidRequest
+
+    job_id, attempt, blobs = job.id, job.attempts, worker.blobs
+    data = blobs.get(job.input_blob) if job.input_blob else None
+    heartbeat = asyncio.create_task(_keep_lease(worker, job_id, attempt))
+    try:
+        made = await asyncio.to_thread(runner, job.kind, data, dict(job.parameters))
+    except InvalidRequest as mistake:
+        return await _end_attempt(worker, job_id, attempt, JobStatus.FAILED, str(mistake))
+    except Exception as error:  # a bug or a passing fault: retry, then give up
+        log.exception("job %d attempt %d failed", job_id, attempt)
+        status = JobStatus.FAILED if attempt >= constants.MAX_ATTEMPTS else JobStatus.QUEUED
+        return await _end_attempt(worker, job_id, attempt, status,
+                                  f"{INTERNAL_ERROR}{type(error).__name__}: {error}")
+    finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+    if made.get("sung"):  # kept with the job (its reply says it), saved with the track
+        job.parameters = {**job.parameters, "sung": made["sung"]}
+    async with worker.sessions() as session:
+        try:
+            await save_track(
+                session, job, audio_blob=blobs.put(made["audio"]),
+                midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
+                picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
+                duration_s=float(made["duration_s"]), key=made.get("key"),
+                tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"),
+                features=made.get("features"), attempt=attempt)
+        except AttemptSuperseded:
+            log.warning("job %d attempt %d finished after it was given up: not stored",
+                        job_id, attempt)
+            return Outcome.SKIPPED
+    return Outcome.DONE
+
+
+async def _end_attempt(worker: _Worker, job_id: int, attempt: int, status: JobStatus,
+                       error: str) -> Outcome:
+    """An attempt that made nothing: the job fails or goes back in the queue (status:
+    failed, or retry), unless it was given up meanwhile (skipped)."""
+    async with worker.sessions() as session:
+        ended = await queries.end_attempt(session, job_id, attempt, status=status.value,
+                                          error=error[:1000])
+    if not ended:
+        return Outcome.SKIPPED
+    return Outcome.FAILED if status == JobStatus.FAILED else Outcome.RETRY
+
+
+async def _keep_lease(worker: _Worker, job_id: int, attempt: int) -> None:
+    """Renew the job's lease every HEARTBEAT_S while the engine works on it. A database that
+    is away misses beats (the lease is generous); a job given up meanwhile ends the beat."""
+    while True:
+        await asyncio.sleep(constants.HEARTBEAT_S)
+        try:
+            async with worker.sessions() as session:
+                if not await queries.renew_lease(session, job_id, attempt):
+                    return
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.debug("job %d: heartbeat missed (%s)", job_id, type(error).__name__)
