@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from engine import arrange, audio, curate, pipeline
+from engine import album as engine_album
+from engine import arrange, audio, pipeline
+from engine.album import Candidate, ClipFeatures, _fingerprints, _ordering
 from engine.audio import decode, decode_file
-from engine.curate import Candidate, ClipFeatures
 from engine.theory import Key
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -67,11 +68,11 @@ def _clips() -> list[np.ndarray]:
 
 
 def _features_ms(clips: Sequence[np.ndarray]) -> tuple[dict[str, float], list[ClipFeatures]]:
-    curate.features(clips[0], RATE)  # first call: imports, caches
+    engine_album.features(clips[0], RATE)  # first call: imports, caches
     seconds, cpu_seconds, found = [], [], []
     for clip in clips:
         cpu = time.process_time()
-        features, elapsed = _timed(lambda clip=clip: curate.features(clip, RATE))  # type: ignore[misc]
+        features, elapsed = _timed(lambda clip=clip: engine_album.features(clip, RATE))  # type: ignore[misc]
         cpu_seconds.append(time.process_time() - cpu)
         seconds.append(elapsed)
         found.append(features)
@@ -113,7 +114,7 @@ def _synthetic(real: Sequence[ClipFeatures], count: int, seed: int
         key = Key(int(rng.integers(12)), "major" if rng.random() < 0.6 else "minor")
         timbre = np.clip(np.array(base.timbre) + rng.normal(0, 0.05, len(base.timbre)), 0, 1)
         quality = replace(base.quality, score=round(float(np.clip(rng.beta(6, 1.5), 0, 1)), 4))
-        features = replace(base, key=key.name, fifths=curate.fifths_position(key),
+        features = replace(base, key=key.name, fifths=engine_album.fifths_position(key),
                            tempo_bpm=round(float(np.clip(rng.normal(105, 18), 72, 140)), 1),
                            timbre=tuple(round(float(t), 4) for t in timbre), quality=quality,
                            fingerprint=fingerprint)
@@ -123,14 +124,14 @@ def _synthetic(real: Sequence[ClipFeatures], count: int, seed: int
 
 
 def _similarity_matrix(fingerprints: Sequence[Sequence[int]]) -> np.ndarray:
-    """curate.similarity for all pairs at once (vectorised over the second fingerprint)."""
+    """engine_album.similarity for all pairs at once (vectorised over the second fingerprint)."""
     n = len(fingerprints)
     length = max(len(f) for f in fingerprints)
     items = np.zeros((n, length), np.uint32)
     valid = np.zeros((n, length), bool)
     for i, f in enumerate(fingerprints):
         items[i, :len(f)], valid[i, :len(f)] = f, True
-    max_offset = round(curate.MAX_OFFSET_S / curate.CHROMAPRINT_ITEM_S)
+    max_offset = round(_fingerprints.MAX_OFFSET_S / _fingerprints.CHROMAPRINT_ITEM_S)
     best = np.zeros((n, n))
     for i in range(n):
         for offset in range(-max_offset, max_offset + 1):
@@ -143,7 +144,7 @@ def _similarity_matrix(fingerprints: Sequence[Sequence[int]]) -> np.ndarray:
             both = left_ok & right_ok
             overlap = both.sum(axis=1)
             errors = (np.bitwise_count(left ^ right) * both).sum(axis=1)
-            need = np.minimum(curate.MIN_OVERLAP_ITEMS,
+            need = np.minimum(_fingerprints.MIN_OVERLAP_ITEMS,
                               np.minimum(valid[i].sum(), valid.sum(axis=1)))
             score = np.where(overlap >= np.maximum(need, 1),
                              1.0 - errors / (32 * np.maximum(overlap, 1)), 0.0)
@@ -179,9 +180,9 @@ def _old_order(chosen: Sequence[Candidate]) -> list[Candidate]:
                 + OLD_WEIGHTS[1] * abs(points[a][1] - points[b][1])
                 + OLD_WEIGHTS[2] * math.dist(points[a][2], points[b][2]))
 
-    path = curate._circle_path(chosen)
-    for _ in range(curate.ORDER_PASSES):
-        if not curate._improve_locally(path, cost):
+    path = _ordering._circle_path(chosen)
+    for _ in range(_ordering.ORDER_PASSES):
+        if not _ordering._improve_locally(path, cost):
             break
     return [chosen[i] for i in path]
 
@@ -198,12 +199,12 @@ def _ordering_quality(groups: Sequence[Sequence[Candidate]], seed: int) -> dict[
     for group in groups:
         shuffled = list(group)
         rng.shuffle(shuffled)
-        expected = curate.random_order_distances([c.features for c in group])
+        expected = engine_album.random_order_distances([c.features for c in group])
         rows["random_expected"].append(expected)
-        for name, ordered in (("ours", curate.order(group)), ("old_order", _old_order(group)),
+        for name, ordered in (("ours", engine_album.order(group)), ("old_order", _old_order(group)),
                               ("shuffled", shuffled),
                               ("greedy_chromaprint", _greedy_chromaprint(shuffled))):
-            found = curate.neighbour_distances([c.features for c in ordered])
+            found = engine_album.neighbour_distances([c.features for c in ordered])
             rows[name].append(found)
             if name in both_better and all(found[k] < expected[k] for k in expected):
                 both_better[name] += 1
@@ -224,9 +225,9 @@ def _sung_songs() -> list[Song]:
         song = pipeline.sing(path.read_bytes(), seed=len(songs), audio_format="wav",
                              extras=False)
         samples = decode(song.audio, sample_rate=arrange.SAMPLE_RATE).samples
-        features = curate.features(samples, arrange.SAMPLE_RATE, key=song.melody.key,
-                                   tempo_bpm=song.melody.tempo_bpm, downbeat_s=0.0,
-                                   pitch_accuracy=song.summary["pitch_accuracy"])
+        features = engine_album.features(samples, arrange.SAMPLE_RATE, key=song.melody.key,
+                                         tempo_bpm=song.melody.tempo_bpm, downbeat_s=0.0,
+                                         pitch_accuracy=song.summary["pitch_accuracy"])
         songs.append((samples, arrange.SAMPLE_RATE, features, f"{path.stem} (sung)"))
     return songs
 
@@ -242,8 +243,8 @@ def _melody_songs(count: int, seed: int, tempo_range_bpm: tuple[float, float]) -
         piece = pipeline.melody(seed=seed + index, key=key, bars=round(CLIP_S * tempo / 240),
                                 tempo_bpm=tempo, formats=("wav",), style=rng.choice(styles))
         samples = decode(piece.files["wav"], sample_rate=arrange.SAMPLE_RATE).samples
-        features = curate.features(samples, arrange.SAMPLE_RATE, key=piece.melody.key,
-                                   tempo_bpm=tempo, downbeat_s=0.0)
+        features = engine_album.features(samples, arrange.SAMPLE_RATE, key=piece.melody.key,
+                                         tempo_bpm=tempo, downbeat_s=0.0)
         songs.append((samples, arrange.SAMPLE_RATE, features,
                       f"melody {seed + index} ({tempo:g} BPM)"))
     return songs
@@ -256,16 +257,16 @@ def _album_songs(count: int) -> list[Song]:
                                  tempo_range_bpm=(100.0, 136.0))
 
 
-def _built(songs: Sequence[Song], title: str) -> tuple[list[Song], curate.Album]:
+def _built(songs: Sequence[Song], title: str) -> tuple[list[Song], engine_album.Album]:
     """The songs in our order, built into an album at the scheduler's rate."""
     candidates = [Candidate(i, i, f) for i, (_, _, f, _) in enumerate(songs)]
-    playlist = [songs[c.track_id] for c in curate.order(candidates)]
-    return playlist, curate.build_album([(s, r, f) for s, r, f, _ in playlist],
-                                        [t for _, _, _, t in playlist], album_title=title,
-                                        sample_rate=ALBUM_RATE)
+    playlist = [songs[c.track_id] for c in engine_album.order(candidates)]
+    return playlist, engine_album.build_album([(s, r, f) for s, r, f, _ in playlist],
+                                              [t for _, _, _, t in playlist], album_title=title,
+                                              sample_rate=ALBUM_RATE)
 
 
-def _album_figures(playlist: Sequence[Song], album: curate.Album) -> dict[str, float]:
+def _album_figures(playlist: Sequence[Song], album: engine_album.Album) -> dict[str, float]:
     """What a listener meets in one built album (see _weeks)."""
     mix = album.mix
     tracks_s = sum(f.end_s - f.start_s for _, _, f, _ in playlist)
@@ -274,7 +275,7 @@ def _album_figures(playlist: Sequence[Song], album: curate.Album) -> dict[str, f
         "ogg_dbtp": audio.decoded_true_peak_dbtp(album.files["ogg"]),
         "mp3_dbtp": audio.decoded_true_peak_dbtp(album.files["mp3"]),
         "min_overlap_bars": min((j.overlap_s / j.bar_s for j in mix.joins), default=1.0),
-        "quietest_400ms_dbfs": curate.quietest_inside_dbfs(mix),
+        "quietest_400ms_dbfs": engine_album.quietest_inside_dbfs(mix),
         "length_minus_tracks_minus_crossfades_s": mix.duration_s - (tracks_s - overlaps_s),
         "faded_tails_cut_s": sum(j.trimmed_s for j in mix.joins),
         "ramped_share": float(np.mean([j.tempo_ratio != 1.0 for j in mix.joins]))
@@ -319,20 +320,21 @@ def _weeks(pool: Sequence[Song], weeks: int, seed: int) -> dict[str, Any]:
 
 
 def _build_album(songs: Sequence[Song]) -> dict[str, Any]:
-    """Order the songs and build the album (curate.build_album: the encoders and the cover
+    """Order the songs and build the album (engine_album.build_album: the encoders and the cover
     run side by side); then each stage again, one after another, for its own time."""
-    curate.cover_png([], "warm-up")  # first call: matplotlib's import and fonts
+    engine_album.cover_png([], "warm-up")  # first call: matplotlib's import and fonts
     title = "SingSong benchmark week"
     cpu = _cpu_s()
     (playlist, album), total = _timed(lambda: _built(songs, title))
     total_cpu = _cpu_s() - cpu
     stages: dict[str, float] = {}
-    mix, stages["assemble_s"] = _timed(lambda: curate.assemble(
+    mix, stages["assemble_s"] = _timed(lambda: engine_album.assemble(
         [(s, r, f) for s, r, f, _ in playlist], sample_rate=ALBUM_RATE))
-    for fmt in curate.ALBUM_FORMATS:
-        _, stages[f"encode_{fmt}_s"] = _timed(lambda fmt=fmt: curate.encode_album(  # type: ignore[misc]
+    for fmt in engine_album.ALBUM_FORMATS:
+        _, stages[f"encode_{fmt}_s"] = _timed(lambda fmt=fmt: engine_album.encode_album(  # type: ignore[misc]
             mix, [t for _, _, _, t in playlist], fmt, album_title=title))
-    _, stages["cover_s"] = _timed(lambda: curate.cover_png([f for _, _, f, _ in playlist], title))
+    _, stages["cover_s"] = _timed(lambda: engine_album.cover_png(
+        [f for _, _, f, _ in playlist], title))
     figures = _album_figures(playlist, album)
     return {"build_album_20_s": round(total, 3),
             "build_album_20_cpu_s": round(total_cpu, 3),
@@ -356,9 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     features_ms, real = _features_ms(clips)
 
     candidates, copies = _synthetic(real, args.candidates, args.seed)
-    chosen, choose_s = _timed(lambda: curate.choose(candidates, size=20, per_person=2))
-    _, order_20_s = _timed(lambda: curate.order(chosen))
-    groups, groups_s = _timed(lambda: curate.duplicate_groups(
+    chosen, choose_s = _timed(lambda: engine_album.choose(candidates, size=20, per_person=2))
+    _, order_20_s = _timed(lambda: engine_album.order(chosen))
+    groups, groups_s = _timed(lambda: engine_album.duplicate_groups(
         [c.features.fingerprint for c in candidates]))
 
     rng = random.Random(args.seed)

@@ -1,7 +1,7 @@
 """The nightly curation and the weekly album: what `singsong curate` and `singsong album
 build` run once, and what `singsong serve` runs by the clock.
 
-Curation measures every stored track that has no features yet (engine.curate: bounds,
+Curation measures every stored track that has no features yet (engine.album: bounds,
 loudness, key, tempo, chroma, timbre, quality, fingerprint); a track that cannot be measured
 is marked failed and stays out of albums. The album of an ISO week is chosen from the tracks
 shared that week by people who consented, ordered, joined, mastered and stored once: a week
@@ -26,7 +26,8 @@ from bot.config import Settings
 from bot.jobs import measure
 from bot.together import credits
 from bot.weeks import last_week, week_bounds, week_of
-from engine import audio, curate
+from engine import album as engine_album
+from engine import audio
 from storage import queries
 from storage.blobs import BlobStore
 
@@ -70,9 +71,9 @@ async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobSt
                             "votes": c.votes} for c in scored]}
 
 
-def _candidate(found: queries.AlbumCandidate) -> curate.Candidate:
-    features = curate.ClipFeatures.from_json(found.track.features or {})
-    return curate.Candidate(found.track.id, found.person_id, features, found.votes)
+def _candidate(found: queries.AlbumCandidate) -> engine_album.Candidate:
+    features = engine_album.ClipFeatures.from_json(found.track.features or {})
+    return engine_album.Candidate(found.track.id, found.person_id, features, found.votes)
 
 
 # --- The album ------------------------------------------------------------------------------
@@ -105,8 +106,8 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
              else c.display_name for c in found}
     audio_blobs = {c.track.id: c.track.audio_blob for c in found}
     candidates = [_candidate(c) for c in found]
-    chosen = curate.order(curate.choose(candidates, size=options.size,
-                                        per_person=options.per_person))
+    chosen = engine_album.order(engine_album.choose(candidates, size=options.size,
+                                                    per_person=options.per_person))
     if not chosen:
         return {"week": week, "album_id": None, "created": False, "candidates": len(found),
                 "tracks": []}
@@ -123,15 +124,15 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
     return report
 
 
-def _make_album(blobs: BlobStore, week: str, chosen: list[curate.Candidate],
-                names: dict[int, str], audio_blobs: dict[int, str]) -> curate.Album:
+def _make_album(blobs: BlobStore, week: str, chosen: list[engine_album.Candidate],
+                names: dict[int, str], audio_blobs: dict[int, str]) -> engine_album.Album:
     songs = []
     for candidate in chosen:
         decoded = audio.decode(blobs.get(audio_blobs[candidate.track_id]),
                                sample_rate=ALBUM_RATE)
         songs.append((decoded.samples, decoded.sample_rate, candidate.features))
     titles = [song_title(c.track_id, names.get(c.track_id, "")) for c in chosen]
-    return curate.build_album(songs, titles, album_title=f"SingSong weekly album {week}")
+    return engine_album.build_album(songs, titles, album_title=f"SingSong weekly album {week}")
 
 
 async def _album_report(session: AsyncSession, album: Any, *, created: bool) -> dict[str, Any]:
