@@ -31,11 +31,28 @@ class Syllable:
 
     @property
     def voiced_s(self) -> float:
+        """How long the nucleus is voiced, from onset_s to voiced_end_s (s, >= 0)."""
         return self.voiced_end_s - self.onset_s
 
 
 def frame_levels_db(samples: np.ndarray, sample_rate: int, times_s: np.ndarray) -> np.ndarray:
-    """RMS level in dB of a WINDOW_S window centred on each time."""
+    """RMS level of a WINDOW_S (30 ms) window centred on each of `times_s`.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono audio.
+    sample_rate : int > 0
+        Its rate (Hz).
+    times_s : np.ndarray [shape=(m,)], float >= 0
+        Window centres (s from the start); times past the end are read at the end (the audio
+        is padded with silence).
+
+    Returns
+    -------
+    levels_db : np.ndarray [shape=(m,)], float
+        dB relative to full scale (1.0); silence is -100 dB.
+    """
     half = int(WINDOW_S * sample_rate / 2)
     padded = np.pad(samples.astype(np.float64), half)
     energy = np.concatenate([[0.0], np.cumsum(padded**2)])
@@ -46,7 +63,25 @@ def frame_levels_db(samples: np.ndarray, sample_rate: int, times_s: np.ndarray) 
 
 
 def syllables(samples: np.ndarray, sample_rate: int, track: PitchTrack) -> list[Syllable]:
-    """Syllable nuclei as voiced peaks of loudness (after de Jong and Wempe, 2009)."""
+    """Syllable nuclei of a voice as voiced peaks of loudness (after de Jong and Wempe, 2009).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono speech or singing.
+    sample_rate : int > 0
+        Its rate (Hz).
+    track : PitchTrack
+        The voice's f0 track (pitch.track of the same samples): a peak counts only where it is
+        voiced.
+
+    Returns
+    -------
+    syllables : list of Syllable, in time order
+        Peaks at most FLOOR_BELOW_PEAK_DB (30 dB) under the loudest, at least MIN_GAP_S
+        (0.09 s) apart, with a MIN_DIP_DB (2 dB) dip between two; each with its sound's start
+        and end and its voiced nucleus (s). Empty for a track of fewer than 3 frames.
+    """
     if track.f0_hz.size < 3:
         return []
     times = track.times_s
@@ -105,10 +140,24 @@ MIN_PHRASE = 2
 
 
 def phrases(found: list[Syllable]) -> list[int]:
-    """Group syllables into phrases at the speech's pauses: the number of syllables in each,
-    in order. A phrase ends where the voice pauses (PHRASE_PAUSE_S unvoiced, or
-    PHRASE_SILENCE_S of silence); a breath group longer than MAX_PHRASE is split at its
-    longest pause; a lone syllable joins the neighbour it is closer to."""
+    """Group syllables into phrases at the speech's pauses.
+
+    A phrase ends where the voice pauses (PHRASE_PAUSE_S, 0.25 s, unvoiced; or PHRASE_SILENCE_S,
+    0.12 s, of silence between two syllables' sounds); a breath group longer than MAX_PHRASE
+    (12) syllables is split at its longest pause; a phrase of one syllable joins the neighbour
+    it is closer to.
+
+    Parameters
+    ----------
+    found : list of Syllable, in time order
+        As syllables() returns them.
+
+    Returns
+    -------
+    sizes : list of int > 0
+        The number of syllables in each phrase, in order (they add up to len(found)); empty
+        for no syllables.
+    """
     if not found:
         return []
     pauses = np.array([b.onset_s - a.voiced_end_s for a, b in itertools.pairwise(found)])
@@ -144,9 +193,23 @@ def _join_lone(groups: list[tuple[int, int]], pauses: np.ndarray) -> list[tuple[
 
 
 def comfortable_range(track: PitchTrack, span: int = 12) -> tuple[int, int]:
-    """A singable range of `span` semitones for this voice (MIDI notes). People speak near the
-    bottom of their singing range, so it reaches 3 semitones below the median of their
-    speaking pitch and the rest above it."""
+    """A singable range for this voice.
+
+    People speak near the bottom of their singing range, so the range starts 3 semitones
+    under the median of the speaking pitch and reaches `span` semitones above that.
+
+    Parameters
+    ----------
+    track : PitchTrack
+        The voice's f0 track (Hz; 0 where unvoiced).
+    span : int > 0
+        The range's width (semitones).
+
+    Returns
+    -------
+    (low, high) : tuple of int
+        MIDI note numbers, high = low + span; around A3 (median 57) when nothing is voiced.
+    """
     voiced = track.f0_hz[track.voiced]
     centre = float(np.median(hz_to_midi(voiced))) if voiced.size else 57.0
     low = round(centre - 3)

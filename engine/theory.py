@@ -38,6 +38,7 @@ class Key:
 
     @property
     def name(self) -> str:
+        """The key as people read it: "C major", "F# minor", "Bb major" (PITCH_CLASS_NAMES)."""
         return f"{PITCH_CLASS_NAMES[self.tonic]} {self.mode}"
 
     @property
@@ -56,6 +57,7 @@ class Key:
         return Key(0 if self.mode == "major" else 9, self.mode)
 
     def scale_pitch_classes(self) -> frozenset[int]:
+        """The key's seven pitch classes (0 = C .. 11 = B): its major or natural minor scale."""
         steps = MAJOR_SCALE if self.mode == "major" else NATURAL_MINOR_SCALE
         return frozenset((self.tonic + s) % 12 for s in steps)
 
@@ -66,9 +68,23 @@ class Key:
 
 
 def parse_key(text: str) -> Key:
-    """Read a key as people write it: "C", "F#m", "Bb minor", "eb:maj", "A min".
+    """Read a key as people write it: "C", "F#m", "Bb minor", "eb:maj", "A min", "C♯".
 
-    Raises InvalidRequest with an example of what is accepted.
+    Parameters
+    ----------
+    text : str
+        A note name A to G, optionally # / ♯ / s / sharp or b / ♭ / flat, then optionally a
+        quality: m, min or minor for minor (M, maj, major or nothing for major).
+
+    Returns
+    -------
+    Key
+        Its tonic as a pitch class (0 = C .. 11 = B) and its mode.
+
+    Raises
+    ------
+    InvalidRequest
+        For anything else, with examples of what is accepted.
     """
     match = _KEY_RE.match(text.replace("♯", "#").replace("♭", "b"))
     if not match:
@@ -89,10 +105,45 @@ def parse_key(text: str) -> Key:
 
 
 def chord_pitch_classes(root: int, quality: str) -> tuple[int, int, int]:
-    """The three pitch classes of a triad."""
+    """The three pitch classes of a triad.
+
+    Parameters
+    ----------
+    root : int
+        The root's pitch class (0 = C; taken modulo 12).
+    quality : "maj", "min", "dim" or "aug"
+        The triad's quality (a key of CHORD_INTERVALS).
+
+    Returns
+    -------
+    (root, third, fifth) : tuple of 3 int in 0..11
+
+    Raises
+    ------
+    KeyError
+        For any other quality.
+    """
     return tuple((root + i) % 12 for i in CHORD_INTERVALS[quality])  # type: ignore[return-value]
 
 
 def chord_name(root: int, quality: str) -> str:
+    """A triad's name as a chord symbol: "C", "Am", "Bdim", "Eaug".
+
+    Parameters
+    ----------
+    root : int in 0..11
+        The root's pitch class (0 = C).
+    quality : "maj", "min", "dim" or "aug"
+
+    Returns
+    -------
+    str
+        The root's name (PITCH_CLASS_NAMES) and a suffix: none for major, "m", "dim", "aug".
+
+    Raises
+    ------
+    KeyError
+        For any other quality.
+    """
     suffix = {"maj": "", "min": "m", "dim": "dim", "aug": "aug"}[quality]
     return PITCH_CLASS_NAMES[root] + suffix

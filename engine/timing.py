@@ -16,6 +16,14 @@ class StageTimer:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time the block run inside this context as stage `name` (wall seconds, perf_counter).
+
+        Parameters
+        ----------
+        name : str
+            The stage's name in report(); running a stage again adds to its time (also when
+            the block raises).
+        """
         start = time.perf_counter()
         try:
             yield
@@ -23,7 +31,13 @@ class StageTimer:
             self.timings_s[name] = self.timings_s.get(name, 0.0) + time.perf_counter() - start
 
     def report(self) -> dict[str, float]:
-        """Each stage and the total since the timer was made, rounded to 0.1 ms."""
+        """Each stage's wall time and "total", the time since the timer was made.
+
+        Returns
+        -------
+        timings_s : dict of str to float
+            Seconds, rounded to 0.1 ms; stages in the order they first ran, then "total".
+        """
         out = {name: round(seconds, 4) for name, seconds in self.timings_s.items()}
         out["total"] = round(time.perf_counter() - self._started, 4)
         return out
