@@ -52,18 +52,38 @@ class CleanVoice:
 
     @property
     def only_noise(self) -> bool:
-        """Cleaning took nearly everything: there was no voice under the noise."""
+        """Cleaning took nearly everything (kept_db under ONLY_NOISE_DB, dB): there was no
+        voice under the noise."""
         return self.kept_db < ONLY_NOISE_DB
 
 
 def clean_voice(samples: np.ndarray, sample_rate: int, *,
                 noisy_floor_db: float = NOISY_FLOOR_DB) -> CleanVoice:
-    """Measure the noise floor of a mono voice note and, if it is above `noisy_floor_db`
-    (dB relative to the words), take the noise out with RNNoise.
+    """Measure the noise floor of a voice note and, if it is above `noisy_floor_db`, take the
+    noise out with RNNoise.
 
-    samples: mono float in -1..1 at `sample_rate` Hz (any rate; RNNoise runs at 48 kHz).
-    A clean clip, and one too short or too quiet to measure, comes back as it was (the same
-    array), after a millisecond or so of measuring. Cleaning costs about 0.35 s per 15 s.
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono voice note, any rate (RNNoise runs at 48 kHz).
+    sample_rate : int > 0
+        Its rate (Hz).
+    noisy_floor_db : float <= 0
+        The noise floor (dB relative to the words, as noise_floor_db measures it) above which
+        the clip is cleaned.
+
+    Returns
+    -------
+    CleanVoice
+        The samples (the same array when not cleaned: a clean clip, or one too short or too
+        quiet to measure), the floor (dB, NaN when unmeasurable), whether it was cleaned and
+        how much the loud part's level changed (dB). Measuring takes about a millisecond;
+        cleaning about 0.35 s per 15 s.
+
+    Raises
+    ------
+    ToolMissing
+        When the clip needs cleaning and the RNNoise library cannot be loaded.
     """
     floor_db = noise_floor_db(samples, sample_rate)
     if not floor_db > noisy_floor_db:  # NaN: nothing to measure, nothing to clean
@@ -79,11 +99,21 @@ def _loud_level_db(samples: np.ndarray, sample_rate: int) -> float:
 
 
 def noise_floor_db(samples: np.ndarray, sample_rate: int) -> float:
-    """How far the quiet frames (between words) sit under the loud ones (the words), in dB.
+    """How far the quiet frames (between words) sit under the loud ones (the words).
 
-    The level of FRAME_S frames every FRAME_HOP_S: the QUIET_PERCENTILE-th level minus the
-    VOICE_PERCENTILE-th (so 0 or below). NaN for a clip shorter than MIN_FRAMES frames or
-    whose loudest frame is under SILENT_DBFS.
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono audio.
+    sample_rate : int > 0
+        Its rate (Hz).
+
+    Returns
+    -------
+    float <= 0, or NaN
+        dB: the QUIET_PERCENTILE-th level minus the VOICE_PERCENTILE-th of FRAME_S frames every
+        FRAME_HOP_S. NaN for a clip shorter than MIN_FRAMES frames or whose loudest frame is
+        under SILENT_DBFS.
     """
     levels = _frame_levels_db(samples, sample_rate)
     if levels.size < MIN_FRAMES:
@@ -108,9 +138,27 @@ def _frame_levels_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def rnnoise(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono `samples` (float, -1..1) with the noise taken out by RNNoise: float32, the same
-    length and rate, aligned with the input (RNNoise's delay removed). A fresh RNNoise
-    state for every call, so the result depends on these samples alone."""
+    """The samples with the noise taken out by RNNoise.
+
+    A fresh RNNoise state for every call, so the result depends on these samples alone.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono audio (resampled to 48 kHz for RNNoise and back).
+    sample_rate : int > 0
+        Its rate (Hz).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float32
+        The same length and rate, aligned with the input (RNNoise's delay removed).
+
+    Raises
+    ------
+    ToolMissing
+        When the RNNoise library (from the pyrnnoise wheel) cannot be loaded.
+    """
     library = _rnnoise_library()
     wide = resample_poly(np.asarray(samples, np.float64), RNNOISE_RATE, sample_rate)
     length = len(wide)

@@ -102,7 +102,39 @@ class Together:
 def group_song(voices: Sequence[bytes], *, seed: int = 0, style: str = arrange.DEFAULT_STYLE,
                hook_voice: int | None = None, audio_format: str = "ogg",
                extras: bool = True) -> GroupSong:
-    """See pipeline.group_song."""
+    """Several people's voice notes as one song (what pipeline.group_song runs).
+
+    Parameters
+    ----------
+    voices : sequence of bytes, MIN_VOICES to MAX_VOICES (2-6) of them
+        Voice notes (any audio ffmpeg reads), in the order people joined.
+    seed : int
+        Makes the song reproducible (the same voices and seed give the same song).
+    style : str
+        The band (a name arrange.style_named knows).
+    hook_voice : int in 0..len(voices) - 1, or None
+        The voice whose words make the chorus's hook; None, or a voice that cannot be sung:
+        the most singable hook among them.
+    audio_format : "ogg", "mp3" or "wav"
+        The song's file format.
+    extras : bool
+        Also draw the melody's picture.
+
+    Returns
+    -------
+    GroupSong
+        The encoded stereo mix (decoded true peak at most audio.DELIVERED_CEILING_DBTP), its
+        melody as MIDI, the picture (PNG, or b""), a summary (a voice left out has its
+        reason in summary["voices"]), stage timings (s) and the mix's samples
+        ([frames, 2] float32 at arrange.SAMPLE_RATE Hz).
+
+    Raises
+    ------
+    InvalidRequest
+        For fewer than 2 or more than 6 voices, a hook_voice out of range or an unknown format.
+    TooFewVoices
+        (an audio.BadAudio) When fewer than 2 voices can be sung.
+    """
     pipeline._check_formats([audio_format], audio.AUDIO_FORMATS)
     _check_request(voices, hook_voice)
     timer = StageTimer()
@@ -140,7 +172,32 @@ def _check_request(voices: Sequence[bytes], hook_voice: int | None) -> None:
 
 def sing_together(voices: Sequence[bytes], *, seed: int, band: arrange.Style,
                   hook_voice: int | None, timer: StageTimer) -> Together:
-    """Listen to every voice, plan the song and sing it, the band rendered beside."""
+    """Listen to every voice, plan the song and sing it, the band rendered beside (in a thread).
+
+    Parameters
+    ----------
+    voices : sequence of bytes
+        The voice notes, in the order people joined.
+    seed : int
+        Makes the plan and the singing reproducible.
+    band : arrange.Style
+        The band's style.
+    hook_voice : int or None
+        As in group_song.
+    timer : StageTimer
+        Takes each stage's wall time (s).
+
+    Returns
+    -------
+    Together
+        The singers and who was left out (and why), the hook and chorus, the song's layout,
+        every sung part, the harmony and the band's backing samples (at arrange.SAMPLE_RATE).
+
+    Raises
+    ------
+    TooFewVoices
+        When fewer than MIN_VOICES of the voices can be sung.
+    """
     heard, left_out = _listen_all(voices, timer)
     with timer.stage("compose"):
         plan = _plan(heard, seed, band, hook_voice)

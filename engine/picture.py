@@ -32,7 +32,21 @@ COMPUTER_VOICE = "the computer's voice"
 
 
 def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
-    """A melody's card: its name (or its key and tempo), its notes, and chord names."""
+    """A melody's card: its name (or "A new melody"), its key and tempo, its notes and chord
+    names, with faint bar lines.
+
+    Parameters
+    ----------
+    melody : Melody
+        The notes (MIDI pitch, start and end in s, velocity 0-127), chords, key and tempo.
+    title : str or None
+        The card's title; None: "A new melody".
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     return notes_png(
         [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
         duration_s=melody.duration_s,
@@ -46,8 +60,26 @@ def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
 def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float, title: str,
               subtitle: str = "", chords: Sequence[tuple[str, float]] = (),
               bar_s: float | None = None) -> bytes:
-    """A card of (pitch, start_s, end_s, velocity) notes over `duration_s` seconds, with
-    chord names above them and faint bar lines every `bar_s` seconds when given."""
+    """A card of notes over time, with chord names above them and faint bar lines.
+
+    Parameters
+    ----------
+    notes : sequence of (pitch, start_s, end_s, velocity)
+        MIDI pitch (int), start and end (s), velocity (0-127: the note's opacity).
+    duration_s : float > 0
+        The time the card shows (s, from 0).
+    title, subtitle : str
+        Written above the notes.
+    chords : sequence of (name, start_s)
+        Chord symbols and where they start (s).
+    bar_s : float > 0 or None
+        A bar's length (s) for the bar lines; None: none.
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     pitches = [n[0] for n in notes] or [60]
     with _card(title, subtitle) as (fig, ax):
         if bar_s:
@@ -65,9 +97,25 @@ def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float,
 
 def voice_png(sung: Sequence[tuple[int, float, float]], line: tuple[np.ndarray, np.ndarray],
               title: str, subtitle: str = "", voice: str = YOUR_VOICE) -> bytes:
-    """A song's card: the notes the voice was put on (pitch, start_s, end_s) and the voice's
-    sung line over them (times_s, MIDI pitch, NaN where unvoiced), labelled `voice` ("your
-    voice", or "the computer's voice" for lyrics)."""
+    """A song's card: the notes the voice was put on and the voice's sung line over them.
+
+    Parameters
+    ----------
+    sung : sequence of (pitch, start_s, end_s)
+        The notes: MIDI pitch (int), start and end (s).
+    line : (times_s, midi)
+        The sung pitch: np.ndarrays of times (s) and fractional MIDI pitch (NaN where
+        unvoiced); points more than 3 semitones under or 4 over the notes are not drawn.
+    title, subtitle : str
+        Written above.
+    voice : str
+        The line's label: YOUR_VOICE ("your voice") or COMPUTER_VOICE for typed lyrics.
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     pitches = [p for p, _, _ in sung] or [60]
     low, high = min(pitches) - 3, max(pitches) + 4
     end_s = max([e for _, _, e in sung] + [float(np.nanmax(line[0], initial=1.0))])
