@@ -80,7 +80,7 @@ async def open_service(settings: Settings, *, runner: Runner = run_engine,
 
     commands = Commands(sessions, blobs, jobs,
                         seeds=(lambda: seeds(31)) if seeds is not None else None,
-                        admin_ids=settings.admin_ids, album_builder=build_album)
+                        is_admin=settings.is_admin, album_builder=build_album)
     commands_box.append(commands)
     return Service(settings, database, sessions, blobs, jobs, commands)
 

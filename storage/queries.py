@@ -22,6 +22,7 @@ from storage.models import (
     GroupVoice,
     InboxUpdate,
     Job,
+    JobStatus,
     ShareLink,
     Track,
     User,
@@ -656,3 +657,109 @@ async def track_of_kind(session: AsyncSession, track_id: int, kind: str) -> Trac
     found = await session.execute(select(Track).join(Job, Track.job_id == Job.id).where(
         Track.id == track_id, Job.kind == kind))
     return found.scalar_one_or_none()
+
+
+async def track_with_job(session: AsyncSession, track_id: int) -> tuple[Track, Job] | None:
+    """A track and the job that made it (a button pressed on it)."""
+    found = await session.execute(select(Track, Job).join(Job, Track.job_id == Job.id)
+                                  .where(Track.id == track_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def track_made_by(session: AsyncSession, job_id: int) -> Track | None:
+    """The track a job made, if it made one."""
+    found = await session.execute(select(Track).where(Track.job_id == job_id))
+    return found.scalar_one_or_none()
+
+
+async def track_by_id(session: AsyncSession, track_id: int) -> Track | None:
+    return await session.get(Track, track_id)
+
+
+async def own_track_with_job(session: AsyncSession, track_id: int, platform: str,
+                             platform_user_id: str) -> tuple[Track, Job] | None:
+    """A track and its job, when the track is this person's."""
+    found = await session.execute(
+        select(Track, Job).join(Job, Track.job_id == Job.id)
+        .join(User, Track.user_id == User.id)
+        .where(Track.id == track_id, User.platform == platform,
+               User.platform_user_id == platform_user_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def track_with_owner(session: AsyncSession, track_id: int) -> tuple[Track, User] | None:
+    found = await session.execute(select(Track, User).join(User, Track.user_id == User.id)
+                                  .where(Track.id == track_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def owner_of(session: AsyncSession, track_id: int) -> tuple[str, str] | None:
+    """(platform, platform_user_id) of the person whose track this is."""
+    found = await session.execute(select(User.platform, User.platform_user_id)
+                                  .join(Track, Track.user_id == User.id)
+                                  .where(Track.id == track_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def own_job(session: AsyncSession, job_id: int, platform: str,
+                  platform_user_id: str) -> Job | None:
+    """A job, when this person asked for it."""
+    found = await session.execute(
+        select(Job).join(User, Job.user_id == User.id)
+        .where(Job.id == job_id, User.platform == platform,
+               User.platform_user_id == platform_user_id))
+    return found.scalar_one_or_none()
+
+
+async def queued_ahead_of(session: AsyncSession, job_id: int) -> int:
+    """How many queued jobs came in before this one."""
+    found = await session.execute(select(func.count()).select_from(Job).where(
+        Job.status == JobStatus.QUEUED, Job.id < job_id))
+    return int(found.scalar_one())
+
+
+async def jobs_by_id(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, Job]:
+    rows = await session.execute(select(Job).where(Job.id.in_(list(job_ids))))
+    return {job.id: job for job in rows.scalars()}
+
+
+async def job_with_chat(session: AsyncSession, job_id: int) -> tuple[Job, Chat | None] | None:
+    """A job and the chat it answers in (None for a job without one)."""
+    found = await session.execute(select(Job, Chat).outerjoin(Chat, Job.chat_id == Chat.id)
+                                  .where(Job.id == job_id))
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def unreplied_job_ids(session: AsyncSession, finished_since: datetime) -> list[int]:
+    """Jobs that finished since then and whose reply was not sent, oldest first."""
+    found = await session.execute(select(Job.id).where(
+        Job.status.in_(JobStatus.finished()), Job.replied.is_(False),
+        Job.finished_at >= finished_since).order_by(Job.id))
+    return list(found.scalars())
+
+
+async def is_replied(session: AsyncSession, job_id: int) -> bool | None:
+    """Whether the job's reply was sent (None: there is no such job)."""
+    found = await session.execute(select(Job.replied).where(Job.id == job_id))
+    return found.scalar_one_or_none()
+
+
+async def published_album(session: AsyncSession, week: str | None) -> Album | None:
+    """The album of a week (the newest when week is None), once its audio is made."""
+    query = select(Album).where(Album.audio_blob.is_not(None))
+    query = (query.where(Album.week == week) if week
+             else query.order_by(Album.week.desc()).limit(1))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def claim_album_post(session: AsyncSession, week: str) -> bool:
+    """True for exactly one caller per album: whoever gets True posts it."""
+    claimed = await session.execute(update(Album).where(
+        Album.week == week, Album.posted_at.is_(None)).values(posted_at=now()))
+    await session.commit()
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]

@@ -13,31 +13,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import discord
 import yarl
 from discord import app_commands
 
 from bot.commands import (
+    MENU,
     NOT_AUDIO,
     SOMETHING_WENT_WRONG,
+    Argument,
     Button,
     Clip,
+    Command,
     Commands,
     Message,
     Person,
     Place,
     Reply,
     Target,
+    too_large,
 )
 from bot.config import Settings
 from bot.inbox import sweep_forever
-from engine.arrange import STYLES
 
 log = logging.getLogger("singsong.discord")
 
@@ -282,64 +286,8 @@ class DiscordAdapter:
 
     def _add_slash_commands(self) -> None:
         tree = self.tree
-        style_choices = [app_commands.Choice(name=style, value=style) for style in STYLES]
-
-        @tree.command(name="sing", description="I sing your words")
-        @app_commands.describe(text="the lyrics")
-        async def sing(interaction: discord.Interaction, text: str) -> None:
-            await self._on_slash(interaction, "sing", text)
-
-        @tree.command(name="melody", description="A new melody")
-        @app_commands.describe(key="for example A minor", style="the band")
-        @app_commands.choices(style=style_choices)
-        async def melody(interaction: discord.Interaction, key: str | None = None,
-                         style: app_commands.Choice[str] | None = None) -> None:
-            words = [word for word in (key, style.value if style else None) if word]
-            await self._on_slash(interaction, "melody", " ".join(words))
-
-        @tree.command(name="piano", description="Hear a hummed or sung clip on the piano")
-        @app_commands.describe(audio="a voice note or audio file")
-        async def piano(interaction: discord.Interaction, audio: discord.Attachment) -> None:
-            await self._on_slash(interaction, "piano", "", audio)
-
-        @tree.command(name="album", description="This week's community album")
-        @app_commands.describe(posting="on: post every new album in this channel; off: stop")
-        @app_commands.choices(posting=[app_commands.Choice(name=choice, value=choice)
-                                       for choice in ("on", "off")])
-        async def album(interaction: discord.Interaction,
-                        posting: app_commands.Choice[str] | None = None) -> None:
-            await self._on_slash(interaction, "album", posting.value if posting else "")
-
-        @tree.command(name="together",
-                      description="A song everyone here sings: send voice messages to join")
-        @app_commands.describe(close="done: close it now and make the song")
-        @app_commands.choices(close=[app_commands.Choice(name="done", value="done")])
-        async def together(interaction: discord.Interaction,
-                           close: app_commands.Choice[str] | None = None) -> None:
-            await self._on_slash(interaction, "together", close.value if close else "")
-
-        @tree.command(name="history", description="Your last songs")
-        async def history(interaction: discord.Interaction) -> None:
-            await self._on_slash(interaction, "history")
-
-        @tree.command(name="forget", description="Delete everything I keep about you")
-        async def forget(interaction: discord.Interaction) -> None:
-            await self._on_slash(interaction, "forget")
-
-        @tree.command(name="share", description="Put a song in this week's community album")
-        @app_commands.describe(track="the song's number (see /history); default: the last")
-        async def share(interaction: discord.Interaction, track: int | None = None) -> None:
-            await self._on_slash(interaction, "share", "" if track is None else str(track))
-
-        @tree.command(name="style", description="Choose your band")
-        @app_commands.choices(name=style_choices)
-        async def style(interaction: discord.Interaction,
-                        name: app_commands.Choice[str] | None = None) -> None:
-            await self._on_slash(interaction, "style", name.value if name else "")
-
-        @tree.command(name="help", description="What I can do")
-        async def help_(interaction: discord.Interaction) -> None:
-            await self._on_slash(interaction, "help")
+        for command in MENU:
+            tree.add_command(self._slash_command(command))
 
         @tree.error
         async def failed(interaction: discord.Interaction,
@@ -350,6 +298,29 @@ class DiscordAdapter:
                     await interaction.followup.send(SOMETHING_WENT_WRONG)
                 else:
                     await interaction.response.send_message(SOMETHING_WENT_WRONG)
+
+    def _slash_command(self, command: Command) -> app_commands.Command[Any, ..., None]:
+        """A registry command as a slash command: discord.py reads a command's options from
+        its callback's signature, so the one callback gets a signature made from the
+        command's arguments, and passes what it is given on as the command's words."""
+
+        async def callback(interaction: discord.Interaction, **given: Any) -> None:
+            audio = next((value for value in given.values()
+                          if isinstance(value, discord.Attachment)), None)
+            words = [str(given[argument.name]) for argument in command.arguments
+                     if argument.type != "audio" and given.get(argument.name) is not None]
+            await self._on_slash(interaction, command.name, " ".join(words), audio)
+
+        callback.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+            inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              annotation=discord.Interaction),
+            *(_slash_option(argument) for argument in command.arguments)])
+        described = {argument.name: argument.description for argument in command.arguments
+                     if argument.description}
+        if described:
+            app_commands.describe(**described)(callback)
+        return app_commands.Command(name=command.name, description=command.summary,
+                                    callback=callback)
 
     async def _on_slash(self, interaction: discord.Interaction, command: str, text: str = "",
                         attachment: discord.Attachment | None = None) -> None:
@@ -416,7 +387,7 @@ class DiscordAdapter:
         if not _is_audio(attachment):
             refusal = Reply(NOT_AUDIO)
         elif attachment.size > self.commands.MAX_CLIP_BYTES:
-            refusal = self.commands.too_large(attachment.size, self.commands.MAX_CLIP_BYTES)
+            refusal = too_large(attachment.size, self.commands.MAX_CLIP_BYTES)
         else:
             try:
                 return Clip(await attachment.read(), attachment.filename)
@@ -448,6 +419,19 @@ def _replying(message: discord.Message) -> Callable[..., Awaitable[Any]]:
     """send() for a reply to `message` (which may be deleted by then)."""
     return functools.partial(message.channel.send,
                              reference=message.to_reference(fail_if_not_exists=False))
+
+
+def _slash_option(argument: Argument) -> inspect.Parameter:
+    """One argument as a slash command option: text, a whole number or a file, or one of
+    its choices."""
+    annotation: Any = {"text": str, "number": int, "audio": discord.Attachment}[argument.type]
+    if argument.choices:
+        annotation = Literal[argument.choices]
+    if argument.required:
+        return inspect.Parameter(argument.name, inspect.Parameter.KEYWORD_ONLY,
+                                 annotation=annotation)
+    return inspect.Parameter(argument.name, inspect.Parameter.KEYWORD_ONLY,
+                             annotation=annotation | None, default=None)
 
 
 def _typed_command(text: str) -> tuple[str | None, str]:

@@ -48,6 +48,7 @@ from telegram.ext import (
 )
 
 from bot.commands import (
+    MENU,
     NOT_AUDIO,
     SOMETHING_WENT_WRONG,
     Button,
@@ -59,6 +60,7 @@ from bot.commands import (
     Place,
     Reply,
     Target,
+    too_large,
 )
 from bot.config import Settings
 from bot.inbox import UNHANDLED_AFTER_S, sweep_forever
@@ -82,12 +84,6 @@ AUDIO_EXTENSIONS = frozenset({".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", "
 REDACTED_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater",
                     "telegram.ext.Application", "telegram.ext.AIORateLimiter", log.name)
 CHOICE_VERBS = ("forget", "style")  # their answer replaces the question and its buttons
-MENU = (("sing", "sing your words"), ("melody", "a new melody: /melody [key] [style]"),
-        ("together", "in a group: a song everyone here sings (/together done closes it)"),
-        ("piano", "reply to a voice note: hear it on the piano"),
-        ("style", "choose your band"), ("history", "your last songs"),
-        ("share", "share a song to the weekly album"), ("album", "this week's album"),
-        ("forget", "delete everything I keep about you"), ("help", "what I can do"))
 
 Attachment = Voice | Audio | VideoNote | Video | Document
 
@@ -155,7 +151,8 @@ class TelegramAdapter:
         """Connect (getMe), then poll for updates or register the webhook."""
         await self.application.initialize()
         with contextlib.suppress(TelegramError):  # the menu is a nicety, not a must
-            await self.application.bot.set_my_commands([BotCommand(*entry) for entry in MENU])
+            await self.application.bot.set_my_commands(
+                [BotCommand(command.name, command.summary) for command in MENU])
         await self.application.start()
         self._running = True  # from here updates are processed (and on_webhook takes them)
         await self._take_up_unhandled(0.0)  # what a stopped process kept and did not handle
@@ -302,7 +299,7 @@ class TelegramAdapter:
             size = attachment.file_size
             if size is not None and size > self._download_limit:
                 await self._send(message.chat_id,
-                                 self.commands.too_large(size, self._download_limit),
+                                 too_large(size, self._download_limit),
                                  message.message_id)
                 return
             try:
@@ -310,7 +307,7 @@ class TelegramAdapter:
             except BadRequest as refused:
                 if "too big" not in str(refused).lower():
                     raise
-                await self._send(message.chat_id, self.commands.too_large(
+                await self._send(message.chat_id, too_large(
                     size or self._download_limit + 1, self._download_limit), message.message_id)
                 return
         reply = await self.commands.handle(Message(

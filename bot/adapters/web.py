@@ -41,6 +41,7 @@ from bot.commands import (
     SharedSongView,
     Target,
     TrackView,
+    too_large,
 )
 from bot.config import Settings
 from bot.metrics import Operations
@@ -221,8 +222,7 @@ class WebAdapter:
             return _error_response(refusal.status, refusal.message, refusal.headers)
         except web.HTTPRequestEntityTooLarge:
             size = request.content_length or self.commands.MAX_CLIP_BYTES + 1
-            too_large = self.commands.too_large(size, self.commands.MAX_CLIP_BYTES)
-            return _error_response(413, too_large.text)
+            return _error_response(413, too_large(size, self.commands.MAX_CLIP_BYTES).text)
         except web.HTTPException as error:
             if error.status < 400:
                 raise
@@ -331,7 +331,7 @@ class WebAdapter:
             return fields, None
         data = upload.file.read(limit + 1)
         if len(data) > limit:
-            raise ApiError(413, self.commands.too_large(len(data), limit).text)
+            raise ApiError(413, too_large(len(data), limit).text)
         if not data:
             raise ApiError(400, "That audio file is empty.")
         return fields, Clip(data, _safe_filename(upload.filename))

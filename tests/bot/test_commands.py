@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.commands import Message, Person, Place, Reply, SungAs, Target, melody_options
+from bot.commands import (
+    Message,
+    Person,
+    Place,
+    Reply,
+    SungAs,
+    Target,
+    melody_options,
+    too_large,
+)
 from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from engine.errors import InvalidRequest
@@ -169,8 +178,8 @@ async def test_mistakes_get_a_sentence_and_start_nothing(service: Service,
     assert "/help" in (await commands.handle(message(command="dance"))).text
     too_long = await commands.handle(message("la " * 200, command="sing"))
     assert too_long.job_id is None and "300" in too_long.text
-    assert "23.9 MB" in commands.too_large(25_000_000, 20 * 2**20).text
-    assert "20.1 MB and I can take at most 20 MB" in commands.too_large(20 * 2**20 + 1,
+    assert "23.9 MB" in too_large(25_000_000, 20 * 2**20).text
+    assert "20.1 MB and I can take at most 20 MB" in too_large(20 * 2**20 + 1,
                                                                        20 * 2**20).text
     async with service.sessions() as session:
         assert (await session.execute(select(Job))).first() is None
