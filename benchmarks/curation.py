@@ -7,6 +7,7 @@ against a bar, the quietest 400 ms inside the album, its length against its trac
 crossfades. Prints JSON.
 
     .venv/bin/python -m benchmarks.curation [--candidates 10000] [--weeks 8] [--seed 0]
+    .venv/bin/python -m benchmarks.curation --librosa   # the features against librosa's
 
 --weeks 50 (the issue's figure) took 13 minutes on two shared cores; the default 8 about
 four.
@@ -82,6 +83,43 @@ def _features_ms(clips: Sequence[np.ndarray]) -> tuple[dict[str, float], list[Cl
             "max_ms": round(float(values.max()), 2),
             "cpu_median_ms": round(float(np.median(cpu_values)), 2),
             "cpu_p95_ms": round(float(np.percentile(cpu_values, 95)), 2)}, found
+
+
+def _librosa_features(clips: Sequence[np.ndarray]) -> dict[str, Any]:
+    """What engine.album hand-writes (STFT, chroma, onset strength, tempo and the beat grid),
+    done by librosa on the same clips beside ours, after librosa's numba functions are
+    compiled once (as a worker would at start); and the tempo both find for a tune at 120
+    BPM (the test_features tune: G major notes every 0.5 s)."""
+    import librosa
+
+    hop = 512  # engine.album's onset hop at 22.05 kHz
+
+    def theirs(clip: np.ndarray) -> float:
+        power = np.abs(librosa.stft(clip, n_fft=2 * hop, hop_length=hop)) ** 2
+        librosa.feature.chroma_stft(S=power, sr=RATE)
+        onset = librosa.onset.onset_strength(y=clip, sr=RATE, hop_length=hop)
+        tempo, _ = librosa.beat.beat_track(onset_envelope=onset, sr=RATE, hop_length=hop)
+        return float(np.atleast_1d(tempo)[0])
+
+    _, warm_up_s = _timed(lambda: theirs(clips[0]))
+    engine_album.features(clips[0], RATE)
+    ours_ms, librosa_ms = [], []
+    for clip in clips:
+        ours_ms.append(_timed(lambda clip=clip: engine_album.features(clip, RATE))[1] * 1000)  # type: ignore[misc]
+        librosa_ms.append(_timed(lambda clip=clip: theirs(clip))[1] * 1000)  # type: ignore[misc]
+    pitches = [67, 71, 74, 71, 67, 66, 67, 74, 72, 71, 69, 66, 67, 62, 67, 79] * 2
+    t = np.arange(RATE // 2) / RATE
+    notes = [sum(np.sin(2 * np.pi * 440.0 * 2 ** ((p - 69) / 12) * k * t) / k
+                 for k in (1, 2, 3)) * np.exp(-3.0 * t) for p in pitches]
+    tune = (0.3 * np.concatenate(notes)).astype(np.float32)
+    return {"librosa_warm_up_s": round(warm_up_s, 1),
+            "ours_whole_features_median_ms": round(float(np.median(ours_ms)), 1),
+            "ours_whole_features_p95_ms": round(float(np.percentile(ours_ms, 95)), 1),
+            "librosa_stft_chroma_onset_beats_median_ms": round(float(np.median(librosa_ms)), 1),
+            "librosa_stft_chroma_onset_beats_p95_ms": round(float(np.percentile(librosa_ms, 95)),
+                                                            1),
+            "tune_120_bpm": {"ours": engine_album.features(tune, RATE).tempo_bpm,
+                             "librosa": round(theirs(tune), 3)}}
 
 
 def _synthetic(real: Sequence[ClipFeatures], count: int, seed: int
@@ -352,9 +390,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weeks", type=int, default=8,
                         help="random weeks of 5-20 songs built into albums (50 in the issue)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--librosa", action="store_true",
+                        help="only compare the features with librosa's (engine/album/_features.py "
+                             "says why it keeps its own)")
     args = parser.parse_args(argv)
 
     clips = _clips()
+    if args.librosa:
+        print(json.dumps(_librosa_features(clips), indent=2))
+        return
     features_ms, real = _features_ms(clips)
 
     candidates, copies = _synthetic(real, args.candidates, args.seed)

@@ -24,17 +24,30 @@ class Candidate:
 
     @property
     def score(self) -> float:
-        """Ranking: quality plus VOTE_WEIGHT per doubling of (votes + 1)."""
+        """Ranking: quality (0..1) plus VOTE_WEIGHT (0.1) per doubling of (votes + 1)."""
         return self.features.quality.score + VOTE_WEIGHT * math.log2(1 + max(self.votes, 0))
 
 
 def choose(candidates: Sequence[Candidate], *, size: int = 20,
            per_person: int = 2) -> list[Candidate]:
-    """The best `size` candidates by score (ties: lower track id first), at most
-    `per_person` per person, each group of near-duplicates collapsed to its best one.
+    """The week's songs: the best by score, a few per person, near-duplicates collapsed.
 
-    Near-duplicates are found by locality-sensitive hashing: only candidates sharing
-    fingerprint sub-hashes are compared, never all pairs.
+    Parameters
+    ----------
+    candidates : sequence of Candidate
+        The week's shared songs, in any order.
+    size : int >= 0
+        How many to choose at most.
+    per_person : int >= 0
+        How many songs one person may have at most.
+
+    Returns
+    -------
+    chosen : list of Candidate
+        At most `size`, best score first (ties: lower track id first). Each group of
+        near-duplicates (duplicate_groups) is spent by its best member, even when that
+        member's person is full, so a copy cannot slip in under another name. Deterministic:
+        the same candidates in any order give the same list.
     """
     ranked = sorted(candidates, key=lambda c: (-c.score, c.track_id))
     group = duplicate_groups([c.features.fingerprint for c in ranked])
@@ -57,5 +70,15 @@ def choose(candidates: Sequence[Candidate], *, size: int = 20,
 
 
 def near_duplicate(a: ClipFeatures, b: ClipFeatures) -> bool:
-    """Whether two clips are the same recording (re-encoded, trimmed a little, ...)."""
+    """Whether two clips are the same recording (re-encoded, trimmed a little, ...).
+
+    Parameters
+    ----------
+    a, b : ClipFeatures
+
+    Returns
+    -------
+    bool
+        Their fingerprints' similarity is at least NEAR_DUPLICATE_SIMILARITY (0.8).
+    """
     return similarity(a.fingerprint, b.fingerprint) >= NEAR_DUPLICATE_SIMILARITY

@@ -15,10 +15,23 @@ COVER_PIXELS = 1000
 
 
 def cover_png(songs: Sequence[ClipFeatures], title: str) -> bytes:
-    """A square cover drawn from the music: a circle of fifths with one ring per song (the
-    first inside), each of its 12 sectors as strong as the song's chroma in that key's
-    tonic, coloured by the sector's place on the circle and shaded by the song's brightness
-    (spectral centroid); the title beneath. Deterministic."""
+    """A square cover drawn from the music: a circle of fifths with one ring per song (the first
+    inside), each of its 12 sectors as strong as the song's chroma in that key's tonic,
+    coloured by the sector's place on the circle and shaded by the song's brightness
+    (spectral centroid); a dot on each song's key; the title beneath. Deterministic.
+
+    Parameters
+    ----------
+    songs : sequence of ClipFeatures
+        In album order (none: an empty circle).
+    title : str
+        Written under the circle.
+
+    Returns
+    -------
+    bytes
+        A COVER_PIXELS x COVER_PIXELS (1000 x 1000) PNG, without a Software tag.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -87,11 +87,25 @@ class ClipFeatures:
     fingerprint: tuple[int, ...] = field(repr=False)
 
     def beats_s(self) -> np.ndarray:
-        """Beat times (s) from the first beat to the end of the trimmed clip."""
+        """Beat times from the first beat to the end of the trimmed clip.
+
+        Returns
+        -------
+        np.ndarray [shape=(beats,)], float
+            Seconds on the clip's time line, beat_period_s apart.
+        """
         count = max(0, int((self.end_s - self.first_beat_s) / self.beat_period_s) + 1)
         return self.first_beat_s + self.beat_period_s * np.arange(count)
 
     def to_json(self) -> dict[str, Any]:
+        """The features as plain JSON values (tuples as lists; a silent clip's -inf
+        loudness as None).
+
+        Returns
+        -------
+        dict of str to JSON values
+            from_json gives back an equal ClipFeatures.
+        """
         data = asdict(self)
         data["chroma"], data["timbre"] = list(self.chroma), list(self.timbre)
         data["fingerprint"] = list(self.fingerprint)
@@ -101,6 +115,22 @@ class ClipFeatures:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClipFeatures:
+        """Features from what to_json gave (after a JSON round trip).
+
+        Parameters
+        ----------
+        data : dict of str to JSON values
+            to_json's keys; loudness_lufs None for a silent clip.
+
+        Returns
+        -------
+        ClipFeatures
+
+        Raises
+        ------
+        TypeError, KeyError
+            When keys are missing or unknown (a record from another version).
+        """
         values = dict(data)
         values["quality"] = Quality(**values["quality"])
         if values["loudness_lufs"] is None:
@@ -113,22 +143,53 @@ class ClipFeatures:
 def features(samples: np.ndarray, sample_rate: int, *, key: Key | str | None = None,
              tempo_bpm: float | None = None, downbeat_s: float | None = None,
              pitch_accuracy: float | None = None) -> ClipFeatures:
-    """Features of a decoded mono clip (float samples in -1..1 at `sample_rate` Hz).
+    """What the album needs to know about one decoded song.
 
-    key, tempo_bpm and downbeat_s (the time of any downbeat, s): pass them when known
-    (SingSong's own songs know them, and start on a downbeat at 0 s). Otherwise the key
-    comes from the chroma against Krumhansl's key profiles, the tempo from the
-    autocorrelation of the onset strength, and the beats from the beat grid that collects the
-    most onset strength (on busy off-beats it can land half a beat early or late).
-    pitch_accuracy: the vocal's share of voiced frames within 50 cents of its notes, when
-    known (engine.pipeline's summary has it).
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono audio; its frames are sized for 22.05 kHz (FRAME_S 23 ms, CHROMA_FRAME_S 186 ms,
+        rounded to powers of two at other rates).
+    sample_rate : int > 0
+        Its rate (Hz).
+    key : Key, str ("F#m", "C major", ...) or None
+        The key when known (SingSong's own songs know it); None: estimated from the chroma
+        against Krumhansl and Kessler's key profiles.
+    tempo_bpm : float > 0 or None
+        The tempo when known (BPM); None: estimated from the onset strength's autocorrelation
+        (MIN_TEMPO_BPM..MAX_TEMPO_BPM, 60-200, weighted around 120), refined by the beat grid
+        that collects the most onset strength.
+    downbeat_s : float or None
+        The time of any downbeat when known (s; SingSong's songs start on one at 0): the beat
+        grid is anchored on it. None: the grid's phase and downbeat come from the onsets (on
+        busy off-beats it can land half a beat early or late).
+    pitch_accuracy : float in 0..1 or None
+        The vocal's share of voiced frames within 50 cents of its notes when known
+        (engine.pipeline's summary has it); it weighs 0.4 in the quality score.
+
+    Returns
+    -------
+    ClipFeatures
+        Bounds (s) without the silence at either end (frames SILENCE_BELOW_PEAK_DB, 45 dB,
+        under the loudest or under -60 dBFS), integrated loudness (LUFS, BS.1770) of the
+        trimmed clip, key, tempo (BPM) and beat grid (s), mean chroma, timbre, quality and
+        chromaprint fingerprint.
+
+    Raises
+    ------
+    InvalidRequest
+        For an empty clip, or a key that cannot be read.
+    ToolMissing
+        When libchromaprint is not installed.
     """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.size == 0:
         raise InvalidRequest("the clip is empty: there is nothing to describe")
     duration_s = len(samples) / sample_rate
     hop = _power_of_two(FRAME_S * sample_rate)
-    level_db = _frame_levels_db(samples, hop)
+    # Frames side by side (window = hop): audio's short-term levels, dBFS.
+    level_db = audio.window_levels_dbfs(samples, sample_rate, hop / sample_rate,
+                                        hop / sample_rate)
     loud = level_db > max(float(level_db.max(initial=-200.0)) - SILENCE_BELOW_PEAK_DB,
                           SILENCE_FLOOR_DBFS)
     if loud.any():
@@ -183,21 +244,23 @@ def _first_at_or_after(time_s: float, anchor_s: float, step_s: float) -> float:
 
 
 def fifths_position(key: Key) -> int:
-    """The key's place on the circle of fifths (0-11): C major and A minor 0, G and E minor
-    1, ..., F and D minor 11; relative keys share a place."""
+    """The key's place on the circle of fifths; relative keys share a place.
+
+    Parameters
+    ----------
+    key : Key
+
+    Returns
+    -------
+    int in 0..11
+        C major and A minor 0, G major and E minor 1, ..., F major and D minor 11.
+    """
     return (key.relative_major_tonic * 7) % 12
 
 
 def _power_of_two(samples: float) -> int:
     """The power of two nearest to `samples` (FFT sizes that are fast at any rate)."""
     return int(2 ** round(math.log2(max(samples, 1.0))))
-
-
-def _frame_levels_db(samples: np.ndarray, hop: int) -> np.ndarray:
-    """RMS level (dBFS) of consecutive frames of `hop` samples."""
-    usable = max(1, len(samples) // hop) * hop
-    frames = audio.fit_length(samples, usable).reshape(-1, hop).astype(np.float64)
-    return np.asarray(10 * np.log10(np.mean(frames**2, axis=1) + 1e-20))
 
 
 def _power_spectrogram(samples: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

@@ -49,8 +49,28 @@ def _chromaprint() -> ctypes.CDLL:
 
 
 def fingerprint(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Chromaprint's raw fingerprint (uint32 items, one per 0.124 s) of mono samples,
-    computed in-process by libchromaprint (default algorithm)."""
+    """Chromaprint's raw fingerprint of a clip, computed in-process by libchromaprint (its
+    default algorithm) on the clip at CHROMAPRINT_RATE (11025 Hz).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono audio (clipped to -1..1 and fed as 16-bit).
+    sample_rate : int > 0
+        Its rate (Hz); an exact multiple of 11025 Hz is averaged down, any other resampled.
+
+    Returns
+    -------
+    np.ndarray [shape=(items,)], uint32
+        One 32-bit item every CHROMAPRINT_ITEM_S (0.124 s); empty for a clip too short.
+
+    Raises
+    ------
+    ToolMissing
+        When libchromaprint is not installed.
+    RuntimeError
+        When libchromaprint fails on the clip.
+    """
     pcm = (np.clip(_at_chromaprint_rate(samples, sample_rate), -1.0, 1.0) * 32767).astype("<i2")
     lib = _chromaprint()
     context = lib.chromaprint_new(1)  # CHROMAPRINT_ALGORITHM_DEFAULT (TEST2)
@@ -85,9 +105,20 @@ def _at_chromaprint_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def similarity(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> float:
-    """1 - the bit error rate of two raw fingerprints at their best alignment (offsets up to
-    MAX_OFFSET_S, overlap at least MIN_OVERLAP_ITEMS or the shorter one); 0 when they are
-    too short to compare. Unrelated audio scores about 0.5, the same audio near 1."""
+    """How alike two raw fingerprints are at their best alignment.
+
+    Parameters
+    ----------
+    a, b : sequence of int or np.ndarray, uint32 items
+        Raw fingerprints (one item every 0.124 s).
+
+    Returns
+    -------
+    float in 0..1
+        1 - the bit error rate at the best offset within MAX_OFFSET_S (3 s) either way, over
+        an overlap of at least MIN_OVERLAP_ITEMS (16) items or the shorter one; 0 when either
+        is empty. Unrelated audio scores about 0.5, the same audio near 1.
+    """
     x, y = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
     need = min(MIN_OVERLAP_ITEMS, len(x), len(y))
     if need == 0:
@@ -110,8 +141,22 @@ LSH_MAX_BUCKET = 32  # sub-hashes this common say nothing (silence, a drone): sk
 
 
 def duplicate_groups(fingerprints: Sequence[Sequence[int]]) -> list[int]:
-    """A group number per fingerprint: near-duplicates share one (the lowest index in the
-    group). Pairs are compared only when they share LSH_MIN_SHARED sub-hashes."""
+    """Near-duplicates among many fingerprints, found without comparing all pairs.
+
+    Two 20-bit slices of every item are bucket keys (LSH_BANDS); only pairs sharing at least
+    LSH_MIN_SHARED (4) keys, in buckets of at most LSH_MAX_BUCKET (32), are compared bit by bit.
+
+    Parameters
+    ----------
+    fingerprints : sequence of sequences of int
+        Raw fingerprints (uint32 items).
+
+    Returns
+    -------
+    groups : list of int, one per fingerprint
+        The group's lowest index: near-duplicates (similarity at least
+        NEAR_DUPLICATE_SIMILARITY, 0.8, directly or through others) share it.
+    """
     parent = list(range(len(fingerprints)))
 
     def root(i: int) -> int:

@@ -64,6 +64,7 @@ class AlbumMix:
 
     @property
     def duration_s(self) -> float:
+        """The album's length (s)."""
         return len(self.samples) / self.sample_rate
 
 
@@ -90,17 +91,36 @@ class _Clip:
 
 def assemble(songs: Sequence[tuple[np.ndarray, int, ClipFeatures]], *,
              sample_rate: int | None = None) -> AlbumMix:
-    """Join songs (samples, their rate, their features) in the given order into one mix.
+    """Join songs, in the given order, into one mastered mix.
 
-    Each song is trimmed to its bounds and levelled to SONG_LUFS. Neighbours overlap by one
-    bar of the outgoing song (less only where that would take over CROSSFADE_SHARE of a
-    song) with an equal-power crossfade; the incoming song's first downbeat lands on a
-    downbeat of the outgoing one, chosen so the outgoing song ends where it has faded (its
-    quiet tail is left out). Where the tempi differ by more than BEATMATCH_TOLERANCE, the
-    outgoing song's last bars speed up or slow down (pitch kept, Rubber Band through
-    pedalboard) to the incoming tempo, or to its double or half, so the beats meet
-    throughout the crossfade. The whole is mastered to ALBUM_LUFS under a true-peak limiter
-    at audio.MASTER_CEILING_DBTP. sample_rate: of the album (Hz; default: the first song's).
+    Each song is trimmed to its bounds and levelled to SONG_LUFS (-16 LUFS; at most
+    MAX_SONG_GAIN_DB, 20 dB, of gain). Neighbours overlap by one bar of the outgoing song
+    (less only where that would take over CROSSFADE_SHARE, 40 %, of a song) with an
+    equal-power crossfade; the incoming song's first downbeat lands on a downbeat of the
+    outgoing one, chosen so the outgoing song ends where it has faded (its quiet tail is left
+    out). Where the tempi differ by more than BEATMATCH_TOLERANCE (3 %), the outgoing song's
+    last bars speed up or slow down (pitch kept, Rubber Band through pedalboard) to the
+    incoming tempo, or to its double or half, so the beats meet throughout the crossfade. The
+    whole is mastered to ALBUM_LUFS (-14 LUFS) under a true-peak limiter at
+    audio.MASTER_CEILING_DBTP (-2.5 dBTP).
+
+    Parameters
+    ----------
+    songs : sequence of (samples, sample_rate, ClipFeatures)
+        Each song's mono float samples in -1..1, their rate (Hz) and its features.
+    sample_rate : int > 0 or None
+        The album's rate (Hz); None: the first song's.
+
+    Returns
+    -------
+    AlbumMix
+        float32 samples, chapters (s; neighbours meet mid-crossfade), joins and the stretch
+        from the first song's rise to the last one's fade (s).
+
+    Raises
+    ------
+    InvalidRequest
+        For no songs.
     """
     if not songs:
         raise InvalidRequest("an album needs at least one song")
@@ -171,9 +191,19 @@ def _audible_span_s(clip: np.ndarray, rate: int) -> tuple[float, float]:
 
 
 def tempo_ratio(outgoing_beat_s: float, incoming_beat_s: float) -> float:
-    """How much faster the outgoing song must play for its beats to meet the incoming
-    song's: their beat periods' ratio, folded by octaves into 1/sqrt(2)..sqrt(2) (at double
-    or half time every other beat meets); 1 when within BEATMATCH_TOLERANCE."""
+    """How much faster the outgoing song must play for its beats to meet the incoming song's.
+
+    Parameters
+    ----------
+    outgoing_beat_s, incoming_beat_s : float > 0
+        The two songs' beat periods (s).
+
+    Returns
+    -------
+    float in 1/sqrt(2)..sqrt(2)
+        Their ratio folded by octaves (at double or half time every other beat meets); 1 when
+        within BEATMATCH_TOLERANCE (3 %).
+    """
     ratio = outgoing_beat_s / incoming_beat_s
     ratio /= 2.0 ** round(math.log2(ratio))
     return 1.0 if abs(math.log(ratio)) <= math.log1p(BEATMATCH_TOLERANCE) else ratio
@@ -256,8 +286,19 @@ def _crossfaded(samples: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
 
 
 def quietest_inside_dbfs(mix: AlbumMix) -> float:
-    """The quietest short-term level (dBFS, LEVEL_WINDOW_S windows every LEVEL_HOP_S) inside
-    the album: from the first song's rise to the last song's fade."""
+    """The quietest short-term level inside the album, from the first song's rise to the last
+    song's fade (where a gap between songs would show).
+
+    Parameters
+    ----------
+    mix : AlbumMix
+
+    Returns
+    -------
+    float
+        dBFS (full scale 1.0) of the quietest LEVEL_WINDOW_S (0.4 s) window, every
+        LEVEL_HOP_S (0.1 s); at most 0.
+    """
     first, last = (round(t * mix.sample_rate) for t in mix.inside_s)
     levels = audio.window_levels_dbfs(mix.samples[first:last], mix.sample_rate,
                                       LEVEL_WINDOW_S, LEVEL_HOP_S)

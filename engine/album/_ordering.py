@@ -45,7 +45,18 @@ def key_distance(a: ClipFeatures, b: ClipFeatures) -> int:
 
 
 def tempo_distance_pct(a: ClipFeatures, b: ClipFeatures) -> float:
-    """How much faster the faster song is, in % of the slower one's tempo."""
+    """How much faster the faster of two songs is.
+
+    Parameters
+    ----------
+    a, b : ClipFeatures
+        Songs with tempi (BPM, > 0).
+
+    Returns
+    -------
+    float >= 0
+        Percent of the slower song's tempo (symmetric).
+    """
     low, high = sorted((a.tempo_bpm, b.tempo_bpm))
     return 100.0 * (high / low - 1.0)
 
@@ -53,14 +64,25 @@ def tempo_distance_pct(a: ClipFeatures, b: ClipFeatures) -> float:
 def order(chosen: Sequence[Candidate]) -> list[Candidate]:
     """The songs in an order where neighbours fit: near on the circle of fifths and in tempo.
 
-    Key steps and tempo steps (|ln| of the tempo ratio) are each measured against their
+    Key steps and tempo steps (abs(ln) of the tempo ratio) are each measured against their
     mean over all pairs of these songs, which is what a random order averages, so neither
-    outweighs the other whatever the week holds; timbre counts TIMBRE_SHARE as much. Up to
-    SEARCH_MAX_SONGS songs (an album has 20 at most) the cheapest path is searched: from
-    every song, nearest neighbours, then 2-opt until nothing improves. When the mean key or
-    tempo step is then not under a random order's, the weights lean towards it (WEIGHTINGS)
-    and the search runs again. Longer lists walk the circle of fifths, snaking through
-    tempo, improved by reversing runs of up to ORDER_WINDOW songs: O(n log n + n * window).
+    outweighs the other whatever the week holds; timbre counts TIMBRE_SHARE (0.25) as much.
+    Up to SEARCH_MAX_SONGS (64) songs (an album has 20 at most) the cheapest path is searched:
+    from every song, nearest neighbours, then 2-opt until nothing improves. When the mean key
+    or tempo step is then not under a random order's, the weights lean towards it
+    (WEIGHTINGS) and the search runs again. Longer lists walk the circle of fifths, snaking
+    through tempo, improved by reversing runs of up to ORDER_WINDOW songs:
+    O(n log n + n * window).
+
+    Parameters
+    ----------
+    chosen : sequence of Candidate
+        The songs, in any order.
+
+    Returns
+    -------
+    list of Candidate
+        The same songs in album order; deterministic. Fewer than 3 come back as given.
     """
     if len(chosen) < 3:  # every order of two is as good
         return list(chosen)
@@ -84,7 +106,19 @@ def order(chosen: Sequence[Candidate]) -> list[Candidate]:
 
 
 def neighbour_distances(ordered: Sequence[ClipFeatures]) -> dict[str, float]:
-    """Mean neighbour key distance (fifths) and tempo distance (%)."""
+    """How far apart an order's neighbours are, on average.
+
+    Parameters
+    ----------
+    ordered : sequence of ClipFeatures
+        Songs in album order.
+
+    Returns
+    -------
+    dict
+        "key_fifths": mean key_distance (steps on the circle of fifths, 0-6) and "tempo_pct":
+        mean tempo_distance_pct (%) over neighbours; both 0 for fewer than 2 songs.
+    """
     pairs = list(itertools.pairwise(ordered))
     if not pairs:
         return {"key_fifths": 0.0, "tempo_pct": 0.0}
@@ -93,8 +127,19 @@ def neighbour_distances(ordered: Sequence[ClipFeatures]) -> dict[str, float]:
 
 
 def random_order_distances(songs: Sequence[ClipFeatures]) -> dict[str, float]:
-    """What a random order's neighbours average (every pair is neighbours equally often):
-    the mean key distance (fifths) and tempo distance (%) over all pairs."""
+    """What a random order's neighbours average: every pair of songs is neighbours equally
+    often, so the mean over all pairs.
+
+    Parameters
+    ----------
+    songs : sequence of ClipFeatures
+
+    Returns
+    -------
+    dict
+        "key_fifths" (steps on the circle of fifths) and "tempo_pct" (%), as
+        neighbour_distances; both 0 for fewer than 2 songs.
+    """
     pairs = list(itertools.combinations(songs, 2))
     if not pairs:
         return {"key_fifths": 0.0, "tempo_pct": 0.0}
