@@ -21,7 +21,6 @@ from engine.errors import InvalidRequest, ToolMissing
 
 AUDIO_FORMATS = ("ogg", "mp3", "wav")
 DECODE_TIMEOUT_S = 30.0
-REMUX_TIMEOUT_S = 60.0  # an ffmpeg that only rewrites a file's container (the album's chapters)
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # what a Telegram bot may download
 MAX_INPUT_S = 60.0  # longer clips are cut to their first minute
 LIMITER_BLOCK = 32
@@ -184,40 +183,99 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
 
 
 def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
-    """Cut to `length` samples, or pad with silence up to it."""
+    """The samples cut to `length`, or padded with silence (zeros) up to it.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)]
+    length : int >= 0
+        Samples wanted.
+
+    Returns
+    -------
+    np.ndarray [shape=(length,)], the samples' dtype
+        A view of `samples` when cut; a new array when padded.
+    """
     if len(samples) >= length:
         return samples[:length]
     return np.concatenate([samples, np.zeros(length - len(samples), samples.dtype)])
 
 
 def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:
-    """Scale so the loudest sample sits at `peak` (about -1 dBFS); silence stays silent."""
+    """The samples scaled so that the loudest sits at `peak`; silence stays silent.
+
+    Parameters
+    ----------
+    samples : np.ndarray, float
+    peak : float > 0
+        The loudest sample's magnitude afterwards (linear; 0.89 is about -1 dBFS).
+
+    Returns
+    -------
+    np.ndarray
+        Scaled samples (`samples` itself for silence or an empty array).
+    """
     top = float(np.max(np.abs(samples))) if samples.size else 0.0
     return samples if top == 0.0 else samples * (peak / top)
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of mono or [frames, channels] samples in LUFS (ITU-R BS.1770-4,
-    the channels' powers summed, each weighted 1 as left and right are); -inf for silence.
+    """Integrated loudness (ITU-R BS.1770-4; EBU R128's LUFS).
 
     K-weighting as pyloudnorm designs it, then 400 ms blocks every 100 ms with the absolute
     (-70 LUFS) and relative (-10 LU) gates, computed on cumulative sums rather than block by
     block: a few milliseconds for a song.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float in -1..1
+        Mono, or channels whose powers are summed, each weighted 1 as left and right are.
+    sample_rate : int > 0
+        Their rate (Hz).
+
+    Returns
+    -------
+    float
+        LUFS; -inf for silence (no block over -70 LUFS). A clip shorter than 400 ms counts as
+        one block padded with silence.
     """
     return gated_loudness(k_weighted(samples, sample_rate), sample_rate)
 
 
 def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The samples (mono or [frames, channels]) through BS.1770's K-weighting filter (what
-    loudness is measured on)."""
+    """The samples through BS.1770's K-weighting filter (a high shelf, then the RLB high-pass):
+    what loudness is measured on.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+    sample_rate : int > 0
+        Their rate (Hz); the filter is designed for it (and cached).
+
+    Returns
+    -------
+    np.ndarray, the samples' shape, float64
+    """
     weighted: np.ndarray = sosfilt(_k_weighting(sample_rate), samples.astype(np.float64),
                                    axis=0)
     return weighted
 
 
 def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (LUFS) of K-weighted samples (mono or [frames, channels]):
-    BS.1770's gated blocks."""
+    """Integrated loudness of K-weighted samples: BS.1770's gated 400 ms blocks every 100 ms.
+
+    Parameters
+    ----------
+    weighted : np.ndarray [shape=(n,) or (n, channels)], float
+        As k_weighted returns them.
+    sample_rate : int > 0
+        Their rate (Hz).
+
+    Returns
+    -------
+    float
+        LUFS; -inf when no block is over the -70 LUFS gate.
+    """
     block, step = int(0.4 * sample_rate), int(0.1 * sample_rate)
     power = weighted**2 if weighted.ndim == 1 else np.sum(weighted**2, axis=1)
     if len(power) < block:
@@ -246,7 +304,21 @@ def _k_weighting(sample_rate: int) -> np.ndarray:
 
 
 def loudness_gain(samples: np.ndarray, sample_rate: int, target_lufs: float) -> float:
-    """The linear gain that brings the samples to `target_lufs` (1 for silence)."""
+    """The gain that brings the samples to a loudness.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+    sample_rate : int > 0
+        Their rate (Hz).
+    target_lufs : float
+        The loudness wanted (LUFS).
+
+    Returns
+    -------
+    float > 0
+        Linear gain; 1 for silence.
+    """
     loudness = integrated_loudness(samples, sample_rate)
     return 1.0 if not np.isfinite(loudness) else float(10 ** ((target_lufs - loudness) / 20))
 
@@ -255,17 +327,35 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
                  lookahead_s: float = 0.005, release_s: float = 0.05, *,
                  ceiling_dbtp: float | None = None,
                  true_peaks: np.ndarray | None = None) -> np.ndarray:
-    """A smooth gain envelope (at most 1) that keeps `samples * gain` under `ceiling`.
+    """A smooth gain envelope (at most 1) that keeps `samples * gain` under a ceiling.
 
-    The gain falls ahead of each peak (look-ahead) and recovers over `release_s`; apply it
-    to every stem alike and the stems still add up to the limited mix. The envelope is
-    worked out on blocks of LIMITER_BLOCK samples (under a millisecond) and held across
-    each block.
+    The gain falls ahead of each peak (look-ahead) and recovers over `release_s`; apply it to
+    every stem alike and the stems still add up to the limited mix. The envelope is worked out
+    on blocks of LIMITER_BLOCK (32) samples, under a millisecond, and held across each block.
 
-    ceiling_dbtp: limit the true peak instead (dBTP, as true_peak_dbtp measures it: the
-    block peaks are taken on the oversampled signal), and ignore `ceiling`.
-    true_peaks: with ceiling_dbtp, `block_true_peaks(samples)` when the caller has them
-    (they scale with the samples, so one measurement serves any gain).
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float
+        Mono samples (for true peaks, [n, channels] also: the loudest channel counts).
+    sample_rate : int > 0
+        Their rate (Hz).
+    ceiling : float > 0
+        The most a sample may reach (linear), when ceiling_dbtp is None.
+    lookahead_s : float > 0
+        How long before a peak the gain starts to fall (s).
+    release_s : float > 0
+        How long the gain takes to recover (s).
+    ceiling_dbtp : float or None
+        Limit the true peak instead (dBTP, as true_peak_dbtp measures it: the block peaks are
+        taken on the 4x oversampled signal), and ignore `ceiling`.
+    true_peaks : np.ndarray or None
+        With ceiling_dbtp, block_true_peaks(samples) when the caller has them (they scale with
+        the samples, so one measurement serves any gain).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float32 in 0..1
+        All ones when nothing reaches the ceiling.
     """
     length = len(samples)
     if ceiling_dbtp is None:
@@ -289,9 +379,25 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float = 0.95,
 
 def window_levels_dbfs(samples: np.ndarray, sample_rate: int, window_s: float = 0.4,
                        hop_s: float = 0.1) -> np.ndarray:
-    """RMS level (dBFS, full scale 1.0) of windows `window_s` seconds long starting every
-    `hop_s` seconds; the last window ends at or before the end (a clip shorter than one
-    window is one window). Silence is -200 dBFS."""
+    """Short-term RMS levels: windows `window_s` long starting every `hop_s`.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float
+        Mono samples (full scale 1.0).
+    sample_rate : int > 0
+        Their rate (Hz).
+    window_s : float > 0
+        Each window's length (s; rounded to whole samples, at least 1).
+    hop_s : float > 0
+        Time between window starts (s; rounded likewise).
+
+    Returns
+    -------
+    np.ndarray [shape=(windows,)], float
+        dBFS per window; the last window ends at or before the end (a clip shorter than one
+        window is one window). Silence is -200 dBFS.
+    """
     window, hop = max(1, round(window_s * sample_rate)), max(1, round(hop_s * sample_rate))
     energy = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
     window = min(window, len(samples)) or 1
@@ -304,12 +410,31 @@ def window_levels_dbfs(samples: np.ndarray, sample_rate: int, window_s: float = 
 def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
                    ceiling_dbtp: float, *, passes: int = 4,
                    tolerance_lu: float = 0.3) -> np.ndarray:
-    """The gain envelope that brings mono or [frames, channels] samples to `target_lufs`
-    (LUFS) under a true-peak limiter at `ceiling_dbtp` (dBTP, 4x oversampled as
-    true_peak_dbtp). Limiting costs loudness, so the gain is raised again, up to `passes`
-    times, until the limited samples are within `tolerance_lu` (LU) of the target. Silence
-    gets a gain of 1. One gain a frame, shaped to multiply the samples: (frames,) for mono,
-    (frames, 1) for channels (every channel takes the same gain)."""
+    """The gain envelope that brings samples to a loudness under a true-peak limiter.
+
+    Limiting costs loudness, so the gain is raised again, up to `passes` times, until the
+    limited samples are within `tolerance_lu` of the target.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+    sample_rate : int > 0
+        Their rate (Hz).
+    target_lufs : float
+        The loudness wanted (LUFS, as integrated_loudness measures it).
+    ceiling_dbtp : float
+        The true-peak ceiling (dBTP, 4x oversampled as true_peak_dbtp).
+    passes : int >= 0
+        Corrections after the first try, at most.
+    tolerance_lu : float > 0
+        How near the target is near enough (LU).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,) or (n, 1)], float32
+        One gain a frame, shaped to multiply the samples (every channel takes the same gain);
+        all ones for silence.
+    """
     peaks = block_true_peaks(samples, sample_rate)
     weighted = k_weighted(samples, sample_rate)
     loudness = gated_loudness(weighted, sample_rate)
@@ -338,12 +463,25 @@ def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
 
 def block_true_peaks(samples: np.ndarray, sample_rate: int,
                      block: int = LIMITER_BLOCK) -> np.ndarray:
-    """The true peak (linear, 4x oversampled as true_peak_dbtp) of each `block` samples
-    (frames, of [frames, channels] samples: the loudest channel).
+    """The true peak of each run of `block` samples.
 
     Oversampled a stretch of TRUE_PEAK_CHUNK samples at a time, each with TRUE_PEAK_CONTEXT
     samples around it for the filter to read (its taps reach 10 samples either way), so a
-    song's four-times-longer copy is never held whole in memory."""
+    song's four-times-longer copy is never held whole in memory.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+    sample_rate : int > 0
+        Their rate (Hz): it sets the oversampling (4x under 96 kHz, 2x under 192 kHz).
+    block : int > 0
+        Samples (frames) per block.
+
+    Returns
+    -------
+    np.ndarray [shape=(ceil(n / block),)], float64 >= 0
+        Linear peaks of the oversampled signal (of channels: the loudest).
+    """
     if np.ndim(samples) > 1:
         loudest: np.ndarray = np.max([block_true_peaks(channel, sample_rate, block)
                                       for channel in np.asarray(samples).T], axis=0)
@@ -393,12 +531,22 @@ def _oversample(samples: np.ndarray, factor: int) -> np.ndarray:
 
 
 def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
-    """The true peak of mono or [frames, channels] samples in dBTP (-inf for silence).
+    """The true peak (ITU-R BS.1770-4, Annex 2): catches the peaks that fall between samples,
+    which a decoder or a DAC reconstructs.
 
-    As BS.1770-4 Annex 2: the signal oversampled 4 times (at rates under 96 kHz; twice
-    under 192 kHz) with a polyphase low-pass (scipy's resample_poly), then the largest
-    magnitude, in dB relative to full scale (1.0). Catches the peaks that fall between
-    samples, which a decoder or a DAC reconstructs.
+    The signal is oversampled 4 times (at rates under 96 kHz; twice under 192 kHz) with a
+    polyphase low-pass (scipy's resample_poly), then its largest magnitude taken.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+    sample_rate : int > 0
+        Their rate (Hz).
+
+    Returns
+    -------
+    float
+        dBTP: dB relative to full scale (1.0); -inf for silence.
     """
     top = float(np.max(block_true_peaks(samples, sample_rate, TRUE_PEAK_CHUNK), initial=0.0))
     return 20 * float(np.log10(top)) if top > 0 else float("-inf")
