@@ -1,5 +1,5 @@
 """Every file SingSong sends decodes at -1 dBTP or under (4x oversampled): melodies and
-piano versions here; songs in test_pipeline_sing.py, albums in test_curate.py."""
+piano versions here; songs in test_pipeline_sing.py, albums in album/test_export.py."""
 
 from pathlib import Path
 
