@@ -88,3 +88,24 @@ def test_silence_has_no_notes() -> None:
     assert heard(silence) == []
     with pytest.raises(BadAudio, match="no notes heard"):
         piano(wav_bytes(silence, SR))
+
+
+def test_a_held_note_the_tracker_loses_for_50_ms_stays_one_note() -> None:
+    """A clatter as loud as the voice masks 50 ms of a held A3: the tracker calls it
+    unvoiced, the loudness holds and the pitch on both sides is one note, so it is one note.
+    A gap as long between two notes still parts them."""
+    held, masked = int(0.6 * SR), int(0.05 * SR)
+
+    def masked_between(first_midi: float, second_midi: float) -> np.ndarray:
+        first = harmonic_tone(np.full(held, float(midi_to_hz(first_midi))), SR)
+        second = harmonic_tone(np.full(held, float(midi_to_hz(second_midi))), SR)
+        rms = float(np.sqrt(np.mean(first.astype(np.float64) ** 2)))
+        clatter = np.random.default_rng(1).normal(0, rms, masked).astype(np.float32)
+        return np.pad(np.concatenate([first, clatter, second]), int(0.3 * SR))
+
+    samples = masked_between(57, 57)
+    midi = track(samples, SR).midi()
+    gap = np.isnan(midi[int(0.85 / 0.01):int(0.97 / 0.01)])
+    assert gap.sum() * 0.01 > 0.03  # longer than the tracker's usual dropouts
+    assert [n.pitch for n in heard(samples)] == [57]
+    assert [n.pitch for n in heard(masked_between(57, 60))] == [57, 60]
