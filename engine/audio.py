@@ -399,10 +399,16 @@ def window_levels_dbfs(samples: np.ndarray, sample_rate: int, window_s: float = 
         window is one window). Silence is -200 dBFS.
     """
     window, hop = max(1, round(window_s * sample_rate)), max(1, round(hop_s * sample_rate))
-    energy = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
-    window = min(window, len(samples)) or 1
-    starts = np.arange(0, max(len(samples) - window, 0) + 1, hop)
-    power = (energy[np.minimum(starts + window, len(samples))] - energy[starts]) / window
+    if hop == window and len(samples) >= window:
+        # Windows side by side (the album's ingest frames): each one's mean square directly,
+        # at about half the cost of the running sum that overlapping windows need.
+        frames = samples[:len(samples) // window * window].reshape(-1, window)
+        power = np.mean(frames.astype(np.float64) ** 2, axis=1)
+    else:
+        energy = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
+        window = min(window, len(samples)) or 1
+        starts = np.arange(0, max(len(samples) - window, 0) + 1, hop)
+        power = (energy[np.minimum(starts + window, len(samples))] - energy[starts]) / window
     levels: np.ndarray = 10 * np.log10(power + 1e-20)
     return levels
 
