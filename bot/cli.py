@@ -13,17 +13,13 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from bot.errors import BotError, Mistake, TooLarge
 from bot.logs import setup_logging
 from engine.errors import InvalidRequest, ToolMissing
 from engine.theory import Key, parse_key
 
 log = logging.getLogger("singsong")
 EXTENSION_ALIASES = {"midi": "mid", "oga": "ogg", "opus": "ogg"}
-MAX_READ_BYTES = 20 * 1024 * 1024
-
-
-class UserError(Exception):
-    """A mistake in the command line: reported as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,26 +166,26 @@ def _format_of(path: Path, formats: tuple[str, ...]) -> str:
     ext = path.suffix.lower().lstrip(".")
     ext = EXTENSION_ALIASES.get(ext, ext)
     if ext not in formats:
-        raise UserError(f"cannot tell what to write from the name {str(path)!r}: "
+        raise Mistake(f"cannot tell what to write from the name {str(path)!r}: "
                         f"end it in .{', .'.join(formats)}")
     return ext
 
 
 def _make_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"{str(folder)!r} must be a folder, and it is a file")
+        raise Mistake(f"{str(folder)!r} must be a folder, and it is a file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create the folder {str(folder)!r}: {error.strerror}") from None
+        raise Mistake(f"cannot create the folder {str(folder)!r}: {error.strerror}") from None
     _check_writable_folder(folder)
 
 
 def _check_writable_folder(folder: Path) -> None:
     if not folder.is_dir():
-        raise UserError(f"cannot write into {str(folder)!r}: it is not an existing folder")
+        raise Mistake(f"cannot write into {str(folder)!r}: it is not an existing folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write into {str(folder)!r}: permission denied")
+        raise Mistake(f"cannot write into {str(folder)!r}: permission denied")
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -200,7 +196,7 @@ def write_file(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
+        raise Mistake(f"cannot write {str(path)!r}: {error.strerror or error}") from None
 
 
 def run_melody(args: argparse.Namespace) -> dict[str, Any]:
@@ -221,7 +217,7 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
         return {"path": str(out), "paths": [str(out)], "format": fmt, **piece.summary(),
                 "timings_s": {**piece.timings_s, **timer.report()}}
     if out.exists() and not out.is_dir():
-        raise UserError(f"with --count, OUT must be a folder; {str(out)!r} is a file")
+        raise Mistake(f"with --count, OUT must be a folder; {str(out)!r} is a file")
     _make_folder(out)
     made = []
     for offset in range(args.count):
@@ -235,16 +231,19 @@ def run_melody(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_input(source: Path) -> bytes:
-    """The input file's bytes, refusing a missing file or one over the 20 MB limit."""
+    """The input file's bytes, refusing a missing file or one over MAX_INPUT_BYTES."""
+    from engine.audio import MAX_INPUT_BYTES  # numpy and scipy: only for commands with audio
+
     if not source.is_file():
-        raise UserError(f"cannot read {str(source)!r}: no such file")
+        raise Mistake(f"cannot read {str(source)!r}: no such file")
     try:
         size = source.stat().st_size
-        if size > MAX_READ_BYTES:
-            raise UserError(f"{str(source)!r} is {size / 2**20:.0f} MB; the limit is 20 MB")
+        if size > MAX_INPUT_BYTES:
+            raise TooLarge(f"{str(source)!r} is {size / 2**20:.0f} MB; the limit is "
+                           f"{MAX_INPUT_BYTES / 2**20:.0f} MB")
         return source.read_bytes()
     except OSError as error:
-        raise UserError(f"cannot read {str(source)!r}: {error.strerror}") from None
+        raise Mistake(f"cannot read {str(source)!r}: {error.strerror}") from None
 
 
 def _say_if_cut(summary: dict[str, Any], verb: str) -> None:
@@ -402,12 +401,12 @@ def run_serve(args: argparse.Namespace) -> dict[str, Any]:
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings()
     if settings.web_is_public and settings.web_token is None:
-        raise UserError(f"SINGSONG_WEB_HOST={settings.web_host} serves the web chat beyond "
+        raise Mistake(f"SINGSONG_WEB_HOST={settings.web_host} serves the web chat beyond "
                         "this machine: set SINGSONG_WEB_TOKEN too (its API then asks for it)")
     try:
         asyncio.run(serve(settings))
     except OSError as error:
-        raise UserError(f"cannot serve on {settings.web_host}:{settings.web_port}: "
+        raise Mistake(f"cannot serve on {settings.web_host}:{settings.web_port}: "
                         f"{error.strerror or error} (set SINGSONG_WEB_PORT to another "
                         "port)") from None
     return {}
@@ -421,7 +420,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = load_settings()
     if not settings.redis_url:
-        raise UserError("a worker takes its jobs from Redis: set SINGSONG_REDIS_URL (the "
+        raise Mistake("a worker takes its jobs from Redis: set SINGSONG_REDIS_URL (the "
                         "embedded setup runs jobs inside `singsong serve`)")
     run_db_upgrade(args)
     asyncio.run(work(settings.redis_url, settings.effective_database_url,
@@ -442,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"singsong {args.command}: SINGSONG_{where.upper()}: {problem['msg']}",
               file=sys.stderr)
         return 2
-    except (UserError, InvalidRequest) as error:
+    # The command line's one mapping of refusals: a sentence on stderr and exit status 2
+    # for the person's mistakes, 1 for a tool that is missing.
+    except (BotError, InvalidRequest) as error:
         print(f"singsong {args.command}: {error}", file=sys.stderr)
         return 2
     except ToolMissing as error:

@@ -2,7 +2,7 @@
 
 Long polling by default; with SINGSONG_TELEGRAM_WEBHOOK_URL set, Telegram POSTs updates to
 `on_webhook` (mounted by the web app at POST /telegram/webhook) instead. Bots may download at
-most 20 MB, so a bigger clip is answered with `commands.too_large` and never fetched.
+most 20 MB, so a bigger clip is answered with `bot.commands.too_large` and never fetched.
 """
 
 from __future__ import annotations

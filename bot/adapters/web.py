@@ -41,15 +41,28 @@ from bot.commands import (
     SharedSongView,
     Target,
     TrackView,
+    sentence,
     too_large,
 )
 from bot.config import Settings
+from bot.errors import (
+    BotError,
+    Closed,
+    Mistake,
+    NotAllowed,
+    NotFound,
+    SlowDown,
+    TooLarge,
+    Unauthorized,
+    UnsupportedForm,
+)
 from bot.metrics import Operations
 from bot.outages import is_outage
 from bot.titles import ANONYMOUS_CREDIT
 from bot.together import GatheringView, Said
 from bot.weeks import album_release, week_of
 from engine.arrange import STYLES
+from engine.errors import InvalidRequest
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
 from storage.models import MAX_ID, User, now
@@ -92,15 +105,6 @@ BROWSER = web.RequestKey("browser_id", str)
 FORGOTTEN = web.RequestKey("forgotten", bool)
 FRAMEABLE = web.RequestKey("frameable", bool)  # a page other sites may embed (the player)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An answer the API gives instead of what was asked: a status and one sentence."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
-                 ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 class WebAdapter:
@@ -196,9 +200,8 @@ class WebAdapter:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         given = given or request.cookies.get(TOKEN_COOKIE, "")
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-            raise ApiError(401, "This SingSong is private: open it with the link that has "
-                                "its token, or send Authorization: Bearer TOKEN.",
-                           {"WWW-Authenticate": "Bearer"})
+            raise Unauthorized("This SingSong is private: open it with the link that has its "
+                               "token, or send Authorization: Bearer TOKEN.")
 
     def _token_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
         """A page opened as ?token=TOKEN (the right one) keeps it in an HttpOnly cookie."""
@@ -218,8 +221,8 @@ class WebAdapter:
             _refuse_other_sites(request)
             self._check_token(request)
             response = await handler(request)
-        except ApiError as refusal:
-            return _error_response(refusal.status, refusal.message, refusal.headers)
+        except (BotError, InvalidRequest) as refusal:
+            return refusal_response(refusal)
         except web.HTTPRequestEntityTooLarge:
             size = request.content_length or self.commands.MAX_CLIP_BYTES + 1
             return _error_response(413, too_large(size, self.commands.MAX_CLIP_BYTES).text)
@@ -278,15 +281,15 @@ class WebAdapter:
         fields, clip = await self._read_job_request(request)
         kind = fields.get("kind", "")
         if kind not in REQUESTED_KINDS:
-            raise ApiError(400, f"Say what to make: kind is one of {', '.join(REQUESTED_KINDS)}.")
+            raise Mistake(f"Say what to make: kind is one of {', '.join(REQUESTED_KINDS)}.")
         if kind in ("sing", "piano"):
             if clip is None:
-                raise ApiError(400, "Record or choose an audio clip first.")
+                raise Mistake("Record or choose an audio clip first.")
             command, text = kind, ""
         elif kind == "lyrics":
             command, text, clip = "sing", fields.get("text", "").strip(), None
             if not text:
-                raise ApiError(400, "Type a few words for me to sing.")
+                raise Mistake("Type a few words for me to sing.")
         else:
             command, clip = "melody", None
             text = " ".join(part for part in (fields.get("key", "").strip(),
@@ -295,20 +298,16 @@ class WebAdapter:
         message = Message(person, _place(request), _message_id(request), command=command,
                           text=text, clip=clip, form=fields.get("form") or DEFAULT_FORM,
                           style=fields.get("style", "") if command == "sing" else "")
-        return await self._job_started(person, await self.commands.handle(
+        return await self._job_started(person, await self.commands.answer(
             message, outage_s=REQUEST_OUTAGE_S))
 
     async def _job_started(self, person: Person, reply: Reply) -> web.Response:
-        """202 with the new job, or the reason there is none."""
+        """202 with the new job (a request that starts none was refused with an error)."""
         if reply.job_id is None:
-            # A slow-down answer says how long to wait; any other answer without a job is
-            # the person's mistake.
-            if reply.retry_after_s is not None:
-                raise ApiError(429, reply.text, {"Retry-After": str(reply.retry_after_s)})
-            raise ApiError(400, reply.text)
+            raise LookupError(f"the answer {reply.text!r} started no job")
         view = await self.commands.job_view(person, reply.job_id)
         if view is None:  # forgotten between the two calls
-            raise ApiError(404, "That job is gone.")
+            raise NotFound("That job is gone.")
         return web.json_response(_job_json(view, reply.text), status=202,
                                  headers={"Location": f"/api/jobs/{view.id}"})
 
@@ -319,7 +318,7 @@ class WebAdapter:
         if request.content_type == "application/json":
             return await _json_fields(request), None
         if request.content_type not in FORM_TYPES:
-            raise ApiError(415, "Send a multipart form (with an audio file) or a JSON object.")
+            raise UnsupportedForm("Send a multipart form (with an audio file) or a JSON object.")
         if request.content_length is not None and request.content_length > (
                 limit + FORM_OVERHEAD_BYTES):
             raise web.HTTPRequestEntityTooLarge(max_size=limit,
@@ -331,15 +330,15 @@ class WebAdapter:
             return fields, None
         data = upload.file.read(limit + 1)
         if len(data) > limit:
-            raise ApiError(413, too_large(len(data), limit).text)
+            raise TooLarge(too_large(len(data), limit).text)
         if not data:
-            raise ApiError(400, "That audio file is empty.")
+            raise Mistake("That audio file is empty.")
         return fields, Clip(data, _safe_filename(upload.filename))
 
     async def _job(self, request: web.Request) -> web.Response:
         view = await self.commands.job_view(_person(request), _number(request, "id"))
         if view is None:
-            raise ApiError(404, "You have no job with that number.")
+            raise NotFound("You have no job with that number.")
         return web.json_response(_job_json(view))
 
     # Tracks.
@@ -354,7 +353,7 @@ class WebAdapter:
         found = (await self.commands.track_file(_person(request), track_id, part)
                  if part in TRACK_PARTS else None)
         if found is None:
-            raise ApiError(404, "You have no song with that number (or it has no such file).")
+            raise NotFound("You have no song with that number (or it has no such file).")
         disposition = "attachment" if request.query.get("download") else "inline"
         return _file_response(request, found, disposition)
 
@@ -362,7 +361,7 @@ class WebAdapter:
         """The track id in the path when the track is this browser's, else 404."""
         track_id = _number(request, "id")
         if not await self.commands.owns(_person(request), track_id):
-            raise ApiError(404, "You have no song with that number.")
+            raise NotFound("You have no song with that number.")
         return track_id
 
     async def _share(self, request: web.Request) -> web.Response:
@@ -373,7 +372,7 @@ class WebAdapter:
     async def _track_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]
         if action not in TRACK_ACTIONS:
-            raise ApiError(404, "There is nothing here.")
+            raise NotFound("There is nothing here.")
         track_id = await self._own_track(request)
         reply = await self._press(request, f"{action}:{track_id}")
         return await self._job_started(_person(request), reply)
@@ -385,17 +384,17 @@ class WebAdapter:
         fields = await _json_fields(request) if request.can_read_body else {}
         choice = fields.get("credit") or "name"
         if choice not in LINK_CREDITS:
-            raise ApiError(400, "Say how the page credits you: credit is name or anonymous.")
+            raise Mistake("Say how the page credits you: credit is name or anonymous.")
         track = await self.commands.make_link(_person(request), track_id,
                                               named=choice == "name")
         if track is None:
-            raise ApiError(404, "You have no song with that number.")
+            raise NotFound("You have no song with that number.")
         return web.json_response(_track_json(track))
 
     async def _revoke_link(self, request: web.Request) -> web.Response:
         """Stop sharing one of this browser's songs: its public page is gone."""
         if not await self.commands.revoke_link(_person(request), _number(request, "id")):
-            raise ApiError(404, "You have no shared link for a song with that number.")
+            raise NotFound("You have no shared link for a song with that number.")
         return web.json_response({"message": "The link no longer works: nobody can open "
                                              "this song with it any more."})
 
@@ -409,11 +408,11 @@ class WebAdapter:
         """The newest album, or the one of ?week=YYYY-Www: public, no person needed."""
         week = request.query.get("week") or None  # ?week= (empty) is the newest too
         if week is not None and not _is_iso_week(week):
-            raise ApiError(400, "Name the week as year, W and week number, for example "
+            raise Mistake("Name the week as year, W and week number, for example "
                                 "2026-W47.")
         view = await self.commands.album_view(week)
         if view is None:
-            raise ApiError(404, "There is no community album for that week." if week else
+            raise NotFound("There is no community album for that week." if week else
                            "There is no community album yet: share a song to be in the "
                            "next one.")
         return web.json_response(_album_json(view))
@@ -424,7 +423,7 @@ class WebAdapter:
         found = (await self.commands.album_file(week, part)
                  if _is_iso_week(week) and part in ALBUM_PARTS else None)
         if found is None:
-            raise ApiError(404, "There is no album of that week, or it has no such file.")
+            raise NotFound("There is no album of that week, or it has no such file.")
         disposition = "attachment" if request.query.get("download") else "inline"
         return _file_response(request, found, disposition, cache="public, no-cache")
 
@@ -436,7 +435,7 @@ class WebAdapter:
         """Set the name the album credits this browser's person by: {"name": "Alice"}."""
         name = (await _json_fields(request)).get("name", "")
         if len(name) > NAME_LIMIT:
-            raise ApiError(400, f"A name is at most {NAME_LIMIT} characters.")
+            raise Mistake(f"A name is at most {NAME_LIMIT} characters.")
         reply = await self.commands.name(_person(request), name)
         return web.json_response({"message": reply.text,
                                   "name": await self.commands.display_name(_person(request))})
@@ -495,7 +494,7 @@ class WebAdapter:
         token = _gathering_token(request)
         _, clip = await self._read_job_request(request)
         if clip is None:
-            raise ApiError(400, "Record or choose a voice note to join with.")
+            raise Mistake("Record or choose a voice note to join with.")
         user, _ = await self.commands.user_and_chat(_person(request), _place(request))
         said = await self.commands.together.join_by_link(user, token, clip.data)
         return await self._gathering_said(user, token, said)
@@ -508,11 +507,11 @@ class WebAdapter:
 
     async def _gathering_said(self, user: User, token: str, said: Said | None) -> web.Response:
         if said is None:
-            raise ApiError(404, NO_GATHERING)
+            raise NotFound(NO_GATHERING)
         if said.closed:
-            raise ApiError(409, said.text)
+            raise Closed(said.text)
         if said.refused:
-            raise ApiError(403, said.text)
+            raise NotAllowed(said.text)
         return await self._gathering_answer(user, token, said.text, 202)
 
     async def _gathering_answer(self, user: User | None, token: str, message: str = "",
@@ -520,7 +519,7 @@ class WebAdapter:
         """The gathering as `user` sees it (None: someone SingSong has not met)."""
         view = await self.commands.together.view(user, token)
         if view is None:
-            raise ApiError(404, NO_GATHERING)
+            raise NotFound(NO_GATHERING)
         data = _gathering_json(view)
         if message:
             data["message"] = message
@@ -529,7 +528,7 @@ class WebAdapter:
     async def _group_song(self, request: web.Request) -> web.Response:
         found = await self.commands.group_song_file(_gathering_token(request))
         if found is None:
-            raise ApiError(404, "That group song is not made yet, or it is gone.")
+            raise NotFound("That group song is not made yet, or it is gone.")
         return _file_response(request, found, "inline")
 
     async def _forget(self, request: web.Request) -> web.Response:
@@ -554,7 +553,7 @@ def _language(fields: dict[str, str]) -> str | None:
     if not language:
         return None
     if LANGUAGE_TAG.fullmatch(language) is None:
-        raise ApiError(400, "Give language as a language tag, for example de-DE or es.")
+        raise Mistake("Give language as a language tag, for example de-DE or es.")
     return language
 
 
@@ -568,20 +567,20 @@ def _message_id(request: web.Request) -> str:
     if key is None:
         return uuid.uuid4().hex
     if IDEMPOTENCY_KEY.fullmatch(key) is None:
-        raise ApiError(400, "An Idempotency-Key is 8 to 64 of A-Z, a-z, 0-9, _ and -.")
+        raise Mistake("An Idempotency-Key is 8 to 64 of A-Z, a-z, 0-9, _ and -.")
     return key
 
 
 async def _json_fields(request: web.Request) -> dict[str, str]:
     """A JSON object's fields whose values are strings or numbers, as strings."""
     if request.content_type != "application/json":
-        raise ApiError(415, "Send a JSON object (Content-Type: application/json).")
+        raise UnsupportedForm("Send a JSON object (Content-Type: application/json).")
     try:
         body = await request.json()
     except ValueError:  # UnicodeDecodeError among them
-        raise ApiError(400, "The body is not valid JSON.") from None
+        raise Mistake("The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "Send a JSON object, for example {\"kind\": \"melody\"}.")
+        raise Mistake("Send a JSON object, for example {\"kind\": \"melody\"}.")
     return {k: str(v) for k, v in body.items()
             if isinstance(v, str | int | float) and not isinstance(v, bool)}
 
@@ -596,7 +595,7 @@ async def _read_form(request: web.Request) -> Any:
     except Exception as error:
         log.info("%s %s: unreadable form (%s)", request.method, request.path,
                  type(error).__name__)
-        raise ApiError(400, UNREADABLE) from None
+        raise Mistake(UNREADABLE) from None
 
 
 def _refuse_other_sites(request: web.Request) -> None:
@@ -605,13 +604,13 @@ def _refuse_other_sites(request: web.Request) -> None:
     if request.method in ("GET", "HEAD", "OPTIONS") or origin is None:
         return
     if urlsplit(origin).netloc != request.host:
-        raise ApiError(403, "This request came from another site.")
+        raise NotAllowed("This request came from another site.")
 
 
 def _number(request: web.Request, name: str) -> int:
     text = request.match_info[name]
     if not (text.isascii() and text.isdigit() and 0 < len(text) <= 10) or int(text) > MAX_ID:
-        raise ApiError(404, "There is nothing with that number.")
+        raise NotFound("There is nothing with that number.")
     return int(text)
 
 
@@ -648,7 +647,7 @@ def _track_json(track: TrackView) -> dict[str, Any]:
 def _gathering_token(request: web.Request) -> str:
     token = request.match_info["token"]
     if not LINK_TOKEN.fullmatch(token):
-        raise ApiError(404, NO_GATHERING)
+        raise NotFound(NO_GATHERING)
     return token
 
 
@@ -694,6 +693,22 @@ def _gone() -> web.HTTPNotFound:
     """A public page that is not (or no longer) there."""
     return web.HTTPNotFound(text=share_page.GONE_PAGE, content_type="text/html",
                             headers={"Cache-Control": "no-store"})
+
+
+# What the web answers for each kind of refusal (bot.errors): the most specific kind wins.
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthorized, 401), (TooLarge, 413), (UnsupportedForm, 415), (Mistake, 400),
+    (InvalidRequest, 400), (NotAllowed, 403), (NotFound, 404), (Closed, 409), (SlowDown, 429))
+
+
+def refusal_response(refusal: BotError | InvalidRequest) -> web.Response:
+    """The web's one mapping of a refusal: its status, its sentence, and the headers that
+    say what to do (how long to wait, how to authenticate)."""
+    status = next(code for kind, code in STATUS_OF if isinstance(refusal, kind))
+    headers = ({"Retry-After": str(refusal.retry_after_s)} if isinstance(refusal, SlowDown)
+               else {"WWW-Authenticate": "Bearer"} if isinstance(refusal, Unauthorized)
+               else {})
+    return _error_response(status, sentence(str(refusal)), headers)
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None

@@ -26,6 +26,7 @@ from bot.commands._replies import (
     is_piano_version,
     melody_options,
     minutes,
+    sentence,
     song_title,
     too_large,
     track_about,
@@ -55,5 +56,5 @@ __all__ = [
     "Command", "Commands", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",
     "Reply", "SharedSongView", "SungAs", "Target", "TrackView", "clean_name", "credit",
     "finished_reply", "group_reply", "is_piano_version", "melody_options", "minutes",
-    "song_title", "too_large", "track_about",
+    "sentence", "song_title", "too_large", "track_about",
 ]

@@ -34,7 +34,7 @@ from bot.commands._replies import (
 )
 from bot.commands._types import Button, Message, Outbox, Person, Place, Reply
 from bot.commands._views import WebViews
-from bot.errors import SlowDown
+from bot.errors import BotError, Mistake, SlowDown
 from bot.inbox import Inbox
 from bot.jobs import JobEngine
 from bot.outages import OUTAGE_S, outlast
@@ -79,25 +79,31 @@ class Commands(WebViews, Delivery):
 
     # Incoming messages.
 
-    async def handle(self, message: Message, *, outage_s: float = OUTAGE_S) -> Reply:
-        """The answer to a message. A database that is away is waited out (up to outage_s;
-        then its error is raised): handling a message again is safe, since its job has the
-        message's key."""
-        return await outlast(lambda: self._handle(message),
+    async def answer(self, message: Message, *, outage_s: float = OUTAGE_S) -> Reply:
+        """The answer to a message; a request SingSong will not take raises its kind of
+        bot.errors.BotError (or the engine's InvalidRequest), for the door to say. A
+        database that is away is waited out (up to outage_s; then its error is raised):
+        handling a message again is safe, since its job has the message's key."""
+        return await outlast(lambda: self._answer(message),
                              f"{message.place.platform} message {message.message_id}",
                              outage_s=outage_s)
 
-    async def _handle(self, message: Message) -> Reply:
-        name = (message.command or "").lower()
+    async def handle(self, message: Message, *, outage_s: float = OUTAGE_S) -> Reply:
+        """The answer to a message in a chat, where a refusal is one sentence: the chat
+        doors' one mapping of bot errors."""
         try:
-            if name:
-                command = BY_NAME.get(name)
-                if command is None:
-                    return Reply(f"I do not know /{name}. Send /help to see what I can do.")
-                return await command.handler(self, message)
+            return await self.answer(message, outage_s=outage_s)
+        except (BotError, InvalidRequest) as refusal:
+            return refusal_reply(refusal)
+
+    async def _answer(self, message: Message) -> Reply:
+        name = (message.command or "").lower()
+        if not name:
             return await self._plain(message)
-        except InvalidRequest as mistake:
-            return Reply(sentence(str(mistake)))
+        command = BY_NAME.get(name)
+        if command is None:
+            raise Mistake(f"I do not know /{name}. Send /help to see what I can do.")
+        return await command.handler(self, message)
 
     async def _plain(self, message: Message) -> Reply:
         """A message without a command: a voice note is sung (or joins the group song
@@ -159,11 +165,8 @@ class Commands(WebViews, Delivery):
                       "reply_to": message.reply_to, "private": place.private}
         parameters.setdefault("title", new_title(kind, parameters))
         key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
-        try:
-            job, created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
-                                                  data=data, parameters=parameters)
-        except SlowDown as busy:
-            return Reply(sentence(str(busy)), retry_after_s=busy.retry_after_s)
+        job, created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
+                                              data=data, parameters=parameters)
         return Reply(WORKING[job.kind], job_id=job.id, job_kind=job.kind,
                      redelivered=not created)
 
@@ -171,10 +174,14 @@ class Commands(WebViews, Delivery):
 
     async def press(self, person: Person, place: Place, action: str, press_id: str,
                     reply_to: dict[str, Any], *, outage_s: float = OUTAGE_S) -> Reply:
-        """The answer to a button press, waiting out a database outage as handle() does."""
-        return await outlast(
-            lambda: self._press(person, place, action, press_id, reply_to),
-            f"{place.platform} press {press_id}", outage_s=outage_s)
+        """The answer to a button press, waiting out a database outage as handle() does and
+        saying a refusal as it does."""
+        try:
+            return await outlast(
+                lambda: self._press(person, place, action, press_id, reply_to),
+                f"{place.platform} press {press_id}", outage_s=outage_s)
+        except (BotError, InvalidRequest) as refusal:
+            return refusal_reply(refusal)
 
     async def _press(self, person: Person, place: Place, action: str, press_id: str,
                      reply_to: dict[str, Any]) -> Reply:
@@ -398,3 +405,9 @@ class Commands(WebViews, Delivery):
             chats = await queries.subscribed_chats(session)
         return await self._post_to_chats(chats, reply, f"the album of {week}")
 
+
+
+def refusal_reply(refusal: BotError | InvalidRequest) -> Reply:
+    """A refusal as a chat says it: one sentence (and, for a slow-down, how long to wait)."""
+    return Reply(sentence(str(refusal)), retry_after_s=refusal.retry_after_s
+                 if isinstance(refusal, SlowDown) else None)

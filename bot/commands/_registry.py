@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.commands._replies import band, melody_options
 from bot.commands._types import Button, Message, Place, Reply
+from bot.errors import Mistake
 from engine.arrange import STYLES
 from engine.form import check_form
 from storage.models import JobKind
@@ -57,7 +58,7 @@ async def _sing(commands: Commands, message: Message) -> Reply:
             "form": check_form(message.form), "clip": message.clip.filename,
             **band(message.style)})
     if not message.text.strip():
-        return Reply("Send /sing followed by a few words, or a voice note.")
+        raise Mistake("Send /sing followed by a few words, or a voice note.")
     return await commands.sing_lyrics(message)
 
 
@@ -68,8 +69,8 @@ async def _melody(commands: Commands, message: Message) -> Reply:
 
 async def _piano(commands: Commands, message: Message) -> Reply:
     if message.clip is None:
-        return Reply("Send /piano as a reply to a voice note, or with an audio clip attached, "
-                     "and I will play it on the piano.")
+        raise Mistake("Send /piano as a reply to a voice note, or with an audio clip "
+                      "attached, and I will play it on the piano.")
     return await commands.start_job(message, JobKind.PIANO, message.clip.data,
                                     {"clip": message.clip.filename})
 
