@@ -16,6 +16,7 @@ from engine.audio import (
     loudness_gain,
     mastering_gain,
     true_peak_dbtp,
+    window_levels_dbfs,
 )
 from tests.conftest import ffmpeg_make
 
@@ -112,6 +113,24 @@ def test_loudness_helpers() -> None:
     assert envelope.max() <= 1.0 and np.median(envelope) > 0.9  # only the peaks are pulled down
     assert np.all(limiter_gain(loud * 0.1, 44100) == 1.0)
 
+
+
+def test_short_term_levels_side_by_side_and_overlapping() -> None:
+    """Windows side by side (window = hop: their mean squares) and overlapping windows (a
+    running sum) measure the same windows alike; a clip shorter than a window is one
+    window; silence is -200 dBFS."""
+    rng = np.random.default_rng(2)
+    rising = (rng.normal(0, 0.1, 48000) * np.linspace(0.01, 1, 48000)).astype(np.float32)
+    side_by_side = window_levels_dbfs(rising, 48000, 0.01, 0.01)
+    overlapping = window_levels_dbfs(rising, 48000, 0.01, 0.005)
+    assert len(side_by_side) == 100 and len(overlapping) == 199
+    assert np.allclose(side_by_side, overlapping[::2], atol=1e-4)
+    first = 10 * np.log10(np.mean(rising[:480].astype(np.float64) ** 2))
+    assert side_by_side[0] == pytest.approx(first, abs=1e-9)
+    assert side_by_side[-1] > side_by_side[0] + 30  # the clip rises by 40 dB
+    assert len(window_levels_dbfs(rising[:100], 48000, 0.01, 0.01)) == 1
+    silence = window_levels_dbfs(np.zeros(960, np.float32), 48000, 0.01, 0.01)
+    assert silence.tolist() == [-200.0, -200.0]
 
 def test_true_peak_finds_the_peak_between_samples() -> None:
     # A sine at a quarter of the rate, 45 degrees off: every sample is at +-0.707 (-3 dB),
