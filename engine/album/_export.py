@@ -71,8 +71,8 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
     names = [_printable(title) for title in titles]
     album_title, artist = _printable(album_title), _printable(artist)
     # mutagen rewrites a file object in place: it reads, seeks, writes and truncates.
-    buffer = io.BytesIO(encoded)
     if fmt == "mp3":
+        buffer = io.BytesIO(encoded)
         _tag_mp3(buffer, mix.chapters, names, album_title, artist)
     else:
         buffer = io.BytesIO(_opus_ending_on_time(encoded, math.ceil(
@@ -130,8 +130,9 @@ def _opus_ending_on_time(data: bytes, samples_48k: int) -> bytes:
     last page ends at pre-skip + `samples_48k`, as RFC 7845 asks: then players and ffmpeg
     read the stream as starting at 0 and lasting as long as the mix, and the last chapter
     ends with the album. PyAV's encoding counts the pre-skip twice (every position 312
-    samples late: a 6.5 ms start and a last chapter 20 ms long); the ffmpeg remux this
-    replaced rewrote them. When the positions are already right the bytes are unchanged."""
+    samples late: the stream read as starting at 6.5 ms, and the last chapter as ending
+    about 20 ms after the album); the ffmpeg remux this replaced rewrote them. When the
+    positions are already right the bytes are unchanged."""
     source = io.BytesIO(data)
     pages = []
     with contextlib.suppress(EOFError):
