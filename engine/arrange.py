@@ -106,22 +106,23 @@ def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
 
 
 class _Synth:
-    """FluidSynth with a General MIDI soundfont (148 MB), read from disk once per process.
+    """FluidSynth with a General MIDI soundfont (148 MB).
 
     Each render gets a fresh synthesiser, so nothing of one song (a reverb tail, a modulation
-    phase) reaches the next and the same MIDI always gives the same samples; the first
-    synthesiser stays alive only to keep the soundfont's samples in FluidSynth's cache, which
-    makes every later load of it take a few tens of milliseconds.
+    phase) reaches the next and the same MIDI always gives the same samples. Its samples are
+    loaded only for the instruments a render selects (FluidSynth's dynamic sample loading,
+    from the page cache): a band needs a few, and the whole soundfont held in memory made
+    a worker 120 MB larger, for no faster a render.
     """
 
     def __init__(self, soundfont: Path, sample_rate: int) -> None:
         self.soundfont, self.sample_rate = soundfont, sample_rate
-        self._keeper, _ = self._new_synth()
 
     def _new_synth(self) -> tuple[Any, int]:
         import fluidsynth
 
-        synth = fluidsynth.Synth(gain=0.5, samplerate=float(self.sample_rate))
+        synth = fluidsynth.Synth(gain=0.5, samplerate=float(self.sample_rate),
+                                 **{"synth.dynamic-sample-loading": 1})
         soundfont_id = synth.sfload(str(self.soundfont))
         if soundfont_id < 0:
             raise ToolMissing(f"FluidSynth could not load the soundfont {self.soundfont}")

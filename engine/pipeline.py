@@ -90,6 +90,18 @@ def _audio_files(formats: Collection[str], render: Callable[[], np.ndarray],
                 for fmt in wanted}
 
 
+def _with_headroom(samples: np.ndarray) -> np.ndarray:
+    """A render scaled so its true peak sits at audio.MASTER_CEILING_DBTP, as a song's
+    master does: the headroom the encoders' overshoot needs, so that one encoding keeps the
+    file under audio.DELIVERED_CEILING_DBTP (peak-normalised to -1 dBFS, a melody had to be
+    encoded again in 4 of 6 seeds). Silence stays silent."""
+    peak_dbtp = audio.true_peak_dbtp(samples, arrange.SAMPLE_RATE)
+    if not np.isfinite(peak_dbtp):
+        return samples
+    scaled: np.ndarray = samples * np.float32(10 ** ((audio.MASTER_CEILING_DBTP - peak_dbtp) / 20))
+    return scaled
+
+
 def _check_formats(formats: Collection[str], allowed: Collection[str]) -> None:
     unknown = set(formats) - set(allowed)
     if unknown:
@@ -127,7 +139,7 @@ def melody(
     rendered: list[np.ndarray] = []
 
     def render() -> np.ndarray:
-        rendered.append(audio.peak_normalise(arrange.render(midi)))
+        rendered.append(_with_headroom(arrange.render(midi)))
         return rendered[0]
 
     files.update(_audio_files(formats, render, timer))
@@ -167,12 +179,18 @@ class Song:
     melody: Melody  # the composer's melody: key, tempo, chords and its rhythm
     sung: tuple[SungNote, ...]  # the notes the voice was put on, on the song's time line
     melody_midi: bytes  # one track, 'melody', holding exactly `sung`
-    stems: dict[str, bytes]  # 'vocal' and 'backing' as WAV, adding up to the mix (extras)
     picture: bytes  # PNG: the voice's pitch before and after, against the melody (extras)
     summary: dict[str, Any]
     timings_s: dict[str, float]
     time_map: retune.TimeMap  # where each instant of the input is sung on the song's time line
     samples: np.ndarray = field(repr=False)  # the mix, mono float at arrange.SAMPLE_RATE
+    stem_samples: _Stems | None = field(default=None, repr=False, compare=False)  # extras
+
+    @cached_property
+    def stems(self) -> dict[str, bytes]:
+        """'vocal' and 'backing' (and 'harmony') as WAV, adding up to the mix (extras; {}
+        without them). Written when first asked for: the chat side never asks."""
+        return {} if self.stem_samples is None else self.stem_samples.wav_files()
 
 
 def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
@@ -253,11 +271,9 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
         # The picture wants every 10 ms frame; the accuracy alone is as good from every third.
         sung_f0 = _sung_pitch(first_verse.voice, first_verse.alignment,
                               pitch.HOP_S if extras else CHECK_HOP_S)
-    files: dict[str, bytes] = {}
     image = b""
     if extras:
         with timer.stage("extras"):
-            files = stems.wav_files()
             image = _voice_picture(sung_f0, first_verse.voice, first_verse.alignment,
                                    plan.layout.melody, band.name, title,
                                    picture.COMPUTER_VOICE if speech else picture.YOUR_VOICE)
@@ -285,9 +301,10 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
         "harmony_notes": _sung_json(harmony_notes),
     }
     return Song(audio=encoded, audio_format=audio_format, melody=plan.layout.melody,
-                sung=sung_notes, melody_midi=melody_midi, stems=files, picture=image,
+                sung=sung_notes, melody_midi=melody_midi, picture=image,
                 summary=summary, timings_s=timer.report(),
-                time_map=first_verse.alignment.time_map, samples=stems.mix)
+                time_map=first_verse.alignment.time_map, samples=stems.mix,
+                stem_samples=stems if extras else None)
 
 
 @dataclass(frozen=True)
@@ -644,7 +661,7 @@ def piano(audio_data: bytes, *, quantize: bool = False,
         files["mid"] = arrange.midi_bytes(midi)
     # As long as the clip: a note still sounding at its end is cut there.
     length = round(voice.duration_s * arrange.SAMPLE_RATE)
-    files.update(_audio_files(formats, lambda: audio.peak_normalise(
+    files.update(_audio_files(formats, lambda: _with_headroom(
         audio.fit_length(arrange.render(midi, tail_s=0.0), length)), timer))
     tuning_cents = round(transcript.tuning.cents, 1)
     drift_cents = round(transcript.tuning.drift_cents, 1)

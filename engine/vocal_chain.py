@@ -93,8 +93,16 @@ def process(vocal: np.ndarray, sample_rate: int, style: str, part: str = "lead")
     if samples.size == 0:
         return samples.copy()
     gain = _staging_gain(samples, sample_rate)
-    processed = board(samples * np.float32(gain), float(sample_rate), reset=True)
-    result: np.ndarray = fit_length(processed.reshape(-1), len(samples)) * np.float32(1 / gain)
+    # A silent chain given silence gives silence: the chain starts at the first sound (a
+    # second voice sings only in the choruses), for the same samples (to float rounding).
+    sounding = np.flatnonzero(samples)
+    if sounding.size == 0:
+        return np.zeros(len(samples), np.float32)
+    first = int(sounding[0])
+    processed = board(samples[first:] * np.float32(gain), float(sample_rate), reset=True)
+    result: np.ndarray = np.concatenate([
+        np.zeros(first, np.float32),
+        fit_length(processed.reshape(-1), len(samples) - first) * np.float32(1 / gain)])
     return result
 
 

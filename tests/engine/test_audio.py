@@ -175,6 +175,20 @@ def test_encoded_true_peak_stays_under_the_ceiling(fmt: str) -> None:
     assert len(decoded) > 0
 
 
+@pytest.mark.parametrize("fmt", ["ogg", "mp3", "wav"])
+def test_the_decoded_true_peak_is_the_whole_files(fmt: str) -> None:
+    """Measured only where the peak can be, it is the peak of the whole decoded file
+    (libsndfile's decoding, every sample oversampled), to a hundredth of a dB."""
+    rate = 32000
+    song = _loud_song_like(rate)
+    stereo = np.stack([0.5 * song, 0.4 * song[::-1]], axis=1)
+    for samples in (song, stereo):
+        data = encode(samples, rate, fmt)
+        whole, whole_rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+        assert decoded_true_peak_dbtp(data) == pytest.approx(
+            true_peak_dbtp(whole, whole_rate), abs=0.01)
+
+
 @pytest.mark.parametrize("fmt", ["ogg", "mp3"])
 def test_stereo_is_measured_mastered_and_encoded_as_two_channels(fmt: str) -> None:
     """BS.1770 sums the channels' power (the same sound in both reads 3 LU louder), the
