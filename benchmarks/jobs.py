@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bot.jobs import LOOSE_LIMITS, JobEngine, run_engine
+from bot.jobs import LOOSE_LIMITS, JobEngine, JobResult, run_engine
 from storage.blobs import BlobStore
 from storage.database import create_engine, migrate, session_factory
 from storage.queries import user_for
@@ -36,10 +36,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
-def nothing(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def nothing(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     """A job with no work in it: what is left is the queue's own cost."""
-    return {"audio": b"-", "midi": None, "picture": None, "duration_s": 0.0,
-            "timings_s": {}}
+    return JobResult(audio=b"-", duration_s=0.0, timings_s={})
 
 
 async def through_engine(engine: JobEngine, url: str, count: int, kind: str,

@@ -19,7 +19,7 @@ from bot.jobs.broker import make_broker, run_worker
 from bot.jobs.constants import INTERNAL_ERROR, MAX_ATTEMPTS, Outcome
 from bot.jobs.engine import JobEngine
 from bot.jobs.limits import LOOSE_LIMITS, Limits, check_limits
-from bot.jobs.tasks import Runner, measure, run_engine, sung_as, warm_up
+from bot.jobs.tasks import JobResult, Runner, measure, run_engine, sung_as, warm_up
 from bot.jobs.worker import close_worker_threads, execute_job
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "LOOSE_LIMITS",
     "MAX_ATTEMPTS",
     "JobEngine",
+    "JobResult",
     "Limits",
     "Outcome",
     "Runner",

@@ -3,35 +3,62 @@ curation features, measured while the worker still holds it. Runs in a worker pr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from storage.models import JobKind
 
 log = logging.getLogger("singsong.jobs")
 
-Runner = Callable[[str, bytes | None, dict[str, Any]], dict[str, Any]]
-"""Runs one job's engine work: (kind, input bytes, parameters) -> outputs (see run_engine)."""
+@dataclass(frozen=True)
+class JobResult:
+    """What one job made, whatever its kind, as the worker stores it: the files (a Track
+    row's blobs) and what is known of them. Crosses from a pool process, so bytes and plain
+    values only."""
+
+    audio: bytes  # Ogg Opus
+    duration_s: float  # of the audio
+    timings_s: dict[str, float]  # wall time of each stage, seconds
+    midi: bytes | None = None  # the melody, a MIDI file
+    picture: bytes | None = None  # PNG
+    key: str | None = None  # "A minor"; None for a piano part
+    tempo_bpm: float | None = None
+    features: dict[str, Any] | None = None  # measure(): curation features, or {"failed": why}
+    sung: dict[str, Any] | None = None  # sung_as(): what the reply tells of the song
 
 
-def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Made:
+    """A job's result and, for measuring it, its decoded song (never leaves the worker)."""
+
+    result: JobResult
+    samples: tuple[Any, int] | None = None  # (samples, rate)
+    pitch_accuracy: float | None = None
+
+
+Runner = Callable[[str, bytes | None, dict[str, Any]], JobResult]
+"""Runs one job's engine work: (kind, input bytes, parameters) -> what it made (see
+run_engine)."""
+
+
+def run_engine(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     """The engine call for each kind of job: bytes out, plus what to record (the song's
     curation features among it: measured here, at ingest, while the worker has it; a piano
     version is never an album candidate, so it is not measured)."""
     made = _make(kind, data, parameters)
+    result = made.result
     started = time.perf_counter()
-    samples = made.pop("samples", None)
-    pitch_accuracy = made.pop("pitch_accuracy", None)
+    features = None
     if kind != JobKind.PIANO:
         # SingSong's own songs and melodies start on a downbeat.
-        made["features"] = measure(made["audio"], made.get("key"), made.get("tempo_bpm"),
-                                   samples=samples, pitch_accuracy=pitch_accuracy,
-                                   downbeat_s=0.0)
-    made["timings_s"] = {**made["timings_s"],
-                         "measure": round(time.perf_counter() - started, 4)}
-    return made
+        features = measure(result.audio, result.key, result.tempo_bpm, samples=made.samples,
+                           pitch_accuracy=made.pitch_accuracy, downbeat_s=0.0)
+    timings_s = {**result.timings_s, "measure": round(time.perf_counter() - started, 4)}
+    return dataclasses.replace(result, features=features, timings_s=timings_s)
 
 
 def warm_up() -> None:
@@ -66,7 +93,7 @@ def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
         return {"failed": f"{type(error).__name__}: {error}"[:500]}
 
 
-def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> _Made:
     from engine import arrange, pipeline
     from engine.form import DEFAULT_FORM
     from engine.singer import supported_language
@@ -84,31 +111,34 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str
                 pipeline.lyrics(parameters.get("text", ""), seed=seed, style=style, form=form,
                                 language=supported_language(parameters.get("language")),
                                 title=title))
-        return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture,
-                "duration_s": song.summary["duration_s"], "key": song.summary["key"],
-                "tempo_bpm": song.summary["tempo_bpm"], "timings_s": song.timings_s,
-                "pitch_accuracy": song.summary.get("pitch_accuracy"),
-                "samples": (song.samples, arrange.SAMPLE_RATE), "sung": sung_as(song.summary)}
+        return _Made(JobResult(
+            audio=song.audio, midi=song.melody_midi, picture=song.picture,
+            duration_s=float(song.summary["duration_s"]), key=song.summary["key"],
+            tempo_bpm=song.summary["tempo_bpm"], timings_s=song.timings_s,
+            sung=sung_as(song.summary)), samples=(song.samples, arrange.SAMPLE_RATE),
+            pitch_accuracy=song.summary.get("pitch_accuracy"))
     if kind == JobKind.MELODY:
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
                                 formats=("ogg", "mid", "png"), title=title)
         # Stored as long as its audio is (the notes end before the band stops ringing).
-        return {"audio": piece.files["ogg"], "midi": piece.files["mid"],
-                "picture": piece.files["png"], "duration_s": piece.audio_duration_s,
-                "key": piece.melody.key.name, "tempo_bpm": piece.melody.tempo_bpm,
-                "timings_s": piece.timings_s}
+        assert piece.audio_duration_s is not None  # set whenever audio is asked for
+        return _Made(JobResult(
+            audio=piece.files["ogg"], midi=piece.files["mid"], picture=piece.files["png"],
+            duration_s=piece.audio_duration_s, key=piece.melody.key.name,
+            tempo_bpm=piece.melody.tempo_bpm, timings_s=piece.timings_s))
     if kind == JobKind.GROUP:
         return _group_song(data or b"", parameters)
     if kind == JobKind.PIANO:
         result = pipeline.piano(data or b"", formats=("ogg", "mid", "png"))
-        return {"audio": result.files["ogg"], "midi": result.files["mid"],
-                "picture": result.files["png"], "duration_s": result.duration_s,
-                "key": None, "tempo_bpm": result.tempo_bpm, "timings_s": result.timings_s}
+        return _Made(JobResult(
+            audio=result.files["ogg"], midi=result.files["mid"], picture=result.files["png"],
+            duration_s=result.duration_s, key=None, tempo_bpm=result.tempo_bpm,
+            timings_s=result.timings_s))
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def _group_song(data: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+def _group_song(data: bytes, parameters: dict[str, Any]) -> _Made:
     """A group song from its voices (bot.together packs them, in the order they joined)."""
     from bot.group_bundle import unpack_voices
     from engine import arrange, pipeline
@@ -122,11 +152,12 @@ def _group_song(data: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
             "voices": [{"name": name, "sung": bool(heard.get(index, {}).get("sung", True)),
                         "reason": heard.get(index, {}).get("reason")}
                        for index, name in enumerate(names)]}
-    return {"audio": song.audio, "midi": song.melody_midi, "picture": song.picture or None,
-            "duration_s": summary["duration_s"], "key": summary["key"],
-            "tempo_bpm": summary["tempo_bpm"], "timings_s": song.timings_s,
-            # Curation measures one channel: the two, averaged.
-            "samples": (song.samples.mean(axis=1), arrange.SAMPLE_RATE), "sung": sung}
+    return _Made(JobResult(
+        audio=song.audio, midi=song.melody_midi, picture=song.picture or None,
+        duration_s=float(summary["duration_s"]), key=summary["key"],
+        tempo_bpm=summary["tempo_bpm"], timings_s=song.timings_s, sung=sung),
+        # Curation measures one channel: the two, averaged.
+        samples=(song.samples.mean(axis=1), arrange.SAMPLE_RATE))
 
 
 def sung_as(summary: dict[str, Any]) -> dict[str, Any]:

@@ -102,17 +102,16 @@ async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
-    if made.get("sung"):  # kept with the job (its reply says it), saved with the track
-        job.parameters = {**job.parameters, "sung": made["sung"]}
+    if made.sung:  # kept with the job (its reply says it), saved with the track
+        job.parameters = {**job.parameters, "sung": made.sung}
     async with worker.sessions() as session:
         try:
             await save_track(
-                session, job, audio_blob=blobs.put(made["audio"]),
-                midi_blob=blobs.put(made["midi"]) if made.get("midi") else None,
-                picture_blob=blobs.put(made["picture"]) if made.get("picture") else None,
-                duration_s=float(made["duration_s"]), key=made.get("key"),
-                tempo_bpm=made.get("tempo_bpm"), timings_s=made.get("timings_s"),
-                features=made.get("features"), attempt=attempt)
+                session, job, audio_blob=blobs.put(made.audio),
+                midi_blob=blobs.put(made.midi) if made.midi else None,
+                picture_blob=blobs.put(made.picture) if made.picture else None,
+                duration_s=float(made.duration_s), key=made.key, tempo_bpm=made.tempo_bpm,
+                timings_s=made.timings_s, features=made.features, attempt=attempt)
         except AttemptSuperseded:
             log.warning("job %d attempt %d finished after it was given up: not stored",
                         job_id, attempt)

@@ -15,7 +15,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis
 import hypothesis.errors
@@ -32,6 +32,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
+
+if TYPE_CHECKING:  # the engine is imported only when a fuzz run records its melody
+    from bot.jobs import JobResult
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
@@ -130,7 +133,7 @@ def _documented(operation: Any, status: int) -> bool:
 
 
 @functools.cache
-def recorded_melody() -> dict[str, Any]:
+def recorded_melody() -> JobResult:
     """One real melody job's result, made once per process."""
     from bot.jobs import run_engine
 
@@ -138,6 +141,7 @@ def recorded_melody() -> dict[str, Any]:
 
 
 def recorded_engine(kind: str, data: bytes | None, parameters: dict[str, Any]
-                    ) -> dict[str, Any]:
-    """The job runner of a fuzzed service: every job gets the recorded melody."""
-    return dict(recorded_melody())
+                    ) -> JobResult:
+    """The job runner of a fuzzed service: every job gets the recorded melody (frozen, so
+    every job may share it)."""
+    return recorded_melody()

@@ -21,7 +21,7 @@ from bot.commands import (
     melody_options,
     too_large,
 )
-from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
+from bot.jobs import LOOSE_LIMITS, JobResult, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from engine.errors import InvalidRequest
 from storage.models import Album, Job, Track, now
@@ -201,7 +201,7 @@ async def test_silence_and_a_non_audio_file_fail_with_a_clear_reply(
     assert all(reply.voice is None and not reply.buttons for _, reply in outbox.sent)
 
 
-def broken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def broken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     raise RuntimeError("disk on fire")
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.adapters.discord import CUSTOM_ID_PREFIX, DiscordAdapter
 from bot.commands import NOT_AUDIO
 from bot.config import Settings
-from bot.jobs import Runner, run_engine
+from bot.jobs import JobResult, Runner, run_engine
 from bot.service import Service
 from storage.models import Album, Job
 from storage.queries import subscribed_chats
@@ -94,7 +94,7 @@ class GatedRunner:
         self.entered, self.door = threading.Event(), threading.Event()
 
     def __call__(self, kind: str, data: bytes | None,
-                 parameters: dict[str, Any]) -> dict[str, Any]:
+                 parameters: dict[str, Any]) -> JobResult:
         self.entered.set()
         if not self.door.wait(TIMEOUT_S):
             raise TimeoutError("the test never opened the door")

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bot import jobs
 from bot.errors import SlowDown
-from bot.jobs import JobEngine, Limits, constants, execute_job, run_worker
+from bot.jobs import JobEngine, JobResult, Limits, constants, execute_job, run_worker
 from bot.logs import JsonFormatter, PlainFormatter, job_context
 from engine.errors import InvalidRequest
 from storage.models import Job, Track
@@ -30,13 +30,13 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOSE = Limits(per_user_per_minute=1000, per_user_active=1000, queued_total=10_000)
 
 
-def quick_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"audio": f"{kind}:{parameters.get('n')}".encode(), "midi": b"MThd",
-            "picture": None, "duration_s": 1.0, "key": "C major", "tempo_bpm": 100.0,
-            "timings_s": {"total": 0.001}}
+def quick_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
+    return JobResult(audio=f"{kind}:{parameters.get('n')}".encode(), midi=b"MThd",
+                     duration_s=1.0, key="C major", tempo_bpm=100.0,
+                     timings_s={"total": 0.001})
 
 
-def flaky_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def flaky_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     marker = Path(parameters["marker"])
     if not marker.exists():
         marker.write_text("failed once")
@@ -44,15 +44,15 @@ def flaky_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> d
     return quick_runner(kind, data, parameters)
 
 
-def poison_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def poison_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     raise RuntimeError("this job breaks every time")
 
 
-def mistaken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def mistaken_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     raise InvalidRequest("there is no sound in this file")
 
 
-def stuck_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def stuck_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     time.sleep(120)
     raise AssertionError("should have been killed")
 
@@ -235,7 +235,7 @@ async def test_the_real_engine_makes_a_melody(database: Database) -> None:
     assert track.duration_s > 5 and track.key
 
 
-def logging_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def logging_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     logging.getLogger("singsong.test_jobs").warning("working on it")
     return quick_runner(kind, data, parameters)
 

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.adapters.web import WebAdapter
-from bot.jobs import LOOSE_LIMITS, close_worker_threads
+from bot.jobs import LOOSE_LIMITS, JobResult, close_worker_threads
 from bot.logs import JsonFormatter, log_format, setup_logging
 from bot.metrics import CONTENT_TYPE, FinishedJobs, exposition, redis_answers
 from bot.service import Service, open_service
@@ -116,16 +116,15 @@ class FakeEngine:
         self.started, self.release = threading.Event(), threading.Event()
 
     def __call__(self, kind: str, data: bytes | None, parameters: dict[str, Any]
-                 ) -> dict[str, Any]:
+                 ) -> JobResult:
         style = parameters.get("style")
         if style == "lofi":
             raise InvalidRequest("that one cannot be made")
         if style == "robot":
             self.started.set()
             assert self.release.wait(WAIT_S)
-        return {"audio": b"OggS" + secrets.token_bytes(8), "midi": None, "picture": None,
-                "duration_s": 2.0, "key": "C major", "tempo_bpm": 100.0,
-                "timings_s": dict(STAGES), "features": None}
+        return JobResult(audio=b"OggS" + secrets.token_bytes(8), duration_s=2.0,
+                         key="C major", tempo_bpm=100.0, timings_s=dict(STAGES))
 
 
 async def started_service(tmp_path: Path, runner: FakeEngine, executor: ThreadPoolExecutor,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from bot.commands import NOT_AUDIO, SOMETHING_WENT_WRONG
 from bot.config import Settings
-from bot.jobs import LOOSE_LIMITS, close_worker_threads, run_engine
+from bot.jobs import LOOSE_LIMITS, JobResult, close_worker_threads, run_engine
 from bot.service import Service, open_service
 from storage.models import Job
 from tests.bot.service import service_settings
@@ -243,7 +243,7 @@ async def test_a_restart_mid_job_ends_in_exactly_one_song(
     settings = telegram_settings(tmp_path, fake)
     may_run = threading.Event()
 
-    def held_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    def held_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
         may_run.wait(TIMEOUT_S)
         return run_engine(kind, data, parameters)
 

@@ -7,6 +7,7 @@ engine stands in for the group song itself (tests/engine/test_group.py tests tha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from bot import together
 from bot.commands import Person
 from bot.group_bundle import unpack_voices
-from bot.jobs import run_engine
+from bot.jobs import JobResult, run_engine
 from storage.models import Gathering, Track
 from tests.bot.service import running_service, service_settings
 from tests.bot.test_discord import channel_messages, discord_settings, running, voice
@@ -34,15 +35,15 @@ ALICE, BOB, CY, DAN = 1001, 1002, 1003, 1004
 SILENT = b"SILENT"  # a note the fake engine cannot sing
 
 
-def group_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def group_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     """Songs in no time; a group song says which voices it sang (all but the silent)."""
     made = quick_runner(kind, data, parameters)
     if kind == "group":
         voices, names = unpack_voices(data or b"")
-        made["sung"] = {"form": "group", "sections": [], "voices": [
+        made = dataclasses.replace(made, sung={"form": "group", "sections": [], "voices": [
             {"name": name, "sung": not note.startswith(SILENT),
              "reason": "the clip is silent" if note.startswith(SILENT) else None}
-            for note, name in zip(voices, names, strict=True)]}
+            for note, name in zip(voices, names, strict=True)]})
     return made
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from bot.adapters.web import COOKIE, WebAdapter
 from bot.commands import Commands
-from bot.jobs import Limits, close_worker_threads, run_engine
+from bot.jobs import JobResult, Limits, close_worker_threads, run_engine
 from bot.scheduler import build_album
 from bot.service import Service, open_service
 from bot.weeks import week_of
@@ -590,7 +590,7 @@ async def test_too_many_songs_at_once_answers_429_with_retry_after(tmp_path: Pat
     release = threading.Event()
 
     def held_engine(kind: str, data: bytes | None, parameters: dict[str, Any]
-                    ) -> dict[str, Any]:
+                    ) -> JobResult:
         """The real engine, once the test lets the job go: it stays active until then."""
         release.wait(TIMEOUT_S)
         return run_engine(kind, data, parameters)

@@ -9,20 +9,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.jobs import run_worker
+from bot.jobs import JobResult, run_worker
 
 WAIT_S = 60.0  # the bound on every wait; a passing run takes a fraction of it
 
 
-def quick_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def quick_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     """A song in no time: bytes that say which job made them."""
-    return {"audio": f"OggS{kind}:{parameters.get('n')}".encode(), "midi": b"MThd",
-            "picture": None, "duration_s": 1.0, "key": "C major", "tempo_bpm": 100.0,
-            "timings_s": {"total": 0.001}}
+    return JobResult(audio=f"OggS{kind}:{parameters.get('n')}".encode(), midi=b"MThd",
+                     duration_s=1.0, key="C major", tempo_bpm=100.0,
+                     timings_s={"total": 0.001})
 
 
 def killable_runner(kind: str, data: bytes | None,
-                    parameters: dict[str, Any]) -> dict[str, Any]:
+                    parameters: dict[str, Any]) -> JobResult:
     """The first attempt writes its process id to parameters["pid_file"] and hangs there
     until the test kills that process; a later attempt finishes at once."""
     pid_file = Path(parameters["pid_file"])
@@ -36,7 +36,7 @@ def killable_runner(kind: str, data: bytes | None,
 
 
 def crashing_runner(kind: str, data: bytes | None,
-                    parameters: dict[str, Any]) -> dict[str, Any]:
+                    parameters: dict[str, Any]) -> JobResult:
     """Takes its worker process down every time (as a crash in native code would)."""
     os._exit(70)
 
@@ -46,7 +46,7 @@ def redis_worker(redis_url: str, database_url: str, data_dir: str, queue: str) -
     asyncio.run(run_worker(redis_url, database_url, data_dir, killable_runner, queue))
 
 
-def held_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> dict[str, Any]:
+def held_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
     """Writes its process id to parameters["pid_file"], then waits for parameters["go_file"]
     to appear before it finishes."""
     written = Path(parameters["pid_file"]).with_suffix(".tmp")

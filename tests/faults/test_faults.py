@@ -31,7 +31,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.commands import Message, Person, Place, Reply, Target
-from bot.jobs import LOOSE_LIMITS, JobEngine, close_worker_threads, constants, run_worker
+from bot.jobs import (
+    LOOSE_LIMITS,
+    JobEngine,
+    JobResult,
+    close_worker_threads,
+    constants,
+    run_worker,
+)
 from bot.service import Service, open_service
 from storage.database import create_engine, session_factory
 from storage.models import Job, Track
@@ -71,7 +78,7 @@ class Gate:
         self.runs = 0
 
     def __call__(self, kind: str, data: bytes | None,
-                 parameters: dict[str, Any]) -> dict[str, Any]:
+                 parameters: dict[str, Any]) -> JobResult:
         self.runs += 1
         self.started.set()
         if not self.open.wait(WAIT_S):

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy import text as sql
 
 from bot.commands import WORKING, Clip, Message, Person, Place, Reply
-from bot.jobs import INTERNAL_ERROR, LOOSE_LIMITS, close_worker_threads
+from bot.jobs import INTERNAL_ERROR, LOOSE_LIMITS, JobResult, close_worker_threads
 from bot.service import Service, open_service
 from engine import pipeline
 from engine.audio import decode
@@ -264,7 +264,7 @@ async def test_the_bot_answers_every_bad_input_once_with_a_clear_sentence(
 
 
 def refusing_runner(kind: str, data: bytes | None, parameters: dict[str, Any]
-                    ) -> dict[str, Any]:
+                    ) -> JobResult:
     """An engine that turns every job down at once (these tests are about the names)."""
     raise InvalidRequest("this test's engine sings nothing: send it again later")
 
