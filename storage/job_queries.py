@@ -31,6 +31,15 @@ async def queued_jobs(session: AsyncSession) -> int:
         Job.status == JobStatus.QUEUED))).scalar_one())
 
 
+async def unfinished_jobs(session: AsyncSession, *, running: bool) -> list[tuple[int, int]]:
+    """The queued jobs (and the running ones, with `running`), oldest first: (job id, the
+    id of the person who asked)."""
+    statuses = JobStatus.unfinished() if running else (JobStatus.QUEUED,)
+    rows = await session.execute(select(Job.id, Job.user_id).where(Job.status.in_(statuses))
+                                 .order_by(Job.id))
+    return [(job_id, user_id) for job_id, user_id in rows]
+
+
 async def job_by_key(session: AsyncSession, key: str) -> Job | None:
     """The job a message (by its idempotency key) already asked for, if any."""
     return (await session.execute(

@@ -113,9 +113,9 @@ class JobEngine:
         async with self.sessions() as session:
             over_redis = self._broker is not None
             await self._give_up_lost(session, lease_s=self.lease_s if over_redis else 0.0)
-            waiting = await queries.unfinished_job_ids(session, running=over_redis)
-        for job_id in waiting:
-            self._spawn(job_id)
+            waiting = await job_queries.unfinished_jobs(session, running=over_redis)
+        for job_id, person_id in waiting:
+            self._spawn(job_id, person_id)
         if self._broker is not None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="singsong-sweep")
         self.running = True
@@ -156,7 +156,7 @@ class JobEngine:
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
 
-    def _spawn(self, job_id: int, person_id: int | None = None) -> None:
+    def _spawn(self, job_id: int, person_id: int) -> None:
         with job_context(job_id, person_id):  # the task logs with the job's context
             task = asyncio.create_task(self._follow(job_id))
         self._tasks.add(task)
