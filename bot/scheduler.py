@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.commands import Commands, song_title
 from bot.config import Settings
 from bot.jobs import measure
+from bot.titles import song_title
 from bot.together import credits
 from bot.weeks import last_week, week_bounds, week_of
 from engine import album as engine_album
@@ -35,7 +34,6 @@ log = logging.getLogger("singsong.scheduler")
 
 CURATE_BATCH = 50  # tracks measured per database round trip
 ALBUM_RATE = 48000  # Opus's own rate
-WEEK = re.compile(r"(\d{4})-W(\d{2})")
 TICK_S = 60.0
 
 
@@ -147,6 +145,18 @@ async def _album_report(session: AsyncSession, album: Any, *, created: bool) -> 
 # --- By the clock ---------------------------------------------------------------------------
 
 
+class Announcer(Protocol):
+    """What the scheduler asks of the chat side (bot.commands.Commands is one)."""
+
+    async def deliver_unsent(self) -> int:
+        """Send the replies a platform refused or a stopped process owed; how many."""
+        ...
+
+    async def post_album(self, week: str) -> int:
+        """Post a week's album to the chats that asked for it, once; how many it reached."""
+        ...
+
+
 class Scheduler:
     """Inside `singsong serve`: every minute, the replies a platform refused are sent again;
     curation every night at `curate_hour` (UTC); on
@@ -154,9 +164,11 @@ class Scheduler:
     is not there) and posted (if it was not yet). Both are safe to repeat, so a restart at
     any moment does no harm."""
 
-    def __init__(self, commands: Commands, settings: Settings,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
+                 announcer: Announcer, settings: Settings,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.commands, self.settings, self.clock = commands, settings, clock
+        self.sessions, self.blobs, self.announcer = sessions, blobs, announcer
+        self.settings, self.clock = settings, clock
         self._curated_on: date | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -180,20 +192,19 @@ class Scheduler:
     async def tick(self) -> dict[str, Any]:
         """Do what is due now; a report of what ran."""
         moment = self.clock().astimezone(UTC)
-        settings, commands = self.settings, self.commands
+        settings = self.settings
         ran: dict[str, Any] = {}
         # A reply a platform refused a while ago (a 5xx, a timeout) is sent again now.
-        ran["replies_resent"] = await commands.deliver_unsent()
+        ran["replies_resent"] = await self.announcer.deliver_unsent()
         if moment.hour >= settings.curate_hour and self._curated_on != moment.date():
-            ran["curate"] = await run_curation(commands.sessions, commands.blobs, moment)
+            ran["curate"] = await run_curation(self.sessions, self.blobs, moment)
             self._curated_on = moment.date()
         if (moment.weekday(), moment.hour) >= (settings.album_weekday, settings.album_hour):
             week = last_week(moment)
-            async with commands.sessions() as session:
+            async with self.sessions() as session:
                 album = await queries.album_of_week(session, week)
             if album is None:
-                ran["album"] = await build_album(
-                    commands.sessions, commands.blobs, week,
-                    AlbumSettings.of(settings))
-            ran["posted"] = await commands.post_album(week)
+                ran["album"] = await build_album(self.sessions, self.blobs, week,
+                                                 AlbumSettings.of(settings))
+            ran["posted"] = await self.announcer.post_album(week)
         return ran

@@ -8,15 +8,18 @@ import contextlib
 import logging
 import random
 import signal
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.commands import Commands
+from bot.commands import Commands, Delivery
 from bot.config import Settings
 from bot.jobs import JobEngine, Limits, Runner, run_engine
+from bot.scheduler import AlbumSettings, Scheduler, build_album
+from bot.together import Together
 from storage.blobs import BlobStore
 from storage.database import create_engine, migrate, session_factory
 
@@ -50,39 +53,44 @@ class Service:
         await self.database.dispose()
 
 
+SEED_LIMIT = 2**31  # a job's seed is a 31-bit number
+
+
 async def open_service(settings: Settings, *, runner: Runner = run_engine,
                        executor: Executor | None = None, limits: Limits = DEFAULT_LIMITS,
                        seed: int | None = None) -> Service:
-    """The service on the configured database (migrated here) and data directory. `seed`
-    makes the seeds of new jobs repeatable (tests)."""
+    """The service on the configured database (migrated here) and data directory: the one
+    place where its parts are made and handed to each other. `seed` makes the seeds of new
+    jobs repeatable (tests)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = create_engine(settings.effective_database_url)
     await migrate(database)
     sessions = session_factory(database)
     blobs = BlobStore(settings.data_dir / "blobs")
-    commands_box: list[Commands] = []
-
-    async def finished(job_id: int, outcome: str) -> None:
-        await commands_box[0].on_job_finished(job_id, outcome)
-
+    # The delivery comes first: the job engine tells it when a job is finished.
+    delivery = Delivery(sessions, blobs)
     jobs = JobEngine(sessions, blobs, settings.effective_database_url, settings.data_dir,
                      redis_url=settings.redis_url, queue_name=settings.redis_queue,
                      limits=limits, runner=runner, stale_after_s=settings.job_stale_s,
-                     executor=executor, on_finished=finished)
-    seeds = random.Random(seed).getrandbits if seed is not None else None
+                     executor=executor, on_finished=delivery.on_job_finished)
+    new_seed = seeds(seed)
+    together = Together(sessions, blobs, jobs, delivery.post, new_seed)
+    album_settings = AlbumSettings.of(settings)
 
-    async def build_album(week: str) -> dict[str, Any]:
-        from bot.scheduler import AlbumSettings
-        from bot.scheduler import build_album as build
+    async def album_builder(week: str) -> dict[str, Any]:
+        return await build_album(sessions, blobs, week, album_settings)
 
-        return await build(sessions, blobs, week,
-                           AlbumSettings.of(settings))
-
-    commands = Commands(sessions, blobs, jobs,
-                        seeds=(lambda: seeds(31)) if seeds is not None else None,
-                        is_admin=settings.is_admin, album_builder=build_album)
-    commands_box.append(commands)
+    commands = Commands(sessions, blobs, jobs, delivery, together, new_seed=new_seed,
+                        is_admin=settings.is_admin, album_builder=album_builder)
     return Service(settings, database, sessions, blobs, jobs, commands)
+
+
+def seeds(seed: int | None) -> Callable[[], int]:
+    """New jobs' seeds: random, or a repeatable series from `seed`."""
+    if seed is None:
+        return lambda: random.SystemRandom().randrange(SEED_LIMIT)
+    series = random.Random(seed)
+    return lambda: series.getrandbits(31)
 
 
 async def serve(settings: Settings) -> None:
@@ -90,7 +98,6 @@ async def serve(settings: Settings) -> None:
     and the nightly curation and weekly album by the clock, until SIGINT or SIGTERM; then
     the jobs under way finish and are answered."""
     from bot.adapters.web import WebAdapter
-    from bot.scheduler import Scheduler
 
     service = await open_service(settings)
     web = WebAdapter(service.commands, settings)
@@ -107,7 +114,7 @@ async def serve(settings: Settings) -> None:
 
         adapters["discord"] = DiscordAdapter(service.commands, settings)
 
-    scheduler = Scheduler(service.commands, settings)
+    scheduler = Scheduler(service.sessions, service.blobs, service.commands, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -78,3 +78,13 @@ def origin(parameters: dict[str, Any]) -> str:
     if said:
         return said + "."
     return f"From {source}." if source else ""
+
+
+def song_title(track_id: int, display_name: str) -> str:
+    """How a shared song is named in an album: its number and who made it."""
+    return f"Song #{track_id} by {credit(display_name)}"
+
+
+def credit(display_name: str) -> str:
+    """Who an album credits for a song: the person's name, or ANONYMOUS_CREDIT."""
+    return display_name or ANONYMOUS_CREDIT

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from engine.errors import InvalidRequest
 
-WEEK = re.compile(r"(\d{4})-W(\d{2})")
+# The one spelling of a week, everywhere: ASCII digits (the API document takes it as is).
+WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 
 def week_of(moment: datetime) -> str:
@@ -21,12 +22,24 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
     found = WEEK.fullmatch(week.strip())
     if found is None:
         raise InvalidRequest(f"a week is written YYYY-Www, for example 2026-W47 (got {week!r})")
-    try:
-        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
-    except ValueError:
-        raise InvalidRequest(f"there is no week {week!r}") from None
+    monday = _monday(found)
+    if monday is None:
+        raise InvalidRequest(f"there is no week {week!r}")
     start = datetime.combine(monday, time(), tzinfo=UTC)
     return start, start + timedelta(days=7)
+
+
+def is_week(text: str) -> bool:
+    """Whether text names a week that exists, as YYYY-Www (2026-W47), exactly."""
+    found = WEEK.fullmatch(text)
+    return found is not None and _monday(found) is not None
+
+
+def _monday(found: re.Match[str]) -> date | None:
+    try:
+        return date.fromisocalendar(int(found[1]), int(found[2]), 1)
+    except ValueError:
+        return None
 
 
 def last_week(moment: datetime) -> str:

@@ -121,7 +121,13 @@ class DiscordAdapter:
         """Log in, sync the slash commands, connect to the gateway; return once ready."""
         await self._login()
         _shards, gateway_url, _limits = await self.client.http.get_bot_gateway()
-        # discord.py connects to this class attribute; Discord says where it is.
+        # Where to connect is what Discord says (a test's fake says its own address). This
+        # sets a class attribute for the whole process, and cannot be scoped to this client:
+        # discord.py's Client.connect makes its websocket through the module's
+        # DiscordWebSocket class and reads the address from DEFAULT_GATEWAY (also after an
+        # invalidated session), with no parameter of the client's; a subclass would mean
+        # copying connect(). It is harmless: every client of one process asks the same
+        # Discord, which gives every bot the same gateway, and a process runs one adapter.
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
         await self.tree.sync()
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")

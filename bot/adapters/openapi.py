@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from bot.commands import NAME_LIMIT, REQUESTED_KINDS
+from bot.weeks import WEEK
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
 from engine.form import DEFAULT_FORM, FORMS
@@ -16,7 +17,7 @@ from storage.models import MAX_ID
 JSON = "application/json"
 KINDS = list(REQUESTED_KINDS)
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES]
-WEEK_PATTERN = "^[0-9]{4}-W[0-9]{2}$"
+WEEK_PATTERN = f"^{WEEK.pattern}$"
 LINK_TOKEN_PATTERN = "^[A-Za-z0-9_-]{43}$"
 FORM = {"enum": list(FORMS), "default": DEFAULT_FORM,
         "description": "(sing, lyrics) full: intro, verse, a chorus of the person's own words "
@@ -277,7 +278,7 @@ SCHEMAS: dict[str, Any] = {
     "Album": {
         "type": "object", "required": ["week", "duration_s", "tracks", "files", "page"],
         "properties": {
-            "week": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$",
+            "week": {"type": "string", "pattern": WEEK_PATTERN,
                      "examples": ["2026-W47"]},
             "duration_s": {"type": "number", "description": "seconds"},
             "tracks": {"type": "array", "items": _ref("AlbumTrack"), "description": "in order"},

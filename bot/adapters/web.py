@@ -8,7 +8,6 @@ jobs, so delivering a finished job's reply is a no-op here. The weekly album (it
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hmac
 import logging
 import re
@@ -60,7 +59,7 @@ from bot.metrics import Operations
 from bot.outages import is_outage
 from bot.titles import ANONYMOUS_CREDIT
 from bot.together import GatheringView, Said
-from bot.weeks import album_release, week_of
+from bot.weeks import album_release, is_week, week_of
 from engine.arrange import STYLES
 from engine.errors import InvalidRequest
 from engine.form import DEFAULT_FORM, FORMS
@@ -82,7 +81,6 @@ LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-D
 TRACK_PARTS = ("audio", "midi", "picture")
 TRACK_ACTIONS = ("another", "piano", *FORMS)  # FORMS: the song again, full or short
 ALBUM_PARTS = ("audio", "mp3", "cover")
-ISO_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the small fields beside the clip
 LINGER_S = 2.0  # how long the rest of a refused upload is read and dropped
 KEYS = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES)
@@ -407,7 +405,7 @@ class WebAdapter:
     async def _album(self, request: web.Request) -> web.Response:
         """The newest album, or the one of ?week=YYYY-Www: public, no person needed."""
         week = request.query.get("week") or None  # ?week= (empty) is the newest too
-        if week is not None and not _is_iso_week(week):
+        if week is not None and not is_week(week):
             raise Mistake("Name the week as year, W and week number, for example "
                                 "2026-W47.")
         view = await self.commands.album_view(week)
@@ -421,7 +419,7 @@ class WebAdapter:
         """A file of a week's album (audio, mp3 or cover), with byte ranges for seeking."""
         week, part = request.match_info["week"], request.match_info["part"]
         found = (await self.commands.album_file(week, part)
-                 if _is_iso_week(week) and part in ALBUM_PARTS else None)
+                 if is_week(week) and part in ALBUM_PARTS else None)
         if found is None:
             raise NotFound("There is no album of that week, or it has no such file.")
         disposition = "attachment" if request.query.get("download") else "inline"
@@ -612,18 +610,6 @@ def _number(request: web.Request, name: str) -> int:
     if not (text.isascii() and text.isdigit() and 0 < len(text) <= 10) or int(text) > MAX_ID:
         raise NotFound("There is nothing with that number.")
     return int(text)
-
-
-def _is_iso_week(text: str) -> bool:
-    """Whether text names a week that exists, as YYYY-Www (2026-W47)."""
-    match = ISO_WEEK.fullmatch(text)
-    if match is None:
-        return False
-    try:
-        datetime.date.fromisocalendar(int(match[1]), int(match[2]), 1)
-    except ValueError:
-        return False
-    return True
 
 
 def _safe_filename(name: str | None) -> str:

@@ -9,8 +9,8 @@ through their Outbox.
 - `_replies`: the sentences and the replies to finished jobs
 """
 
-from bot.commands._commands import SEED_LIMIT, Commands
-from bot.commands._delivery import DELIVER_TIMEOUT_S, UNSENT_FOR_S
+from bot.commands._commands import Commands
+from bot.commands._delivery import DELIVER_TIMEOUT_S, UNSENT_FOR_S, Delivery
 from bot.commands._registry import COMMANDS, MENU, REQUESTED_KINDS, Argument, Command
 from bot.commands._replies import (
     NAME_LIMIT,
@@ -20,14 +20,12 @@ from bot.commands._replies import (
     WORKING,
     SungAs,
     clean_name,
-    credit,
     finished_reply,
     group_reply,
     is_piano_version,
     melody_options,
     minutes,
     sentence,
-    song_title,
     too_large,
     track_about,
 )
@@ -48,12 +46,13 @@ from bot.commands._types import (
     TrackView,
 )
 from bot.commands._views import LINK_PARTS
+from bot.titles import credit, song_title
 
 __all__ = [
     "COMMANDS", "DELIVER_TIMEOUT_S", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
-    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SEED_LIMIT", "SOMETHING_WENT_WRONG",
+    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG",
     "UNSENT_FOR_S", "WORKING", "AlbumEntryView", "AlbumView", "Argument", "Button", "Clip",
-    "Command", "Commands", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",
+    "Command", "Commands", "Delivery", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",
     "Reply", "SharedSongView", "SungAs", "Target", "TrackView", "clean_name", "credit",
     "finished_reply", "group_reply", "is_piano_version", "melody_options", "minutes",
     "sentence", "song_title", "too_large", "track_about",

@@ -8,8 +8,6 @@ exactly once per job, also when the process restarted in between (see `Delivery`
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +22,6 @@ from bot.commands._replies import (
     WORKING,
     band,
     clean_name,
-    credit,
     is_piano_version,
     made_from,
     minutes,
@@ -38,7 +35,7 @@ from bot.errors import BotError, Mistake, SlowDown
 from bot.inbox import Inbox
 from bot.jobs import JobEngine
 from bot.outages import OUTAGE_S, outlast
-from bot.titles import new_title
+from bot.titles import credit, new_title
 from bot.together import Together
 from bot.weeks import last_week
 from engine.arrange import STYLES
@@ -50,32 +47,39 @@ from storage import queries
 from storage.blobs import BlobStore
 from storage.models import Chat, JobKind, User, now
 
-SEED_LIMIT = 2**31
 AlbumBuilder = Callable[[str], Awaitable[dict[str, Any]]]
 """Builds a week's album now (bot.scheduler.build_album): its report."""
 
 
-class Commands(WebViews, Delivery):
-    """Every door's one partner: the commands (COMMANDS), the button presses, the web's
-    views (WebViews) and the delivery of finished jobs (Delivery)."""
+class Commands(WebViews):
+    """Every door's one partner: the commands (COMMANDS), the button presses and the web's
+    views (WebViews). Built by the composition root (bot.service.open_service) from the
+    parts it is given; finished jobs are answered by the Delivery, which the doors attach
+    their Outbox to."""
 
     MAX_CLIP_BYTES = MAX_INPUT_BYTES
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
-                 jobs: JobEngine, *, seeds: Callable[[], int] | None = None,
+                 jobs: JobEngine, delivery: Delivery, together: Together, *,
+                 new_seed: Callable[[], int],
                  is_admin: Callable[[str, str], bool] = lambda platform, user_id: False,
                  album_builder: AlbumBuilder | None = None) -> None:
         self.sessions, self.blobs, self.jobs = sessions, blobs, jobs
-        self._seeds = seeds or (lambda: random.SystemRandom().randrange(SEED_LIMIT))
+        self.delivery, self.together, self.new_seed = delivery, together, new_seed
         self.is_admin = is_admin  # (platform, user_id): who may publish albums
         self.album_builder = album_builder
         self.inbox = Inbox(sessions)
-        self.together = Together(sessions, blobs, jobs, self._post, self.new_seed)
-        self._outboxes: dict[str, Outbox] = {}
-        self._answered: dict[int, asyncio.Event] = {}
 
-    def new_seed(self) -> int:
-        return int(self._seeds()) % SEED_LIMIT
+    # What the doors ask of the delivery, through the Commands they hold.
+
+    def attach(self, platform: str, outbox: Outbox) -> None:
+        self.delivery.attach(platform, outbox)
+
+    async def deliver_unsent(self) -> int:
+        return await self.delivery.deliver_unsent()
+
+    async def answered(self, job_id: int) -> None:
+        await self.delivery.answered(job_id)
 
     # Incoming messages.
 
@@ -403,7 +407,7 @@ class Commands(WebViews, Delivery):
             if not await queries.claim_album_post(session, week):
                 return 0
             chats = await queries.subscribed_chats(session)
-        return await self._post_to_chats(chats, reply, f"the album of {week}")
+        return await self.delivery.post_to_chats(chats, reply, f"the album of {week}")
 
 
 

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from bot.commands._base import CommandsBase
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.commands._base import file_of
 from bot.commands._replies import (
     SOMETHING_WENT_WRONG,
     SungAs,
@@ -20,6 +22,7 @@ from bot.commands._replies import (
 from bot.commands._types import Outbox, Reply, Target
 from bot.outages import outlast
 from storage import queries
+from storage.blobs import BlobStore
 from storage.models import Chat, Job, JobKind, JobStatus, now
 
 log = logging.getLogger("singsong.commands")
@@ -28,13 +31,19 @@ DELIVER_TIMEOUT_S = 120.0  # sending one reply (uploads included) takes at most 
 UNSENT_FOR_S = 24 * 3600.0  # a reply a platform keeps refusing is tried again this long
 
 
-class Delivery(CommandsBase):
-    _answered: dict[int, asyncio.Event]
+class Delivery:
+    """The outboxes of the platforms running here, and the replies owed through them. The
+    job engine calls on_job_finished; Commands and Together post through it."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
+        self.sessions, self.blobs = sessions, blobs
+        self._outboxes: dict[str, Outbox] = {}
+        self._answered: dict[int, asyncio.Event] = {}
 
     def attach(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
 
-    async def _post(self, platform: str, chat_id: str, reply_to: dict[str, Any],
+    async def post(self, platform: str, chat_id: str, reply_to: dict[str, Any],
                     text: str) -> None:
         """A sentence in a chat, where its platform runs here (a group song closing)."""
         outbox = self._outboxes.get(platform)
@@ -45,7 +54,7 @@ class Delivery(CommandsBase):
         except Exception:
             log.exception("telling %s chat %s failed", platform, chat_id)
 
-    async def _post_to_chats(self, chats: Sequence[Chat], reply: Reply, what: str) -> int:
+    async def post_to_chats(self, chats: Sequence[Chat], reply: Reply, what: str) -> int:
         """One reply to each chat whose platform runs here; the number it reached."""
         reached = 0
         for chat in chats:
@@ -138,11 +147,11 @@ class Delivery(CommandsBase):
             track = await queries.track_made_by(session, job.id)
         if track is None:
             raise LookupError(f"job {job.id} is done and made no track")
-        midi = self._file(track, "midi") if track.midi_blob else None
+        midi = file_of(self.blobs, track, "midi") if track.midi_blob else None
         if job.kind == JobKind.GROUP:
-            return group_reply(job, track, self._file(track, "audio"), midi)
-        return finished_reply(job.kind, track, self._file(track, "audio"), midi,
-                              self._file(track, "picture") if track.picture_blob else None,
+            return group_reply(job, track, file_of(self.blobs, track, "audio"), midi)
+        return finished_reply(job.kind, track, file_of(self.blobs, track, "audio"), midi,
+                              file_of(self.blobs, track, "picture") if track.picture_blob else None,
                               in_a_group=job.parameters.get("private") is False,
                               sung=SungAs.of(job))
 

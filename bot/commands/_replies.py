@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.commands._types import Button, FileOut, Reply
 from bot.jobs import INTERNAL_ERROR
-from bot.titles import ANONYMOUS_CREDIT, derived_title, new_title
+from bot.titles import credit, derived_title, new_title
 from bot.together import Said, credits
 from engine.arrange import STYLES
 from engine.errors import InvalidRequest
@@ -188,21 +188,11 @@ def band(style: str) -> dict[str, str]:
     return {"style": name}
 
 
-def song_title(track_id: int, display_name: str) -> str:
-    """How a shared song is named in an album: its number and who made it."""
-    return f"Song #{track_id} by {credit(display_name)}"
-
-
 def is_piano_version(track: Track) -> bool:
     """Whether a track is a clip played on the piano: the only kind without a key (songs and
     melodies are composed in one). Piano versions stay out of the album (see
     bot/README.md)."""
     return track.key is None
-
-
-def credit(display_name: str) -> str:
-    """Who an album credits for a song: the person's name, or ANONYMOUS_CREDIT."""
-    return display_name or ANONYMOUS_CREDIT
 
 
 def clean_name(text: str) -> str:

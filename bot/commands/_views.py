@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 from bot.commands._base import TRACK_PARTS, CommandsBase
-from bot.commands._replies import SungAs, credit, error_for_person, song_title, title_of
+from bot.commands._replies import SungAs, error_for_person, title_of
 from bot.commands._types import (
     AlbumEntryView,
     AlbumView,
@@ -16,7 +16,7 @@ from bot.commands._types import (
     SharedSongView,
     TrackView,
 )
-from bot.titles import origin
+from bot.titles import credit, origin, song_title
 from bot.together import credits
 from storage import queries
 from storage.models import Job, JobKind, JobStatus, ShareLink, Track, as_utc

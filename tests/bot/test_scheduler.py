@@ -218,7 +218,8 @@ async def test_the_scheduler_builds_and_posts_the_album_once_to_telegram_and_dis
             await telegram_server.wait_for(lambda call: call.method == "sendMessage" and (
                 "posted here" in call.params["text"]), TIMEOUT_S)
             clock = [datetime(2026, 11, 16, 8, tzinfo=UTC)]  # Monday, before the album hour
-            scheduler = Scheduler(service.commands, settings, clock=lambda: clock[0])
+            scheduler = Scheduler(service.sessions, service.blobs, service.commands, settings,
+                                  clock=lambda: clock[0])
             before = await scheduler.tick()
             assert "curate" in before and "album" not in before
             clock[0] = AFTER_WEEK
