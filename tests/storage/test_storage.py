@@ -6,7 +6,7 @@ from sqlalchemy import inspect, select
 
 from storage.blobs import BlobStore
 from storage.database import downgrade, migrate
-from storage.models import Job, Track, Vote
+from storage.models import Job, JobKind, JobStatus, Track, Vote
 from storage.queries import (
     chat_for,
     claim_reply,
@@ -151,3 +151,19 @@ async def test_the_migrations_make_exactly_the_models_tables(empty_database) -> 
         differences = await connection.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
     assert differences == []
+
+
+async def test_job_kinds_and_statuses_are_stored_as_their_words(database: Database) -> None:
+    """Every JobKind and JobStatus fits its column and reads back as its plain word, equal to
+    the member (rows written before the enums read the same)."""
+    async with database.sessions() as session:
+        user = await user_for(session, "web", "enums")
+        session.add_all(Job(kind=kind, status=status, idempotency_key=f"web:{kind}:{status}",
+                            user_id=user.id, parameters={})
+                        for kind in JobKind for status in JobStatus)
+        await session.commit()
+        rows = (await session.execute(select(Job.kind, Job.status))).all()
+    assert sorted((kind, status) for kind, status in rows) == sorted(
+        (kind.value, status.value) for kind in JobKind for status in JobStatus)
+    assert {type(kind) for kind, _ in rows} == {str}
+    assert set(JobKind.requested()) == set(JobKind) - {JobKind.GROUP}
