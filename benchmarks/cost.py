@@ -1,7 +1,8 @@
 """What a song costs: the CPU time of the service's own processes (`singsong serve`, its pool
 workers and their ffmpeg children; not the fake Telegram server, which runs in this process)
 per voice note, for the full song and for its short version, one note at a time, beside the
-floor of the same clip (ffmpeg decoding it and encoding it to Opus, as processes).
+floor of the same clip (ffmpeg decoding it and encoding it to Opus, as processes; and the
+same two steps in this process through PyAV, beside it).
 
 Each note goes to the fake Bot API as a Telegram voice note; when its full song arrives, the
 song's "Short version" button is pressed, and the short song waited for. The CPU of the whole
@@ -10,7 +11,8 @@ wall-clock timings (`timings_s`, stored with each job): the stages of one song r
 cores at once (the band beside the voice), so their CPU is measured only as a whole.
 
 Prints JSON: core-seconds per song (p50, p95) for each form, per 15 s of voice, songs per
-minute per core, the floor, and the stages' median wall time.
+minute per core, the floor, the stages' median wall time, and the peak resident memory of
+`singsong serve` and of its largest child (a pool worker).
 
     .venv/bin/python -m benchmarks.cost [--rounds 2]
 """
@@ -44,25 +46,49 @@ PER_S = 15.0  # figures per 15 s of voice, as the issue asks
 
 def tree_cpu_s(root: int) -> float:
     """User + system CPU of a process and all its descendants, alive or reaped (s)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    stats = _stats()
+    return sum(sum(int(value) for value in stats[pid][11:15]) / TICKS_PER_S
+               for pid in _family(root, stats))
+
+
+def tree_peak_rss_mb(root: int) -> dict[str, float]:
+    """The peak resident memory (VmHWM) of a process and of the largest of its descendants
+    (the pool workers), in MB."""
+    peaks: dict[int, float] = {}
+    for pid in _family(root, _stats()):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        peaks[pid] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+    children = [mb for pid, mb in peaks.items() if pid != root]
+    return {"serve": round(peaks.get(root, 0.0), 1),
+            "largest_child": round(max(children, default=0.0), 1)}
+
+
+def _stats() -> dict[int, list[str]]:
+    """Every process's /proc stat fields after its name (ppid first)."""
+    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # it ended meanwhile
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = sum(int(value) for value in fields[11:15]) / TICKS_PER_S
+    return stats
+
+
+def _family(root: int, stats: dict[int, list[str]]) -> set[int]:
+    """The process and all its descendants."""
+    parents = {pid: int(fields[1]) for pid, fields in stats.items()}
     family, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent]
         family.update(children)
         frontier += children
-    return sum(times.get(pid, 0.0) for pid in family)
+    return family
 
 
 def free_port() -> int:
@@ -108,17 +134,42 @@ async def one_note(fake: FakeTelegram, server: int, user: int,
     return {"full": full - before, "short": tree_cpu_s(server) - full}
 
 
-def floor_cpu_s(clip: Path) -> float:
+def floor_cpu_s(clip: Path) -> dict[str, float]:
     """CPU of ffmpeg decoding the clip and encoding it to Opus, as two processes (s)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     pcm = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(clip),
                           "-f", "f32le", "-ac", "1", "-ar", "48000", "pipe:1"],
                          capture_output=True, check=True).stdout
+    middle = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "f32le", "-ar",
                     "48000", "-ac", "1", "-i", "pipe:0", "-c:a", "libopus", "-b:a", "64k",
                     "-f", "ogg", "pipe:1"], input=pcm, capture_output=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"decode": _cpu(middle) - _cpu(before), "encode": _cpu(after) - _cpu(middle)}
+
+
+def floor_in_process_cpu_s(clip: Path) -> dict[str, float]:
+    """The same decode and Opus encode in this process through FFmpeg's libraries (PyAV;
+    the encode is engine.audio.encode's), as CPU seconds of this process."""
+    import av
+    import numpy as np
+
+    from engine import audio
+
+    started = time.process_time()
+    with av.open(str(clip), "r") as container:
+        mono = av.AudioResampler(format="flt", layout="mono", rate=48000)
+        frames = [out.to_ndarray()[0] for frame in container.decode(container.streams.audio[0])
+                  for out in mono.resample(frame)]
+        frames += [out.to_ndarray()[0] for out in mono.resample(None)]
+    samples = np.concatenate(frames)
+    decoded = time.process_time()
+    audio.encode(samples, 48000, "ogg")
+    return {"decode": decoded - started, "encode": time.process_time() - decoded}
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def clip_seconds(clip: Path) -> float:
@@ -169,18 +220,28 @@ async def measure(rounds: int) -> dict[str, Any]:
                         for form, seconds in spent.items():
                             costs[form].append(seconds)
                             per_15_s[form].append(seconds * PER_S / durations[clip])
+                peak_rss_mb = tree_peak_rss_mb(server.pid)
             finally:
                 server.terminate()
                 server.wait(60)
             stages = stage_medians(Path(folder) / "singsong.db")
-    floors = [floor_cpu_s(clip) * PER_S / durations[clip] for clip in clips]
+    floors = {way: [{step: seconds * PER_S / durations[clip]
+                     for step, seconds in measure_floor(clip).items()} for clip in clips]
+              for way, measure_floor in (("processes", floor_cpu_s),
+                                         ("in_process", floor_in_process_cpu_s))}
     return {"cores": os.cpu_count(), "songs_per_form": len(costs["full"]),
             "core_s_per_song": {form: _spread(values) for form, values in costs.items()},
             "core_s_per_15_s_of_voice": {form: _spread(v) for form, v in per_15_s.items()},
             "songs_per_minute_per_core": {form: round(60 / statistics.median(values), 1)
                                           for form, values in costs.items()},
-            "floor_core_s_per_15_s": round(statistics.median(floors), 3),
-            "target_core_s_full_per_15_s": 1.0, "stage_wall_s_median": stages}
+            "floor_core_s_per_15_s": round(statistics.median(
+                sum(steps.values()) for steps in floors["processes"]), 3),
+            # Issue 15's choice: ffmpeg processes or FFmpeg's libraries in the process.
+            "floor_by_step_core_s_per_15_s": {
+                way: {step: round(statistics.median(steps[step] for steps in found), 4)
+                      for step in ("decode", "encode")} for way, found in floors.items()},
+            "target_core_s_full_per_15_s": 1.0, "peak_rss_mb": peak_rss_mb,
+            "target_worker_peak_rss_mb": 400, "stage_wall_s_median": stages}
 
 
 def _spread(values: list[float]) -> dict[str, float]:
