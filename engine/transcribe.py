@@ -29,6 +29,17 @@ OCTAVE_JUMP = 9.0  # semitones from the stretch's median: the tracker took an oc
 TUNING_WINDOW_S = 3.0  # sigma of the sliding window (voiced time) that follows the tuning
 VIBRATO_S = 0.15  # the pitch is averaged over about a vibrato cycle before notes are found
 TREND_S = 0.08  # half the span over which the pitch's trend is taken (a vibrato cycle in all)
+# A note not much longer than a vibrato cycle is all transition once averaged over one: its
+# pitch looks as if it moves and the path glides through it (a scale at five notes a second
+# lost every other note). So a frame may also be held on the pitch averaged over QUICK_S
+# with its trend over 2 * QUICK_TREND_S, whichever costs less. Chosen on the tuning sets
+# (`benchmarks.transcription`'s quick-notes phrases: 0.59 -> 0.67 clean, 0.62 -> 0.66
+# noisy, 0.60 -> 0.68 in a room; the synthetic songs, their unsteady copies and variants
+# unchanged or better). QUICK_S 0.05 did more for quick notes and cost the unsteady songs
+# 0.02 (their +-60-cent vibrato reads as notes); 0.1 did less. QUICK_TREND_S 0.04 scored
+# as 0.05, 0.06 less.
+QUICK_S = 0.07
+QUICK_TREND_S = 0.05
 STABLE_SIGMA = 0.4  # semitones a held note may wander (vibrato, intonation) at little cost
 STABLE_CAP = 4.5  # the most one frame far from a semitone costs: one stray frame is no note
 STEADY_SLOPE = 3.0  # semitones per second of trend a held note has at most, at little cost
@@ -76,21 +87,24 @@ def transcribe(samples: np.ndarray, sample_rate: int, track: PitchTrack) -> Tran
     track). Each note's pitch is the semitone nearest to what was sung, heard against the
     singer's tuning around it (`local_tuning`), so a singer who drifts keeps the melody's
     intervals. Notes end where the voicing breaks (a consonant, a breath), where the pitch
-    settles on another semitone, or where the loudness dips by DIP_DB inside a held sound (a
-    re-articulation); no note is shorter than MIN_NOTE_S."""
+    settles on another semitone (even briefly: a quick run keeps its notes), or where the
+    loudness dips by DIP_DB inside a held sound (a re-articulation); no note is shorter
+    than MIN_NOTE_S."""
     if track.f0_hz.size == 0 or not track.voiced.any():
         return Transcript([], Tuning(np.zeros(0), np.zeros(0), 0.0))
     level = frame_levels_db(samples, sample_rate, track.times_s)
-    midi = _steady(_bridge_dropouts(_fold_octave_errors(track.midi()), level))
+    cleaned = _bridge_dropouts(_fold_octave_errors(track.midi()), level)
+    midi = _steady(cleaned, VIBRATO_S)
     tuning = local_tuning(track.times_s, midi)
     offset = np.interp(track.times_s, tuning.times_s, tuning.offset)
-    pitch = midi - offset
+    pitch, quick = midi - offset, _steady(cleaned, QUICK_S) - offset
     loudest = float(np.nanmax(np.where(np.isnan(midi), np.nan, level)))
     notes: list[HeardNote] = []
     for first, stop in _voiced_stretches(midi):
         if (stop - first) * HOP_S < MIN_NOTE_S:
             continue
-        for start, end, centre in _notes_in_stretch(pitch[first:stop], level[first:stop]):
+        for start, end, centre in _notes_in_stretch(pitch[first:stop], quick[first:stop],
+                                                    level[first:stop]):
             loudness = float(np.median(level[first + start:first + end])) - loudest
             notes.append(HeardNote(
                 pitch=_written_pitch(centre, float(np.median(offset[first + start:first + end]))),
@@ -189,12 +203,13 @@ def _bridge_dropouts(midi: np.ndarray, level: np.ndarray) -> np.ndarray:
     return midi
 
 
-def _steady(midi: np.ndarray) -> np.ndarray:
+def _steady(midi: np.ndarray, average_s: float) -> np.ndarray:
     """The pitch of each voiced stretch with tracking blips taken out (a median of 5
-    frames) and vibrato averaged away (a mean over VIBRATO_S): a vibrato wider than +-0.4
-    semitone would otherwise pull the tuning's circular mean half a semitone away."""
+    frames) and averaged over `average_s`: over VIBRATO_S, vibrato averages away (a vibrato
+    wider than +-0.4 semitone would otherwise pull the tuning's circular mean half a
+    semitone away); over QUICK_S, short notes keep their own pitch."""
     steady = midi.copy()
-    size = max(1, round(VIBRATO_S / HOP_S))
+    size = max(1, round(average_s / HOP_S))
     for first, stop in _voiced_stretches(midi):
         stretch = median_filter(midi[first:stop], size=5, mode="nearest")
         steady[first:stop] = uniform_filter1d(stretch, size, mode="nearest")
@@ -208,21 +223,23 @@ def _voiced_stretches(midi: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def _trend(pitch: np.ndarray) -> np.ndarray:
-    """The pitch's slope in semitones per second over 2 * TREND_S, about one vibrato cycle,
-    so vibrato averages out and scoops and glides remain."""
-    reach = max(1, round(TREND_S / HOP_S))
+def _trend(pitch: np.ndarray, half_span_s: float = TREND_S) -> np.ndarray:
+    """The pitch's slope in semitones per second over 2 * half_span_s (by default about one
+    vibrato cycle, so vibrato averages out and scoops and glides remain)."""
+    reach = max(1, round(half_span_s / HOP_S))
     padded = np.pad(pitch, reach, mode="edge")
     slope: np.ndarray = (padded[2 * reach:] - padded[:-2 * reach]) / (2 * reach * HOP_S)
     return slope
 
 
-def _notes_in_stretch(pitch: np.ndarray, level: np.ndarray) -> list[tuple[int, int, float]]:
+def _notes_in_stretch(pitch: np.ndarray, quick: np.ndarray,
+                      level: np.ndarray) -> list[tuple[int, int, float]]:
     """(start frame, end frame, pitch) of the notes in one voiced stretch: `pitch` is on the
-    singer's tuning (fractional semitones) and so is each note's, the mean of its held
-    frames; `level` is the loudness (dB) of each frame."""
+    singer's tuning (fractional semitones, averaged over VIBRATO_S) and so is each note's,
+    the mean of its held frames; `quick` is the same averaged over QUICK_S; `level` is the
+    loudness (dB) of each frame."""
     dips = _dips(level)
-    held = _held_notes(pitch, _viterbi_states(pitch), dips)
+    held = _held_notes(pitch, _viterbi_states(pitch, quick), dips)
     if not held:  # a glide from end to end: one note where it mostly was
         return [(0, len(pitch), float(np.median(pitch)))]
     bounds = [0, *(_boundary(pitch, a, b, dips) for a, b in itertools.pairwise(held)),
@@ -263,12 +280,16 @@ class _Piece:
     attacked: bool
 
 
-def _viterbi_states(pitch: np.ndarray) -> np.ndarray:
+def _viterbi_states(pitch: np.ndarray, quick: np.ndarray) -> np.ndarray:
     """The cheapest path through one state per semitone near the stretch (a held note) and
-    one for glides: the semitone of each frame, or -1 where it glides. Entering a note costs
-    SWITCH_COST; leaving one for a glide is free."""
-    semitones = np.arange(np.floor(pitch.min()) - 1, np.ceil(pitch.max()) + 2).astype(int)
-    cost = np.column_stack([_held_cost(pitch, semitones), np.full(len(pitch), GLIDE_COST)])
+    one for glides: the semitone of each frame, or -1 where it glides. A frame costs what it
+    costs held on the vibrato-averaged pitch or on the quick one, whichever is less.
+    Entering a note costs SWITCH_COST; leaving one for a glide is free."""
+    lowest, highest = min(pitch.min(), quick.min()), max(pitch.max(), quick.max())
+    semitones = np.arange(np.floor(lowest) - 1, np.ceil(highest) + 2).astype(int)
+    held = np.minimum(_held_cost(pitch, semitones, TREND_S),
+                      _held_cost(quick, semitones, QUICK_TREND_S))
+    cost = np.column_stack([held, np.full(len(pitch), GLIDE_COST)])
     glide = cost.shape[1] - 1
     notes = np.arange(glide)
     total = cost[0].copy()
@@ -288,11 +309,13 @@ def _viterbi_states(pitch: np.ndarray) -> np.ndarray:
     return np.asarray(np.where(path == glide, -1, semitones[np.minimum(path, glide - 1)]))
 
 
-def _held_cost(pitch: np.ndarray, semitones: np.ndarray) -> np.ndarray:
+def _held_cost(pitch: np.ndarray, semitones: np.ndarray, half_span_s: float) -> np.ndarray:
     """Cost of each frame as part of a note held on each semitone: its distance from the
-    semitone and how fast its pitch trend moves (frames x semitones)."""
+    semitone and how fast its pitch trend moves, over 2 * half_span_s or over
+    2 * QUICK_TREND_S, whichever is flatter (frames x semitones)."""
     distance = (pitch[:, None] - semitones[None, :]) ** 2 / (2 * STABLE_SIGMA**2)
-    moving = 0.5 * (_trend(pitch) / STEADY_SLOPE) ** 2
+    trend = np.minimum(np.abs(_trend(pitch, half_span_s)), np.abs(_trend(pitch, QUICK_TREND_S)))
+    moving = 0.5 * (trend / STEADY_SLOPE) ** 2
     return np.asarray(np.minimum(distance + moving[:, None], STABLE_CAP))
 
 

@@ -46,15 +46,16 @@ def test_a_wavering_scooped_note_stays_one_note() -> None:
     assert notes[0].end_s == pytest.approx(2.8, abs=0.03)
 
 
-def legato(pitches: list[int], note_s: float, tuning: np.ndarray | None = None) -> np.ndarray:
-    """Notes sung legato: 50 ms glides from one to the next, a +-35 cent vibrato, and the
-    singer's tuning (semitones, one value per sample) added."""
+def legato(pitches: list[int], note_s: float, tuning: np.ndarray | None = None,
+           glide_s: float = 0.05, vibrato: float = 0.35) -> np.ndarray:
+    """Notes sung legato: glides of `glide_s` from one to the next, a vibrato of +-`vibrato`
+    semitones, and the singer's tuning (semitones, one value per sample) added."""
     steps = np.repeat(np.asarray(pitches, dtype=np.float64), int(note_s * SR))
-    glide = int(0.05 * SR)
+    glide = int(glide_s * SR)
     contour = np.convolve(np.pad(steps, glide, mode="edge"), np.ones(glide) / glide,
                           mode="same")[glide:-glide]
     t = np.arange(len(contour)) / SR
-    contour = contour + 0.35 * np.sin(2 * np.pi * 5.5 * t)
+    contour = contour + vibrato * np.sin(2 * np.pi * 5.5 * t)
     return contour + (tuning if tuning is not None else 0.0)
 
 
@@ -66,6 +67,16 @@ def test_a_singer_drifting_40_cents_keeps_the_intended_semitones() -> None:
     assert [n.pitch for n in transcript.notes] == PHRASE
     assert -45 < transcript.tuning.drift_cents < -20
     assert -35 < transcript.tuning.cents < -15
+
+
+def test_a_quick_scale_keeps_every_note() -> None:
+    """Up and down a scale at five notes a second (30 ms glides, +-25 cent vibrato): a note
+    no longer than a vibrato cycle is still a note, at its own onset."""
+    scale = [60, 62, 64, 65, 67, 65, 64, 62, 60]
+    notes = heard(sing(legato(scale, 0.2, glide_s=0.03, vibrato=0.25)))
+    assert [n.pitch for n in notes] == scale
+    onsets = 0.3 + 0.2 * np.arange(len(scale))
+    assert np.abs(np.array([n.start_s for n in notes]) - onsets).max() < 0.05
 
 
 def test_repeated_notes_with_a_consonant_between_stay_apart() -> None:
