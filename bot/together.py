@@ -28,14 +28,13 @@ from bot.jobs import JobEngine
 from bot.titles import ANONYMOUS_CREDIT
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Chat, Gathering, Job, Track, User, as_utc, now
+from storage.models import Chat, Gathering, Job, JobKind, Track, User, as_utc, now
 
 log = logging.getLogger("singsong.together")
 
 MINUTES = 5.0  # a group song gathers voices this long unless its starter closes it sooner
 MIN_VOICES, MAX_VOICES = 2, 6
 CLOSER_EVERY_S = 1.0
-GROUP_KIND = "group"
 # Doors where a note joins only by answering the invitation (a Telegram bot in privacy mode
 # sees little else); elsewhere any voice note in the chat joins while a song gathers.
 JOIN_BY_REPLY = frozenset({"telegram"})
@@ -245,7 +244,7 @@ class Together:
                       "private": False}
         try:
             job, _ = await self.jobs.submit(
-                key=f"{GROUP_KIND}:{gathering.id}:{gathering.version}", kind=GROUP_KIND,
+                key=f"{JobKind.GROUP}:{gathering.id}:{gathering.version}", kind=JobKind.GROUP,
                 user=owner, chat=chat, data=bundle, parameters=parameters)
         except SlowDown:
             return None  # the closer tries again in a moment

@@ -51,6 +51,7 @@ from bot.commands import (
     MENU,
     NOT_AUDIO,
     SOMETHING_WENT_WRONG,
+    SONG_KINDS,
     Button,
     Clip,
     Commands,
@@ -375,7 +376,7 @@ class TelegramAdapter:
             return
         await self._send(chat_id, reply, reply_to)
         if reply.job_id is not None:
-            action = (ChatAction.RECORD_VOICE if reply.job_kind in ("sing", "lyrics")
+            action = (ChatAction.RECORD_VOICE if reply.job_kind in SONG_KINDS
                       else ChatAction.UPLOAD_VOICE)
             task = asyncio.create_task(self._show_progress(chat_id, reply.job_id, action))
             self._progress.add(task)

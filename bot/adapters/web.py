@@ -64,7 +64,7 @@ from engine.arrange import STYLES
 from engine.errors import InvalidRequest
 from engine.form import DEFAULT_FORM, FORMS
 from engine.theory import PITCH_CLASS_NAMES
-from storage.models import MAX_ID, User, now
+from storage.models import MAX_ID, JobKind, User, now
 
 log = logging.getLogger("singsong.web")
 
@@ -280,16 +280,18 @@ class WebAdapter:
         kind = fields.get("kind", "")
         if kind not in REQUESTED_KINDS:
             raise Mistake(f"Say what to make: kind is one of {', '.join(REQUESTED_KINDS)}.")
-        if kind in ("sing", "piano"):
+        # The kind's command (COMMANDS): typed lyrics are /sing's text.
+        command = "sing" if kind == JobKind.LYRICS else str(kind)
+        if kind in (JobKind.SING, JobKind.PIANO):
             if clip is None:
                 raise Mistake("Record or choose an audio clip first.")
-            command, text = kind, ""
-        elif kind == "lyrics":
-            command, text, clip = "sing", fields.get("text", "").strip(), None
+            text = ""
+        elif kind == JobKind.LYRICS:
+            text, clip = fields.get("text", "").strip(), None
             if not text:
                 raise Mistake("Type a few words for me to sing.")
         else:
-            command, clip = "melody", None
+            clip = None
             text = " ".join(part for part in (fields.get("key", "").strip(),
                                               fields.get("style", "").strip()) if part)
         person = _person(request, _language(fields))

@@ -17,6 +17,7 @@ from bot.commands._replies import (
     NOT_AUDIO,
     PIANO_STAYS_OUT,
     SOMETHING_WENT_WRONG,
+    SONG_KINDS,
     WORKING,
     SungAs,
     clean_name,
@@ -50,7 +51,7 @@ from bot.titles import credit, song_title
 
 __all__ = [
     "COMMANDS", "DELIVER_TIMEOUT_S", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
-    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG",
+    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG", "SONG_KINDS",
     "UNSENT_FOR_S", "WORKING", "AlbumEntryView", "AlbumView", "Argument", "Button", "Clip",
     "Command", "Commands", "Delivery", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",
     "Reply", "SharedSongView", "SungAs", "Target", "TrackView", "clean_name", "credit",

@@ -45,8 +45,10 @@ from engine.form import check_form
 from engine.singer import clean_lyrics
 from storage import queries
 from storage.blobs import BlobStore
-from storage.models import Chat, JobKind, User, now
+from storage.models import Chat, Job, JobKind, Track, User, now
 
+NO_LONGER_VALID = "That button is no longer valid."
+MAKES_AGAIN = ("another", JobKind.PIANO, *FORM_BUTTONS)  # buttons that make a new job
 AlbumBuilder = Callable[[str], Awaitable[dict[str, Any]]]
 """Builds a week's album now (bot.scheduler.build_album): its report."""
 
@@ -200,7 +202,7 @@ class Commands(WebViews):
             return await self.style(person, argument)
         track_id = track_number(argument)
         if track_id is None:
-            return Reply("That button is no longer valid.")
+            return Reply(NO_LONGER_VALID)
         if verb == "share":
             return await self.share(person, argument)
         if verb == "like":
@@ -215,10 +217,17 @@ class Commands(WebViews):
                 return Reply("That one has no MIDI file.")
             return Reply("Here is the MIDI file: open it in any music app.",
                          files=(self._file(track, "midi"),))
+        if verb not in MAKES_AGAIN or (verb in FORM_BUTTONS and job.kind not in SONG_KINDS):
+            return Reply(NO_LONGER_VALID)
         if job.input_blob is not None and not await self.owns(person, track.id):
             return Reply("Only the person who sent that recording can do that with it.")
         message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
-        key = queries.idempotency_key(place.platform, place.chat_id, f"press:{press_id}")
+        return await self._make_again(message, verb, track, job)
+
+    async def _make_again(self, message: Message, verb: str, track: Track, job: Job) -> Reply:
+        """A new job from a button on a track: another melody, the other form, the piano."""
+        key = queries.idempotency_key(message.place.platform, message.place.chat_id,
+                                      message.message_id)
         data = self.blobs.get(job.input_blob) if job.input_blob else None
         # What the job was asked, without how it was answered, what it made and what it
         # was named; and where the new one comes from.
@@ -229,17 +238,13 @@ class Commands(WebViews):
             asked.pop("seed", None)
             return await self.start_job(message, job.kind, data, {**asked, **source}, key)
         if verb in FORM_BUTTONS:
-            if job.kind not in SONG_KINDS:
-                return Reply("That button is no longer valid.")
             # The same voice or words, seed and band: the same melody, in the other form.
             return await self.start_job(message, job.kind, data,
-                                     {**asked, **source, "form": verb}, key)
-        if verb == JobKind.PIANO:
-            if data is None:
-                return Reply("There is no recording behind that one to play on the piano.")
-            return await self.start_job(message, JobKind.PIANO, data,
-                                     {"clip": asked.get("clip"), **source}, key)
-        return Reply("That button is no longer valid.")
+                                        {**asked, **source, "form": verb}, key)
+        if data is None:
+            return Reply("There is no recording behind that one to play on the piano.")
+        return await self.start_job(message, JobKind.PIANO, data,
+                                    {"clip": asked.get("clip"), **source}, key)
 
     # Answers that need no job.
 
