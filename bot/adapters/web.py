@@ -374,7 +374,9 @@ class WebAdapter:
         if action not in TRACK_ACTIONS:
             raise NotFound("There is nothing here.")
         track_id = await self._own_track(request)
-        reply = await self._press(request, f"{action}:{track_id}")
+        reply = await self.commands.answer_press(_person(request), _place(request),
+                                                 f"{action}:{track_id}", _message_id(request),
+                                                 {}, outage_s=REQUEST_OUTAGE_S)
         return await self._job_started(_person(request), reply)
 
     async def _make_link(self, request: web.Request) -> web.Response:

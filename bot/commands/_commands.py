@@ -31,7 +31,7 @@ from bot.commands._replies import (
 )
 from bot.commands._types import Button, Message, Outbox, Person, Place, Reply
 from bot.commands._views import WebViews
-from bot.errors import BotError, Mistake, SlowDown
+from bot.errors import BotError, Mistake, NotAllowed, NotFound, SlowDown
 from bot.inbox import Inbox
 from bot.jobs import JobEngine
 from bot.outages import OUTAGE_S, outlast
@@ -180,14 +180,20 @@ class Commands(WebViews):
 
     async def press(self, person: Person, place: Place, action: str, press_id: str,
                     reply_to: dict[str, Any], *, outage_s: float = OUTAGE_S) -> Reply:
-        """The answer to a button press, waiting out a database outage as handle() does and
-        saying a refusal as it does."""
+        """The answer to a button press in a chat, a refusal said as handle() says it."""
         try:
-            return await outlast(
-                lambda: self._press(person, place, action, press_id, reply_to),
-                f"{place.platform} press {press_id}", outage_s=outage_s)
+            return await self.answer_press(person, place, action, press_id, reply_to,
+                                           outage_s=outage_s)
         except (BotError, InvalidRequest) as refusal:
             return refusal_reply(refusal)
+
+    async def answer_press(self, person: Person, place: Place, action: str, press_id: str,
+                           reply_to: dict[str, Any], *, outage_s: float = OUTAGE_S) -> Reply:
+        """The answer to a button press, raising a refusal as answer() does, and waiting out
+        a database outage as it does."""
+        return await outlast(
+            lambda: self._press(person, place, action, press_id, reply_to),
+            f"{place.platform} press {press_id}", outage_s=outage_s)
 
     async def _press(self, person: Person, place: Place, action: str, press_id: str,
                      reply_to: dict[str, Any]) -> Reply:
@@ -202,7 +208,7 @@ class Commands(WebViews):
             return await self.style(person, argument)
         track_id = track_number(argument)
         if track_id is None:
-            return Reply(NO_LONGER_VALID)
+            raise Mistake(NO_LONGER_VALID)
         if verb == "share":
             return await self.share(person, argument)
         if verb == "like":
@@ -210,17 +216,17 @@ class Commands(WebViews):
         async with self.sessions() as session:
             row = await queries.track_with_job(session, track_id)
         if row is None:
-            return Reply("I no longer have that song.")
+            raise NotFound("I no longer have that song.")
         track, job = row
         if verb == "midi":
             if track.midi_blob is None:
-                return Reply("That one has no MIDI file.")
+                raise NotFound("That one has no MIDI file.")
             return Reply("Here is the MIDI file: open it in any music app.",
                          files=(self._file(track, "midi"),))
         if verb not in MAKES_AGAIN or (verb in FORM_BUTTONS and job.kind not in SONG_KINDS):
-            return Reply(NO_LONGER_VALID)
+            raise Mistake(NO_LONGER_VALID)
         if job.input_blob is not None and not await self.owns(person, track.id):
-            return Reply("Only the person who sent that recording can do that with it.")
+            raise NotAllowed("Only the person who sent that recording can do that with it.")
         message = Message(person, place, f"press:{press_id}", reply_to=reply_to)
         return await self._make_again(message, verb, track, job)
 
@@ -242,7 +248,7 @@ class Commands(WebViews):
             return await self.start_job(message, job.kind, data,
                                         {**asked, **source, "form": verb}, key)
         if data is None:
-            return Reply("There is no recording behind that one to play on the piano.")
+            raise Mistake("There is no recording behind that one to play on the piano.")
         return await self.start_job(message, JobKind.PIANO, data,
                                     {"clip": asked.get("clip"), **source}, key)
 
