@@ -572,7 +572,9 @@ def decoded_true_peak_dbtp(data: bytes) -> float:
 
 
 def _decoded(data: bytes) -> tuple[np.ndarray, int]:
-    """Encoded audio decoded in this process: float64 [channels, frames], and its rate."""
+    """Encoded audio decoded in this process: float [channels, frames] as the decoder gives
+    it (float32 for Opus and MP3: only the stretches measured are made float64), and its
+    rate."""
     import av
 
     with av.open(io.BytesIO(data), "r") as container:
@@ -590,7 +592,7 @@ def _decoded(data: bytes) -> tuple[np.ndarray, int]:
         rate = stream.rate
     if not frames:
         return np.zeros((1, 0)), rate
-    return np.concatenate(frames, axis=1).astype(np.float64), rate
+    return np.concatenate(frames, axis=1), rate
 
 
 TRUE_PEAK_SKIP_BLOCK = 8  # samples: small, so that little around the loud ones is oversampled
