@@ -121,10 +121,10 @@ class Together:
     async def invited(self, gathering_id: int, message_id: str) -> None:
         """The door sent the invitation as this message: replies to it join."""
         async with self.sessions() as session:
-            gathering = await session.get(Gathering, gathering_id)
+            gathering = await queries.gathering_by_id(session, gathering_id)
             if gathering is not None:
-                gathering.reply_to = {**gathering.reply_to, "invitation_id": message_id}
-                await session.commit()
+                await queries.set_gathering(session, gathering_id, reply_to={
+                    **gathering.reply_to, "invitation_id": message_id})
 
     async def join(self, user: User, chat: Chat, data: bytes, reply_to: dict[str, Any],
                    replying_to: str | None) -> Said | None:
@@ -215,11 +215,11 @@ class Together:
 
     async def _make(self, gathering_id: int) -> Said:
         async with self.sessions() as session:
-            gathering = await session.get(Gathering, gathering_id)
+            gathering = await queries.gathering_by_id(session, gathering_id)
             if gathering is None or gathering.status != "closed" or gathering.job_id:
                 return Said("This group song is on its way already.")
             voices = await queries.voices_of(session, gathering_id)
-            chat = await session.get(Chat, gathering.chat_id)
+            chat = await queries.chat_by_id(session, gathering.chat_id)
         if len(voices) < MIN_VOICES or chat is None:
             await self._set(gathering_id, status="dropped")
             return Said(f"Closed: a group song needs at least {MIN_VOICES} voices, and "
@@ -253,11 +253,7 @@ class Together:
 
     async def _set(self, gathering_id: int, **values: Any) -> None:
         async with self.sessions() as session:
-            gathering = await session.get(Gathering, gathering_id)
-            if gathering is not None:
-                for name, value in values.items():
-                    setattr(gathering, name, value)
-                await session.commit()
+            await queries.set_gathering(session, gathering_id, **values)
 
     async def close_due(self) -> int:
         """Close the gatherings whose time is up, make those a stopped process closed, and
@@ -310,12 +306,7 @@ class Together:
             if yes < voices:
                 return (f"Thank you: {yes} of {voices} voices said yes. It goes into the "
                         "weekly album pool once every voice has pressed Share.")
-            shared = await session.get(Track, track.id)
-            owner = await session.get(User, track.user_id)
-            if shared is not None and owner is not None:
-                shared.shared, shared.shared_at = True, now()
-                owner.album_consent = True
-                await session.commit()
+            await queries.share_group_song(session, track.id, track.user_id)
         return (f"Every voice said yes: group song #{track.id} is in the pool for this "
                 "week's community album.")
 
@@ -330,7 +321,7 @@ class Together:
         remain; its chat is told in one sentence."""
         for gathering_id in gathering_ids:
             async with self.sessions() as session:
-                gathering = await session.get(Gathering, gathering_id)
+                gathering = await queries.gathering_by_id(session, gathering_id)
                 if gathering is None or gathering.status in ("open", "dropped"):
                     continue
                 if gathering.job_id is not None:

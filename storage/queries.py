@@ -763,3 +763,30 @@ async def claim_album_post(session: AsyncSession, week: str) -> bool:
         Album.week == week, Album.posted_at.is_(None)).values(posted_at=now()))
     await session.commit()
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+async def gathering_by_id(session: AsyncSession, gathering_id: int) -> Gathering | None:
+    return await session.get(Gathering, gathering_id)
+
+
+async def chat_by_id(session: AsyncSession, chat_id: int) -> Chat | None:
+    return await session.get(Chat, chat_id)
+
+
+async def set_gathering(session: AsyncSession, gathering_id: int, **values: Any) -> None:
+    """Set columns of a gathering (its status, its job), if it is still there."""
+    gathering = await session.get(Gathering, gathering_id)
+    if gathering is not None:
+        for name, value in values.items():
+            setattr(gathering, name, value)
+        await session.commit()
+
+
+async def share_group_song(session: AsyncSession, track_id: int, owner_id: int) -> None:
+    """Every voice said yes: the group song goes into the album pool, its owner consenting."""
+    track = await session.get(Track, track_id)
+    owner = await session.get(User, owner_id)
+    if track is not None and owner is not None:
+        track.shared, track.shared_at = True, now()
+        owner.album_consent = True
+        await session.commit()
