@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.commands import NAME_LIMIT, REQUESTED_KINDS
+from bot.commands import CLIP_KINDS, NAME_LIMIT, REQUESTED_KINDS
 from bot.weeks import WEEK
 from engine.arrange import STYLES
 from engine.audio import MAX_INPUT_BYTES
@@ -217,9 +217,9 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"enum": KINDS},
             "audio": {"type": "string", "format": "binary",
                       "contentMediaType": "application/octet-stream",
-                      "description": f"(sing, piano; required there) the voice clip: any audio "
-                                     f"ffmpeg reads, 1 to {MAX_INPUT_BYTES} bytes, a few "
-                                     f"seconds to a minute"},
+                      "description": f"({', '.join(CLIP_KINDS)}; required there) the voice "
+                                     f"clip: any audio ffmpeg reads, 1 to {MAX_INPUT_BYTES} "
+                                     f"bytes, a few seconds to a minute"},
             "text": LYRICS,
             "form": FORM,
             "language": LANGUAGE,
@@ -230,7 +230,7 @@ SCHEMAS: dict[str, Any] = {
     "JobJson": {
         "type": "object", "required": ["kind"],
         "properties": {
-            "kind": {"enum": ["lyrics", "melody"]},
+            "kind": {"enum": [kind for kind in KINDS if kind not in CLIP_KINDS]},
             "text": LYRICS,
             "form": FORM,
             "language": LANGUAGE,

@@ -24,6 +24,7 @@ from aiohttp.web_request import FileField
 from bot.adapters import share_page
 from bot.adapters.openapi import openapi_document
 from bot.commands import (
+    CLIP_KINDS,
     LINK_PARTS,
     NAME_LIMIT,
     REQUESTED_KINDS,
@@ -282,7 +283,7 @@ class WebAdapter:
             raise Mistake(f"Say what to make: kind is one of {', '.join(REQUESTED_KINDS)}.")
         # The kind's command (COMMANDS): typed lyrics are /sing's text.
         command = "sing" if kind == JobKind.LYRICS else str(kind)
-        if kind in (JobKind.SING, JobKind.PIANO):
+        if kind in CLIP_KINDS:
             if clip is None:
                 raise Mistake("Record or choose an audio clip first.")
             text = ""

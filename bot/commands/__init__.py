@@ -13,6 +13,7 @@ from bot.commands._commands import Commands
 from bot.commands._delivery import DELIVER_TIMEOUT_S, UNSENT_FOR_S, Delivery
 from bot.commands._registry import COMMANDS, MENU, REQUESTED_KINDS, Argument, Command
 from bot.commands._replies import (
+    CLIP_KINDS,
     NAME_LIMIT,
     NOT_AUDIO,
     PIANO_STAYS_OUT,
@@ -50,7 +51,7 @@ from bot.commands._views import LINK_PARTS
 from bot.titles import credit, song_title
 
 __all__ = [
-    "COMMANDS", "DELIVER_TIMEOUT_S", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
+    "CLIP_KINDS", "COMMANDS", "DELIVER_TIMEOUT_S", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
     "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG", "SONG_KINDS",
     "UNSENT_FOR_S", "WORKING", "AlbumEntryView", "AlbumView", "Argument", "Button", "Clip",
     "Command", "Commands", "Delivery", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",

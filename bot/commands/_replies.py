@@ -19,6 +19,7 @@ from engine.theory import parse_key
 from storage.models import MAX_ID, Job, JobKind, JobStatus, Track
 
 SONG_KINDS = (JobKind.SING, JobKind.LYRICS)  # the kinds that have a form and are sung in a language
+CLIP_KINDS = (JobKind.SING, JobKind.PIANO)  # the kinds made from a clip the person sends
 FORM_BUTTONS = {"full": "Full song", "short": "Short version"}  # a song offers the other one
 PIANO_STAYS_OUT = ("Piano versions stay out of the community album: it is an album of songs. "
                    "Share the song itself with /share NUMBER (see /history).")
