@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import print_json
-from tests.bot.api_fuzz import fuzz, recorded_engine, recorded_melody
+from tests.bot.adapters.api_fuzz import fuzz, recorded_engine, recorded_melody
+from tests.bot.adapters.test_web import running_web
 from tests.bot.service import running_service, service_settings
-from tests.bot.test_web import running_web
 
 
 async def measure(cases: int, seed: int) -> dict[str, Any]:

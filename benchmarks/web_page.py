@@ -21,9 +21,9 @@ from typing import Any
 from playwright.async_api import Browser, Page
 
 from benchmarks import print_json
+from tests.bot.adapters.test_web import running_web
+from tests.bot.adapters.test_web_browser import FAKE_MICROPHONE, chromium
 from tests.bot.service import running_service, service_settings
-from tests.bot.test_web import running_web
-from tests.bot.test_web_browser import FAKE_MICROPHONE, chromium
 
 SPEECH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "speech"
 CLIP = SPEECH / "198-209-0000.ogg"

@@ -7,8 +7,8 @@ import pytest
 
 from bot.adapters.web import WebAdapter
 from bot.service import Service
+from tests.bot.adapters.test_web import browser, running_web
 from tests.bot.service import service  # noqa: F401
-from tests.bot.test_web import browser, running_web
 from tests.database import database, empty_database  # noqa: F401
 
 

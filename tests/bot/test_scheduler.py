@@ -26,8 +26,8 @@ from engine.errors import InvalidRequest
 from engine.theory import parse_key
 from storage import queries
 from storage.models import Album, AlbumTrack, Track, User
+from tests.bot.commands.test_commands import RecordingOutbox
 from tests.bot.service import service_settings
-from tests.bot.test_commands import RecordingOutbox
 from tests.fakes.discord_api import TEXT_CHANNEL_ID, FakeDiscord
 from tests.fakes.telegram_api import FakeTelegram
 

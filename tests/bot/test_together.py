@@ -21,10 +21,10 @@ from bot.commands import Person
 from bot.group_bundle import unpack_voices
 from bot.jobs import JobResult, run_engine
 from storage.models import Gathering, Track
+from tests.bot.adapters.test_discord import channel_messages, discord_settings, running, voice
+from tests.bot.adapters.test_telegram import replying
+from tests.bot.adapters.test_web import browser, running_web
 from tests.bot.service import running_service, service_settings
-from tests.bot.test_discord import channel_messages, discord_settings, running, voice
-from tests.bot.test_telegram import replying
-from tests.bot.test_web import browser, running_web
 from tests.fakes.discord_api import TEXT_CHANNEL_ID, FakeDiscord
 from tests.fakes.telegram_api import ApiCall, FakeTelegram
 from tests.faults import WAIT_S, quick_runner

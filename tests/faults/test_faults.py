@@ -43,10 +43,10 @@ from bot.service import Service, open_service
 from storage.database import create_engine, session_factory
 from storage.models import Job, Track
 from storage.queries import user_for
+from tests.bot.adapters.test_discord import discord_settings, running
+from tests.bot.adapters.test_telegram import replying
 from tests.bot.service import service_settings
-from tests.bot.test_discord import discord_settings, running
 from tests.bot.test_serve import SINGSONG, free_port, until_listening
-from tests.bot.test_telegram import replying
 from tests.database import POSTGRES_SERVER
 from tests.fakes.discord_api import Call, FakeDiscord
 from tests.fakes.tcp_proxy import TcpProxy

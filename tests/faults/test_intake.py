@@ -19,9 +19,9 @@ from bot.adapters.telegram import SECRET_HEADER
 from bot.adapters.web import WebAdapter
 from bot.jobs import LOOSE_LIMITS, close_worker_threads
 from bot.service import open_service
+from tests.bot.adapters.test_discord import channel_messages, discord_settings, running
+from tests.bot.adapters.test_telegram import replying, webhook_server
 from tests.bot.service import service_settings
-from tests.bot.test_discord import channel_messages, discord_settings, running
-from tests.bot.test_telegram import replying, webhook_server
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import FakeTelegram

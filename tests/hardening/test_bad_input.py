@@ -30,9 +30,9 @@ from engine.errors import InvalidRequest
 from storage.database import create_engine
 from storage.models import Job, User
 from tests.bot import service as bot_service
+from tests.bot.adapters.test_web import browser, clip_form, running_web
+from tests.bot.commands.test_commands import RecordingOutbox
 from tests.bot.service import service_settings
-from tests.bot.test_commands import RecordingOutbox
-from tests.bot.test_web import browser, clip_form, running_web
 from tests.conftest import ffmpeg_make
 from tests.database import POSTGRES_SERVER
 from tests.hardening.corpus import (

@@ -10,10 +10,11 @@ from pathlib import Path
 from playwright.async_api import Page, expect
 
 from bot.service import Service
-from tests.bot.test_web import running_web
-from tests.bot.test_web_browser import TIMEOUT_MS, Steps, chromium, plays
+from tests.bot.adapters.test_web import running_web
+from tests.bot.adapters.test_web_browser import TIMEOUT_MS, Steps, chromium, plays
+from tests.conftest import SHARED_DATA
 
-SPEECH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "speech"
+SPEECH = SHARED_DATA / "speech"
 CLIPS = (SPEECH / "cmu_arctic" / "cmu_arctic_us_aew_a0001.wav",
          SPEECH / "cmu_arctic" / "cmu_arctic_us_axb_a0004.wav")
 

@@ -14,7 +14,7 @@ from bot.adapters.share_page import png_size
 from bot.adapters.web import WebAdapter
 from bot.service import Service
 from engine import audio
-from tests.bot.test_web import (
+from tests.bot.adapters.test_web import (
     PNG,
     clip_form,
     error_of,

@@ -1,7 +1,7 @@
 """The web API fuzzed from its own OpenAPI document (schemathesis): requests that follow the
 document and requests that break it, each answer checked against what the document promises.
 
-Shared by tests/bot/test_web_fuzz.py (a bounded, seeded run) and benchmarks/web_api_fuzz.py
+Shared by tests/bot/adapters/test_web_fuzz.py (a bounded, seeded run) and benchmarks/web_api_fuzz.py
 (a longer one). The service behind it gets a recorded engine result for every job, so the run
 measures the HTTP side at thousands of requests a minute (what the engine does with bad
 audio is fuzzed in tests/hardening).

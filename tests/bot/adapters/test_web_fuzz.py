@@ -13,9 +13,9 @@ import pytest
 
 from bot.adapters.openapi import openapi_document
 from bot.service import Service
-from tests.bot.api_fuzz import fuzz, recorded_engine, recorded_melody
+from tests.bot.adapters.api_fuzz import fuzz, recorded_engine, recorded_melody
+from tests.bot.adapters.test_web import running_web
 from tests.bot.service import running_service, service_settings
-from tests.bot.test_web import running_web
 
 CASES = 2000
 SEED = 17

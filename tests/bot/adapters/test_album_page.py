@@ -10,8 +10,8 @@ from contextlib import AbstractAsyncContextManager
 from playwright.async_api import Page, expect
 
 from bot.service import Service
-from tests.bot.test_web import WEEK, make_album
-from tests.bot.test_web_browser import PLAYS_ON, TIMEOUT_MS, artifacts_dir, open_site
+from tests.bot.adapters.test_web import WEEK, make_album
+from tests.bot.adapters.test_web_browser import PLAYS_ON, TIMEOUT_MS, artifacts_dir, open_site
 
 PLAYING = re.compile(r"\bplaying\b")
 AT_LEAST = """(audio, seconds) => new Promise(resolve => {

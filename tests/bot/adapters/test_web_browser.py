@@ -24,7 +24,7 @@ from playwright.async_api import (
 )
 
 from bot.service import Service
-from tests.bot.test_web import running_web
+from tests.bot.adapters.test_web import running_web
 from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

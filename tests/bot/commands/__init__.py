@@ -1,0 +1,1 @@
+"""Tests of bot/commands: what each command means, its registry and its replies."""
