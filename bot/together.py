@@ -238,14 +238,13 @@ class Together:
         owner = voices[0][1]
         parameters = {"gathering": gathering.id, "version": gathering.version,
                       "seed": self.new_seed(), "style": owner.preferred_style,
-                      "voices": [{"user_id": user.id, "name": user.display_name,
-                                  "reply_to": voice.reply_to} for voice, user in voices],
-                      "reply_to": _answering(gathering),
-                      "private": False}
+                      "voices": [{"user_id": user.id, "name": user.display_name}
+                                 for _, user in voices]}
         try:
             job, _ = await self.jobs.submit(
                 key=f"{JobKind.GROUP}:{gathering.id}:{gathering.version}", kind=JobKind.GROUP,
-                user=owner, chat=chat, data=bundle, parameters=parameters)
+                user=owner, chat=chat, data=bundle, parameters=parameters,
+                reply_to=_answering(gathering), private=False)
         except SlowDown:
             return None  # the closer tries again in a moment
         await self._set(gathering.id, job_id=job.id)

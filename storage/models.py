@@ -122,7 +122,13 @@ class Job(Base):
                                          index=True)
     chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"))
     input_blob: Mapped[str | None] = mapped_column(String(64))
+    # What the engine is asked (seed, style, form, title, ...).
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # How to answer on the platform: the message to reply to, or a Discord interaction's
+    # token (a credential), emptied once the reply is sent. None: nothing to answer.
+    reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Asked in a private chat (True) or a group (False); None where there is no chat.
+    private: Mapped[bool | None] = mapped_column(Boolean)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     timings_s: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)

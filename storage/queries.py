@@ -80,11 +80,15 @@ def idempotency_key(platform: str, chat_id: str, message_id: str) -> str:
 
 async def submit_job(session: AsyncSession, *, key: str, kind: str, user: User,
                      chat: Chat | None = None, input_blob: str | None = None,
-                     parameters: dict[str, Any] | None = None) -> tuple[Job, bool]:
-    """Record a job unless one with this idempotency key exists; (the job, whether new)."""
-    values = {"kind": kind, "status": "queued", "idempotency_key": key, "user_id": user.id,
-              "chat_id": chat.id if chat else None, "input_blob": input_blob,
-              "parameters": parameters or {}, "attempts": 0, "timings_s": {},
+                     parameters: dict[str, Any] | None = None,
+                     reply_to: dict[str, Any] | None = None,
+                     private: bool | None = None) -> tuple[Job, bool]:
+    """Record a job unless one with this idempotency key exists; (the job, whether new).
+    `parameters` go to the engine; `reply_to` and `private` say how to answer."""
+    values = {"kind": kind, "status": JobStatus.QUEUED.value, "idempotency_key": key,
+              "user_id": user.id, "chat_id": chat.id if chat else None,
+              "input_blob": input_blob, "parameters": parameters or {}, "reply_to": reply_to,
+              "private": private, "attempts": 0, "timings_s": {},
               "replied": False, "created_at": now()}
     result = await session.execute(
         _insert_ignoring_conflicts(session, Job, values).returning(Job.id))
@@ -108,11 +112,11 @@ async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
     """Store what a job made (with its curation features, when measured) and mark the job
     done, in one transaction. With `attempt`: only while the job is still running that
     attempt (else AttemptSuperseded, and nothing is stored)."""
-    done = {"status": "done", "finished_at": now(), "timings_s": timings_s or {},
+    done = {"status": JobStatus.DONE, "finished_at": now(), "timings_s": timings_s or {},
             "parameters": job.parameters}
     if attempt is not None:
         marked = await session.execute(
-            update(Job).where(Job.id == job.id, Job.status == "running",
+            update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING,
                               Job.attempts == attempt)
             .values(**done).execution_options(synchronize_session=False))
         if not marked.rowcount:  # type: ignore[attr-defined]
@@ -136,8 +140,8 @@ async def renew_lease(session: AsyncSession, job_id: int, attempt: int) -> bool:
     """The worker running this attempt of the job is alive; False when the job is no longer
     its own (given up, or finished)."""
     renewed = await session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
-        .values(heartbeat_at=now()))
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING,
+                          Job.attempts == attempt).values(heartbeat_at=now()))
     await session.commit()
     return bool(renewed.rowcount)  # type: ignore[attr-defined]
 
@@ -149,15 +153,15 @@ async def give_up_lost_jobs(session: AsyncSession, *, lease_s: float, stale_s: f
     queue, or fails when that was its last attempt. The ids given up."""
     moment = now()
     silent = moment - timedelta(seconds=lease_s)
-    lost = (Job.status == "running") & (
+    lost = (Job.status == JobStatus.RUNNING) & (
         (func.coalesce(Job.heartbeat_at, Job.started_at) <= silent)
         | (Job.started_at <= moment - timedelta(seconds=stale_s)))
     ids = list((await session.execute(select(Job.id).where(lost))).scalars())
     if ids:
-        chosen = Job.id.in_(ids) & (Job.status == "running")
+        chosen = Job.id.in_(ids) & (Job.status == JobStatus.RUNNING)
         await session.execute(update(Job).where(chosen, Job.attempts >= max_attempts)
-                              .values(status="failed", finished_at=moment, error=error))
-        await session.execute(update(Job).where(chosen).values(status="queued",
+                              .values(status=JobStatus.FAILED, finished_at=moment, error=error))
+        await session.execute(update(Job).where(chosen).values(status=JobStatus.QUEUED,
                                                               heartbeat_at=None))
     await session.commit()
     return ids
@@ -165,22 +169,22 @@ async def give_up_lost_jobs(session: AsyncSession, *, lease_s: float, stale_s: f
 
 async def end_attempt(session: AsyncSession, job_id: int, attempt: int, *, status: str,
                       error: str, at_least: bool = False) -> bool:
-    """An attempt that made nothing ends: the job fails ("failed") or goes back in the queue
-    ("queued") with the error, if that attempt (or, `at_least`, any attempt from that one
-    on) is still running it. Whether it was."""
+    """An attempt that made nothing ends: the job fails (JobStatus.FAILED) or goes back in
+    the queue (JobStatus.QUEUED) with the error, if that attempt (or, `at_least`, any
+    attempt from that one on) is still running it. Whether it was."""
     values: dict[str, Any] = {"status": status, "error": error, "heartbeat_at": None}
-    if status == "failed":
+    if status == JobStatus.FAILED:
         values["finished_at"] = now()
     attempts = Job.attempts >= attempt if at_least else Job.attempts == attempt
     ended = await session.execute(update(Job).where(
-        Job.id == job_id, Job.status == "running", attempts).values(**values))
+        Job.id == job_id, Job.status == JobStatus.RUNNING, attempts).values(**values))
     await session.commit()
     return bool(ended.rowcount)  # type: ignore[attr-defined]
 
 
 async def unfinished_job_ids(session: AsyncSession, *, running: bool) -> list[int]:
     """The queued jobs (and the running ones, with `running`), oldest first."""
-    statuses = ("queued", "running") if running else ("queued",)
+    statuses = (JobStatus.QUEUED, JobStatus.RUNNING) if running else (JobStatus.QUEUED,)
     rows = await session.execute(select(Job.id).where(Job.status.in_(statuses))
                                  .order_by(Job.id))
     return list(rows.scalars())

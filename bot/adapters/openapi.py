@@ -12,7 +12,7 @@ from engine.audio import MAX_INPUT_BYTES
 from engine.form import DEFAULT_FORM, FORMS
 from engine.singer import MAX_LYRICS_CHARS
 from engine.theory import PITCH_CLASS_NAMES
-from storage.models import MAX_ID
+from storage.models import MAX_ID, JobStatus
 
 JSON = "application/json"
 KINDS = list(REQUESTED_KINDS)
@@ -203,7 +203,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"},
             "kind": {"enum": KINDS},
-            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "status": {"enum": [status.value for status in JobStatus]},
             "error": {"type": ["string", "null"], "description": "why it failed, when it did"},
             "ahead": {"type": "integer", "description": "jobs queued before this one"},
             "track": {"oneOf": [_ref("Track"), {"type": "null"}]},

@@ -167,12 +167,12 @@ class Commands(WebViews):
                      parameters: dict[str, Any], key: str | None = None) -> Reply:
         place = message.place
         user, chat = await self.user_and_chat(message.person, place)
-        parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters,
-                      "reply_to": message.reply_to, "private": place.private}
+        parameters = {"style": user.preferred_style, "seed": self.new_seed(), **parameters}
         parameters.setdefault("title", new_title(kind, parameters))
         key = key or queries.idempotency_key(place.platform, place.chat_id, message.message_id)
         job, created = await self.jobs.submit(key=key, kind=kind, user=user, chat=chat,
-                                              data=data, parameters=parameters)
+                                              data=data, parameters=parameters,
+                                              reply_to=message.reply_to, private=place.private)
         return Reply(WORKING[job.kind], job_id=job.id, job_kind=job.kind,
                      redelivered=not created)
 
@@ -238,7 +238,7 @@ class Commands(WebViews):
         # What the job was asked, without how it was answered, what it made and what it
         # was named; and where the new one comes from.
         asked = {k: v for k, v in job.parameters.items()
-                 if k not in ("reply_to", "sung", "title")}
+                 if k not in ("sung", "title")}
         source = made_from(verb, track.id, job)
         if verb == "another":
             asked.pop("seed", None)

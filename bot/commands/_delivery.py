@@ -109,8 +109,8 @@ class Delivery:
             # A platform that stalls (discord.py sets no timeout of its own) must not hold the
             # reply forever: it is given back and sent again.
             async with asyncio.timeout(DELIVER_TIMEOUT_S):
-                await outbox.deliver(Target(chat.platform_chat_id,
-                                            dict(job.parameters.get("reply_to") or {})), reply)
+                await outbox.deliver(Target(chat.platform_chat_id, dict(job.reply_to or {})),
+                                     reply)
         except Exception:
             # Not sent: give the reply back, for deliver_unsent (every minute, and at start).
             await outlast(lambda: self._set_replied(job_id, False), what)
@@ -118,8 +118,7 @@ class Delivery:
         else:
             # How to reply (a Discord interaction token is a credential) is kept no longer
             # than needed.
-            parameters = {k: v for k, v in job.parameters.items() if k != "reply_to"}
-            await outlast(lambda: self._set_replied(job_id, True, parameters), what)
+            await outlast(lambda: self._set_replied(job_id, True, forget_reply_to=True), what)
         finally:
             event = self._answered.pop(job_id, None)
             if event is not None:
@@ -152,13 +151,13 @@ class Delivery:
             return group_reply(job, track, file_of(self.blobs, track, "audio"), midi)
         return finished_reply(job.kind, track, file_of(self.blobs, track, "audio"), midi,
                               file_of(self.blobs, track, "picture") if track.picture_blob else None,
-                              in_a_group=job.parameters.get("private") is False,
+                              in_a_group=job.private is False,
                               sung=SungAs.of(job))
 
-    async def _set_replied(self, job_id: int, replied: bool,
-                           parameters: dict[str, Any] | None = None) -> None:
+    async def _set_replied(self, job_id: int, replied: bool, *,
+                           forget_reply_to: bool = False) -> None:
         values: dict[str, Any] = {"replied": replied}
-        if parameters is not None:
-            values["parameters"] = parameters
+        if forget_reply_to:
+            values["reply_to"] = None
         async with self.sessions() as session:
             await queries.set_job(session, job_id, **values)

@@ -135,10 +135,12 @@ class JobEngine:
             self._executor.shutdown(wait=True)
 
     async def submit(self, *, key: str, kind: str, user: User, chat: Chat | None = None,
-                     data: bytes | None = None,
-                     parameters: dict[str, Any] | None = None) -> tuple[Job, bool]:
-        """Record and start a job; a redelivered message (same key) gets its job back and
-        starts nothing. Raises SlowDown when a limit says wait."""
+                     data: bytes | None = None, parameters: dict[str, Any] | None = None,
+                     reply_to: dict[str, Any] | None = None,
+                     private: bool | None = None) -> tuple[Job, bool]:
+        """Record and start a job (`parameters` for the engine; `reply_to` and `private`: how
+        to answer); a redelivered message (same key) gets its job back and starts nothing.
+        Raises SlowDown when a limit says wait."""
         async with self.sessions() as session:
             existing = await job_queries.job_by_key(session, key)
             if existing is not None:
@@ -146,7 +148,8 @@ class JobEngine:
             await check_limits(session, user, self.limits, self.workers)
             blob = self.blobs.put(data) if data is not None else None
             job, created = await submit_job(session, key=key, kind=kind, user=user, chat=chat,
-                                            input_blob=blob, parameters=parameters)
+                                            input_blob=blob, parameters=parameters,
+                                            reply_to=reply_to, private=private)
         if created:
             self._spawn(job.id, user.id)
         return job, created

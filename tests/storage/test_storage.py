@@ -1,8 +1,9 @@
 import asyncio
 import hashlib
+import json
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from storage.blobs import BlobStore
 from storage.database import downgrade, migrate
@@ -37,6 +38,34 @@ async def test_migrations_up_and_down(empty_database) -> None:
     assert not TABLES & await table_names(empty_database)
     await migrate(empty_database)
     assert await table_names(empty_database) >= TABLES
+
+
+async def test_a_jobs_answer_moves_out_of_its_parameters_and_back(empty_database) -> None:
+    """Migration 0006: how a job is answered (reply_to, private) moves from its parameters
+    to columns of its own, and back on downgrade; the engine's parameters stay."""
+    asked = {"seed": 3, "voices": [{"name": "Ann", "reply_to": {"message_id": 7}}],
+             "reply_to": {"message_id": 9}, "private": False}
+    await migrate(empty_database, "0005")
+    async with empty_database.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO users (id, platform, platform_user_id, display_name, album_consent,"
+            " preferred_style, created_at) VALUES (1, 'telegram', '42', 'Ann', false, 'pop',"
+            " CURRENT_TIMESTAMP)"))
+        await connection.execute(text(
+            "INSERT INTO jobs (id, kind, status, idempotency_key, user_id, parameters,"
+            " attempts, timings_s, replied, created_at) VALUES (1, 'group', 'queued', 'k', 1,"
+            " :parameters, 0, '{}', false, CURRENT_TIMESTAMP)"),
+            {"parameters": json.dumps(asked)})
+    await migrate(empty_database)
+    async with empty_database.connect() as connection:
+        row = (await connection.execute(select(Job.parameters, Job.reply_to, Job.private))).one()
+    assert row == ({"seed": 3, "voices": [{"name": "Ann"}]}, {"message_id": 9}, False)
+    await downgrade(empty_database, "0005")
+    async with empty_database.connect() as connection:
+        parameters = (await connection.execute(text("SELECT parameters FROM jobs"))).scalar_one()
+    parameters = json.loads(parameters) if isinstance(parameters, str) else parameters
+    assert parameters == {"seed": 3, "voices": [{"name": "Ann"}],
+                          "reply_to": {"message_id": 9}, "private": False}
 
 
 def test_blob_store(tmp_path) -> None:

@@ -299,7 +299,8 @@ async def test_a_job_left_running_by_a_crash_is_finished_and_answered_once(
         job, _ = await submit_job(session, key="test:dm-alice:1", kind="sing", user=user,
                                   chat=chat, input_blob=service.blobs.put(
                                       speech_clip.read_bytes()),
-                                  parameters={"seed": 3, "reply_to": {"message_id": 1}})
+                                  parameters={"seed": 3},
+                                  reply_to={"message_id": 1})
         job.status, job.started_at, job.attempts = "running", now(), 1
         await session.commit()
     await service.database.dispose()
