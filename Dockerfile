@@ -40,9 +40,7 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 singsong \
     && mkdir /data && chown singsong /data
 COPY --from=build /opt/venv /opt/venv
-# NUMBA_CACHE_DIR: librosa's compiled functions cache to disk, and the venv is not writable.
-ENV PATH=/opt/venv/bin:$PATH SINGSONG_DATA_DIR=/data PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/tmp/numba-cache
+ENV PATH=/opt/venv/bin:$PATH SINGSONG_DATA_DIR=/data PYTHONUNBUFFERED=1
 USER singsong
 WORKDIR /data
 VOLUME /data
