@@ -69,6 +69,7 @@ class Score:
 
 
 def chord_token(chord: Chord) -> int:
+    """Token of a chord: (root pitch class, taken mod 12; quality in CHORD_QUALITIES) or None."""
     if chord is None:
         return CHORD_NONE
     root, quality = chord
@@ -76,6 +77,7 @@ def chord_token(chord: Chord) -> int:
 
 
 def token_chord(token: int) -> Chord:
+    """Chord of a chord token, (root pitch class 0..11, quality), or None for CHORD_NONE."""
     if token == CHORD_NONE:
         return None
     index = token - CHORD_BASE
@@ -83,27 +85,44 @@ def token_chord(token: int) -> Chord:
 
 
 def pitch_token(pitch: int) -> int:
+    """Token of a MIDI note number, clipped to PITCH_MIN..PITCH_MAX (36..96)."""
     return PITCH_BASE + int(np.clip(pitch, PITCH_MIN, PITCH_MAX)) - PITCH_MIN
 
 
 def is_pitch(token: int) -> bool:
+    """Whether a token (an int in 0..VOCAB_SIZE - 1) is a PITCH token."""
     return PITCH_BASE <= token < DUR_BASE
 
 
 def is_chord(token: int) -> bool:
+    """Whether a token (an int in 0..VOCAB_SIZE - 1) is a CHORD token (CHORD_NONE included)."""
     return CHORD_NONE <= token < POS_BASE
 
 
 def is_pos(token: int) -> bool:
+    """Whether a token (an int in 0..VOCAB_SIZE - 1) is a POS token (an onset step in the bar)."""
     return POS_BASE <= token < PITCH_BASE
 
 
 def is_dur(token: int) -> bool:
+    """Whether a token (an int in 0..VOCAB_SIZE - 1) is a DUR token (a length in 16th steps)."""
     return DUR_BASE <= token < VOCAB_SIZE
 
 
 def encode(score: Score) -> list[int]:
-    """Score -> tokens (starting with the mode token)."""
+    """Score -> tokens, starting with the mode token (BOS_MAJOR or BOS_MINOR).
+
+    Parameters
+    ----------
+    score : Score
+        A key-normalised melody; notes may come in any order (they are sorted by onset).
+
+    Returns
+    -------
+    tokens : list of int in 0..VOCAB_SIZE - 1
+        Per bar BAR and its two half-bar CHORD tokens, then POS, PITCH, DUR per note; pitches are
+        clipped to PITCH_MIN..PITCH_MAX (MIDI 36..96) and lengths to 1..MAX_DUR_STEPS (16ths).
+    """
     tokens = [BOS_MINOR if score.mode == "minor" else BOS_MAJOR]
     notes_by_bar: dict[int, list[GridNote]] = {}
     for note in sorted(score.notes, key=lambda n: n.onset):
@@ -117,7 +136,20 @@ def encode(score: Score) -> list[int]:
 
 
 def decode(tokens: list[int]) -> Score:
-    """Tokens -> Score; tolerant of a sequence cut anywhere (an unfinished note is dropped)."""
+    """Tokens -> Score; tolerant of a sequence cut anywhere (an unfinished note is dropped).
+
+    Parameters
+    ----------
+    tokens : list of int in 0..VOCAB_SIZE - 1
+        A sequence as encode makes it; tokens out of place (a note before the first BAR, a third
+        chord in a bar, a PITCH without a POS) are skipped.
+
+    Returns
+    -------
+    score : Score
+        Mode minor when the first token is BOS_MINOR, else major; as many bars as BAR tokens, and
+        missing chords filled with None.
+    """
     mode: Mode = "minor" if tokens and tokens[0] == BOS_MINOR else "major"
     bar = -1
     chords: list[Chord] = []
@@ -151,9 +183,24 @@ def quantize_notes(
 ) -> list[GridNote]:
     """Put a monophonic line on the grid.
 
-    onsets, offsets and bar_starts are in (fractional) 16th steps on one time line. Notes
-    that start on the same step keep the highest; overlaps are cut at the next onset; a note
-    is at least one step and at most MAX_DUR_STEPS long.
+    Notes that start on the same step keep the highest; overlaps are cut at the next onset; a
+    note is at least one step and at most MAX_DUR_STEPS long.
+
+    Parameters
+    ----------
+    onsets : np.ndarray [shape=(n,)], float
+        Note starts, in (fractional) 16th steps on one time line; rounded to whole steps.
+    offsets : np.ndarray [shape=(n,)], float
+        Note ends, in 16th steps on the same time line.
+    pitches : np.ndarray [shape=(n,)], int
+        MIDI note numbers (kept as they are, not clipped).
+    bar_starts : np.ndarray [shape=(m,)], float, increasing
+        Where each bar starts, in 16th steps on the same time line.
+
+    Returns
+    -------
+    notes : list of GridNote, in onset order
+        Notes before the first bar, or 16 or more steps into their bar, are dropped.
     """
     on_all = np.rint(np.asarray(onsets, dtype=float)).astype(int)
     order = np.lexsort((-np.asarray(pitches), on_all))
@@ -182,7 +229,7 @@ def quantize_notes(
 
 
 def pitch_run_lengths(pitches: list[int]) -> list[int]:
-    """Lengths of the runs of one repeated pitch, in order."""
+    """Lengths of the runs of one repeated pitch (MIDI note numbers), in order (each >= 1)."""
     runs: list[int] = []
     for i, pitch in enumerate(pitches):
         if i and pitch == pitches[i - 1]:
