@@ -101,12 +101,40 @@ class MelodyLstm:
 
 
 def save_weights(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> None:
+    """Write a model's weights to `path` (float32 .npz) and its metadata beside it (.json).
+
+    Parameters
+    ----------
+    path : Path
+        The .npz file; the metadata goes to the same path with the suffix .json.
+    arrays : dict of str -> np.ndarray
+        The weights by name; stored as float32.
+    meta : dict of str -> object
+        JSON-serialisable metadata (sizes, training settings).
+    """
     np.savez_compressed(path, allow_pickle=False,
                         **{k: v.astype(np.float32) for k, v in arrays.items()})
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_model_file(path: Path) -> MelodyLstm:
+    """Load a model from an .npz file written by save_weights (not cached).
+
+    Parameters
+    ----------
+    path : Path
+        The .npz weights; metadata is read from the same path with the suffix .json, or is empty
+        when that file does not exist.
+
+    Returns
+    -------
+    model : MelodyLstm
+
+    Raises
+    ------
+    FileNotFoundError
+        When `path` does not exist.
+    """
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     meta_path = path.with_suffix(".json")
@@ -121,6 +149,20 @@ def load_model(path: Path = DEFAULT_WEIGHTS) -> MelodyLstm:
     Loading also sets the process's BLAS to one thread: the model's products are small, so
     threads only add hand-offs (and stalls on a busy machine), and jobs run in parallel
     processes, one per core.
+
+    Parameters
+    ----------
+    path : Path
+        The .npz weights (DEFAULT_WEIGHTS, the shipped model); cached per path.
+
+    Returns
+    -------
+    model : MelodyLstm
+
+    Raises
+    ------
+    FileNotFoundError
+        When `path` does not exist.
     """
     threadpool_limits(limits=1, user_api="blas")
     return load_model_file(path)

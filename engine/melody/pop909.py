@@ -30,6 +30,7 @@ class Pop909Song:
 
 
 def song_dir(root: Path, number: int) -> Path:
+    """The folder of POP909 song `number` (1..909) under the data set's `root`, e.g. root/007."""
     return root / f"{number:03d}"
 
 
@@ -53,7 +54,18 @@ def _chord_from_label(label: str, shift: int) -> Chord:
 
 
 def normalising_shift(key: Key) -> int:
-    """Semitones that move a key's relative major tonic to C, in -5..6, smallest move."""
+    """Semitones that move a key's relative major tonic to C, in -5..6, smallest move.
+
+    Parameters
+    ----------
+    key : Key
+        The key to normalise.
+
+    Returns
+    -------
+    shift : int in -5..6
+        Semitones to add to every pitch.
+    """
     shift = (-key.relative_major_tonic) % 12
     return shift - 12 if shift > 6 else shift
 
@@ -69,7 +81,32 @@ def _read_rows(path: Path) -> list[list[str]]:
 
 
 def read_song(root: Path, number: int) -> Pop909Song | None:
-    """One song as a key-normalised score, or None when it is not in 4/4."""
+    """One song as a key-normalised score, or None when it is not in 4/4.
+
+    Each note is moved by the normalising_shift of the key in force at its onset, and each half
+    bar's chord by that of the key at that time; empty bars at both ends are dropped and longer
+    silences inside shortened to MAX_EMPTY_BARS.
+
+    Parameters
+    ----------
+    root : Path
+        The POP909 folder (holding 001/, 002/, ...).
+    number : int in 1..909
+        The song's number.
+
+    Returns
+    -------
+    song : Pop909Song or None
+        None when the song has fewer than 8 gaps between downbeats, their median is not
+        16 16ths (4/4), or no melody note lands on the grid.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the song's MIDI file, beat_midi.txt, key_audio.txt or chord_midi.txt is missing.
+    StopIteration
+        When the MIDI file has no track named MELODY.
+    """
     folder = song_dir(root, number)
     midi = pretty_midi.PrettyMIDI(str(folder / f"{number:03d}.mid"))
     melody = next(inst for inst in midi.instruments if inst.name.upper() == "MELODY")
@@ -143,6 +180,19 @@ def _squeeze_empty_bars(score: Score, bar_modes: list[Mode]) -> tuple[Score, lis
 
 
 def read_songs(root: Path, numbers: Iterable[int]) -> list[Pop909Song]:
+    """The songs of `numbers` read with read_song, skipping those it returns None for.
+
+    Parameters
+    ----------
+    root : Path
+        The POP909 folder (holding 001/, 002/, ...).
+    numbers : iterable of int in 1..909
+        Song numbers, read in this order.
+
+    Returns
+    -------
+    songs : list of Pop909Song
+    """
     songs = []
     for number in numbers:
         song = read_song(root, number)
