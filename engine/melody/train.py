@@ -82,7 +82,25 @@ class MelodyNet(nn.Module):
 
 
 def song_windows(song: Pop909Song, window: int, offset_bars: int) -> list[list[int]]:
-    """Cut a song's tokens into windows that each start on a bar with the mode token."""
+    """Cut a song's tokens into windows that each start on a bar with the mode token.
+
+    Each window after the first starts at the last bar that began inside the one before, so
+    windows overlap a little.
+
+    Parameters
+    ----------
+    song : Pop909Song
+        The song; the mode token of each window is that of its first bar.
+    window : int > 0
+        Tokens per window, after the mode token.
+    offset_bars : int >= 0
+        Bars skipped before the first window (training varies it, 0..3, per epoch).
+
+    Returns
+    -------
+    windows : list of list of int
+        Each the mode token then up to `window` tokens; windows of 8 tokens or fewer are dropped.
+    """
     tokens = encode(song.score)[1:]
     bar_at = [i for i, t in enumerate(tokens) if t == BAR]
     windows = []
@@ -101,6 +119,23 @@ def song_windows(song: Pop909Song, window: int, offset_bars: int) -> list[list[i
 
 def batches(windows: list[list[int]], batch: int, window: int,
             rng: np.random.Generator) -> list[torch.Tensor]:
+    """Windows in a random order, padded with PAD into batches of rows.
+
+    Parameters
+    ----------
+    windows : list of list of int
+        Token windows (song_windows); each is cut to `window` + 1 tokens.
+    batch : int > 0
+        Rows per batch (the last batch may have fewer).
+    window : int > 0
+        Tokens per window; rows are `window` + 1 long (inputs and the next-token targets).
+    rng : np.random.Generator
+        Chooses the order.
+
+    Returns
+    -------
+    batches : list of torch.Tensor [shape=(<= batch, window + 1)], int64
+    """
     order = rng.permutation(len(windows))
     out = []
     for i in range(0, len(order), batch):
@@ -113,6 +148,18 @@ def batches(windows: list[list[int]], batch: int, window: int,
 
 
 def batch_loss(model: MelodyNet, rows: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy (nats per token) of a batch, PAD targets ignored.
+
+    Parameters
+    ----------
+    model : MelodyNet
+    rows : torch.Tensor [shape=(b, window + 1)], int64
+        A batch from batches: each row's first `window` tokens predict its last `window`.
+
+    Returns
+    -------
+    loss : torch.Tensor, scalar, float >= 0
+    """
     logits = model(rows[:, :-1])
     return nn.functional.cross_entropy(
         logits.reshape(-1, VOCAB_SIZE), rows[:, 1:].reshape(-1), ignore_index=PAD
@@ -120,6 +167,20 @@ def batch_loss(model: MelodyNet, rows: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(model: MelodyNet, data: list[torch.Tensor]) -> float:
+    """Cross-entropy per token (nats) over all non-PAD targets of `data`, without training.
+
+    Parameters
+    ----------
+    model : MelodyNet
+        Put in eval mode for the pass and back in train mode after.
+    data : list of torch.Tensor
+        Batches from batches.
+
+    Returns
+    -------
+    loss : float >= 0
+        0.0 when `data` has no targets.
+    """
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -133,7 +194,29 @@ def evaluate(model: MelodyNet, data: list[torch.Tensor]) -> float:
 
 def train(train_songs: list[Pop909Song], valid_songs: list[Pop909Song],
           config: TrainConfig) -> tuple[MelodyNet, dict[str, object]]:
-    """Fit the network; return the best model by validation loss and the training record."""
+    """Fit the network; return the best model by validation loss and the training record.
+
+    AdamW with a one-cycle learning rate, gradients clipped to norm 1. Stops after
+    config.epochs epochs, config.max_steps steps (when set), or when the next epoch is expected
+    to end past config.max_minutes.
+
+    Parameters
+    ----------
+    train_songs : list of Pop909Song
+        Songs to fit; windows start 0..3 bars in, chosen at random per song and epoch.
+    valid_songs : list of Pop909Song
+        Songs to validate on after each epoch.
+    config : TrainConfig
+        Sizes, optimiser settings, limits and the seed.
+
+    Returns
+    -------
+    model : MelodyNet
+        With the weights of the epoch of lowest validation loss.
+    record : dict of str -> object
+        The configuration, song numbers, losses per epoch (nats per token), steps, times (s),
+        parameter count and torch version.
+    """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = MelodyNet(config)
@@ -199,7 +282,17 @@ def train(train_songs: list[Pop909Song], valid_songs: list[Pop909Song],
 
 
 def split_songs(songs: list[Pop909Song]) -> tuple[list[Pop909Song], list[Pop909Song]]:
-    """Every tenth song (by number) validates; the rest train."""
+    """Every tenth song (by number) validates; the rest train.
+
+    Parameters
+    ----------
+    songs : list of Pop909Song
+
+    Returns
+    -------
+    train_songs, valid_songs : list of Pop909Song
+        Numbers not divisible by 10, and those that are.
+    """
     return [s for s in songs if s.number % 10], [s for s in songs if s.number % 10 == 0]
 
 
@@ -214,6 +307,14 @@ def _git_commit() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train the melody model on POP909 and write its weights and record (the command line).
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Command-line arguments (--data, --out, --epochs, --max-minutes, --hidden, --seed);
+        None reads sys.argv.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="POP909 folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights .npz")
