@@ -133,7 +133,28 @@ class _Draft:
 
 def validate(bars: int | None, n_notes: int | None, tempo_bpm: float,
              pitch_range: tuple[int, int], temperature: float, top_p: float) -> None:
-    """Raise InvalidRequest, with one sentence, for options the composer cannot honour."""
+    """Raise InvalidRequest, with one sentence, for options the composer cannot honour.
+
+    Parameters
+    ----------
+    bars : int in 1..MAX_BARS (64) or None
+        Length in 4/4 bars.
+    n_notes : int in 1..MAX_NOTES (512) or None
+        Length in notes; one of bars and n_notes must be given.
+    tempo_bpm : float in MIN_TEMPO_BPM..MAX_TEMPO_BPM (40..240)
+        Quarter notes per minute.
+    pitch_range : (int, int)
+        Lowest and highest MIDI note number, within 0..127 and at least 7 semitones apart.
+    temperature : float in 0.05..3
+        Sampling temperature.
+    top_p : float in 0.05..1
+        Nucleus sampling's share of probability.
+
+    Raises
+    ------
+    InvalidRequest
+        For the first option out of its range, or when neither bars nor n_notes is given.
+    """
     if n_notes is None and bars is None:
         raise InvalidRequest("give a length: a number of bars or of notes")
     if bars is not None and not 1 <= bars <= MAX_BARS:
@@ -155,7 +176,18 @@ def validate(bars: int | None, n_notes: int | None, tempo_bpm: float,
 
 
 def validate_phrases(phrase_lengths: Sequence[int]) -> None:
-    """Raise InvalidRequest, with one sentence, for phrase lengths that cannot be sung."""
+    """Raise InvalidRequest, with one sentence, for phrase lengths that cannot be sung.
+
+    Parameters
+    ----------
+    phrase_lengths : sequence of int >= 1
+        Notes per phrase.
+
+    Raises
+    ------
+    InvalidRequest
+        When there is no phrase, or a phrase has fewer than one note.
+    """
     if not phrase_lengths:
         raise InvalidRequest("give at least one phrase to sing (phrase_lengths is empty)")
     for number, length in enumerate(phrase_lengths, start=1):
@@ -176,12 +208,39 @@ def compose(
     top_p: float = 0.95,
     model: MelodyLstm | None = None,
 ) -> Melody:
-    """A new melody.
+    """A new melody (phrases of four bars, any rhythm the model likes).
 
-    seed: same seed and options, same melody. key: None picks one from the seed.
-    bars: length in 4/4 bars, or n_notes: exactly that many notes (then bars is ignored).
-    tempo_bpm: quarter notes per minute. pitch_range: lowest and highest MIDI pitch (inclusive).
-    temperature, top_p: how adventurous the sampling is (nucleus sampling).
+    Parameters
+    ----------
+    seed : int
+        Same seed and options, same melody.
+    key : Key or None
+        None picks one from the seed.
+    bars : int in 1..MAX_BARS (64) or None
+        Length in 4/4 bars; ignored when n_notes is given.
+    n_notes : int in 1..MAX_NOTES (512) or None
+        Exactly that many notes.
+    tempo_bpm : float in 40..240
+        Quarter notes per minute.
+    pitch_range : (int, int)
+        Lowest and highest MIDI note number (inclusive), within 0..127, at least 7 semitones
+        apart.
+    temperature : float in 0.05..3
+        How adventurous the sampling is.
+    top_p : float in 0.05..1
+        Nucleus sampling's share of probability.
+    model : MelodyLstm or None
+        None loads the shipped model (load_model).
+
+    Returns
+    -------
+    melody : Melody
+        Notes and chords in s and MIDI note numbers, in `key`.
+
+    Raises
+    ------
+    InvalidRequest
+        For options out of range (see validate).
     """
     validate(bars, n_notes, tempo_bpm, pitch_range, temperature, top_p)
     model, rng, key, shift, normal_range = _start(seed, key, pitch_range, model)
@@ -212,11 +271,35 @@ def compose_phrases(
     (MAX_SIXTEENTH_SHARE) may take a 16th: a dotted 8th and 16th on a beat, or two 16ths
     as a pickup.
 
-    seed: same seed and options, same melody. phrase_lengths: notes per phrase (each >= 1).
-    pitch_range: lowest and highest MIDI pitch (inclusive). tempo_bpm: quarter notes per
-    minute. key: None picks one from the seed. temperature, top_p: nucleus sampling.
-    The result's phrase_ends holds the index of each phrase's last note.
-    Raises InvalidRequest for lengths or options the composer cannot honour.
+    Parameters
+    ----------
+    seed : int
+        Same seed and options, same melody.
+    phrase_lengths : sequence of int >= 1
+        Notes per phrase; MAX_NOTES (512) in all at most.
+    pitch_range : (int, int)
+        Lowest and highest MIDI note number (inclusive), within 0..127, at least 7 semitones
+        apart.
+    tempo_bpm : float in 40..240
+        Quarter notes per minute.
+    key : Key or None
+        None picks one from the seed.
+    temperature : float in 0.05..3
+        Nucleus sampling's temperature.
+    top_p : float in 0.05..1
+        Nucleus sampling's share of probability.
+    model : MelodyLstm or None
+        None loads the shipped model (load_model).
+
+    Returns
+    -------
+    melody : Melody
+        Its phrase_ends holds the index of each phrase's last note.
+
+    Raises
+    ------
+    InvalidRequest
+        For lengths or options the composer cannot honour (validate_phrases, validate).
     """
     validate_phrases(phrase_lengths)
     lengths = tuple(int(n) for n in phrase_lengths)
@@ -623,8 +706,34 @@ def _velocity(pos: int) -> int:
 
 def realise(notes: list[GridNote], chords: list[Chord], n_bars: int, key: Key, shift: int,
             tempo_bpm: float, seed: int, phrase_ends: tuple[int, ...] = ()) -> Melody:
-    """Grid notes and half-bar chords (key-normalised) -> a Melody in seconds, in `key`,
-    with pitches moved by `shift` semitones; phrase_ends: index of each phrase's last note."""
+    """Grid notes and half-bar chords (key-normalised) -> a Melody in seconds, in `key`.
+
+    Velocities follow the onset's place in the bar (100 on the downbeat down to 74 on 16ths);
+    neighbouring half bars with one chord become one ChordSpan.
+
+    Parameters
+    ----------
+    notes : list of GridNote
+        Key-normalised notes (16th steps, MIDI note numbers).
+    chords : list of Chord
+        Two per bar, key-normalised; None halves have no span. Only the first 2 * n_bars count.
+    n_bars : int >= 0
+        Bars of 4/4.
+    key : Key
+        The melody's real key.
+    shift : int
+        Semitones added to every pitch and chord root.
+    tempo_bpm : float > 0
+        Quarter notes per minute: a 16th step lasts 15 / tempo_bpm s.
+    seed : int
+        Recorded in the result.
+    phrase_ends : tuple of int
+        Index of each phrase's last note (empty for a free melody).
+
+    Returns
+    -------
+    melody : Melody
+    """
     step_s = 60.0 / tempo_bpm / STEPS_PER_BEAT
     melody_notes = tuple(
         MelodyNote(
