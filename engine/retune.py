@@ -94,10 +94,35 @@ def align(syllables: Sequence[Syllable], pitches: Sequence[int], onsets_s: Seque
           last_end_s: float, voiced_s: np.ndarray | None = None) -> Alignment:
     """Map each syllable onto its note: vowel onset -> note onset, nucleus -> the note.
 
-    onsets_s: the notes' onsets on the output time line (one per syllable); last_end_s: where
-    the last note ends; voiced_s: the input's voiced frame times, when known: a voice that
-    goes on sounding after its nucleus (a voiced consonant, a held vowel) keeps its note's
-    pitch, so the note lasts until that voicing ends (short of the next note's glide).
+    Consonants and pauses keep their spoken length where the rhythm leaves room (at most
+    REST_SHARE of a note's span, FINAL_REST_S after the last); a vowel is stretched at most
+    MAX_STRETCH times, its first and last GLIDE_KEEP_S (40 ms) at their spoken speed; up to
+    LEAD_IN_S (0.3 s) before the first onset is kept.
+
+    Parameters
+    ----------
+    syllables : sequence of Syllable, non-empty, in time order
+        The syllables to sing (times in s on the input).
+    pitches : sequence of int
+        One MIDI note number per syllable.
+    onsets_s : sequence of float
+        The notes' onsets on the output time line (s), one per syllable, increasing.
+    last_end_s : float
+        Where the last note ends on the output time line (s).
+    voiced_s : np.ndarray [shape=(k,)], float or None
+        The input's voiced frame times (s), when known: a voice that goes on sounding after its
+        nucleus (a voiced consonant, a held vowel) keeps its note's pitch, so the note lasts
+        until that voicing ends (short of the next note's glide, GLIDE_S before it).
+
+    Returns
+    -------
+    alignment : Alignment
+        The input -> output time map (s -> s) and the notes as sung (s, MIDI note numbers).
+
+    Raises
+    ------
+    AssertionError
+        When there are no syllables, or syllables, pitches and onsets_s differ in length.
     """
     assert len(syllables) == len(onsets_s) == len(pitches) and syllables
     first = syllables[0]
@@ -176,6 +201,24 @@ def sung_contour(sung: Sequence[SungNote], tuning: Tuning, seed: int = 0,
     noise). Between two notes the voice stays on the earlier one; a note after a rest is
     approached up to TRANSITION_LEAD_S (at most half the rest) ahead of its onset.
     'robot' steps hard onto each note and holds it, with nothing of the above.
+
+    Parameters
+    ----------
+    sung : sequence of SungNote, non-empty, in time order
+        The notes as sung (s on the output time line, MIDI note numbers).
+    tuning : {"natural", "robot"}
+        How the voice moves between notes.
+    seed : int
+        Seeds the vibrato rates, drift and flutter: same seed, same contour.
+    step_s : float > 0
+        Spacing of the contour's points (s); CONTOUR_STEP_S (5 ms) by default.
+
+    Returns
+    -------
+    times_s : np.ndarray [shape=(m,)], float
+        From the first note's start to past the last one's end, every `step_s` (s).
+    midi : np.ndarray [shape=(m,)], float
+        Pitch as fractional MIDI note numbers (semitones).
     """
     first, last = sung[0].start_s, sung[-1].end_s
     times = np.arange(first, last + step_s, step_s)
@@ -239,15 +282,41 @@ def _vibrato(times: np.ndarray, sung: Sequence[SungNote], rng: np.random.Generat
 
 def pitch_contour(alignment: Alignment, contour: tuple[np.ndarray, np.ndarray]
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """A sung contour (output times, MIDI pitch) as target f0 (Hz) at input times."""
+    """A sung contour (output times in s, MIDI pitch) as target f0 (Hz) at input times (s)."""
     return alignment.time_map.to_input(contour[0]), np.asarray(midi_to_hz(contour[1]))
 
 
 def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
            contour: tuple[np.ndarray, np.ndarray], pitch_floor_hz: float = 60.0,
            pitch_ceiling_hz: float = 600.0) -> RetunedVoice:
-    """Resynthesise the voice along the alignment's time map and a sung pitch contour
-    (output times in s, MIDI pitch; `sung_contour` makes one)."""
+    """Resynthesise the voice along the alignment's time map and a sung pitch contour.
+
+    Praat's PSOLA overlap-add (seeded, so one input gives one voice). A part sung more than
+    PRAAT_MAX_STRETCH (3) times slower than spoken has its source padded with silence so its
+    end is not lost.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        The mono input voice.
+    sample_rate : int > 0
+        Its rate (Hz).
+    alignment : Alignment
+        Input -> output time map (align); only the input between its first and last points is
+        used.
+    contour : (np.ndarray, np.ndarray)
+        Output times (s) and MIDI pitch (fractional semitones); `sung_contour` makes one.
+    pitch_floor_hz : float > 0
+        Lowest f0 Praat's analysis looks for (Hz).
+    pitch_ceiling_hz : float > pitch_floor_hz
+        Highest f0 Praat's analysis looks for (Hz).
+
+    Returns
+    -------
+    voice : RetunedVoice
+        float32 samples at `sample_rate`, as long as the map's output span, starting at its
+        first output time (s on the song's time line).
+    """
     time_map = alignment.time_map
     start_in, end_in = float(time_map.input_s[0]), float(time_map.input_s[-1])
     first, last = int(start_in * sample_rate), int(np.ceil(end_in * sample_rate))

@@ -55,8 +55,33 @@ class SungPart:
 
 def sing_parts(parts: Sequence[Part], samples: np.ndarray, sample_rate: int, f0: PitchTrack,
                seed: int, timer: StageTimer) -> list[SungPart]:
-    """Retune every part: overlap-add (Praat) here while WORLD makes the held vowels of all
-    of them in a thread beside it (it lets go of the GIL), then the two are joined."""
+    """Retune every part, each once.
+
+    Overlap-add (Praat) runs here while WORLD makes the held vowels of all of them in a thread
+    beside it (it lets go of the GIL), then the two are joined. Praat's pitch analysis looks
+    between 0.7 times the 2nd percentile of the voice's f0 (at least 50 Hz) and 1.5 times its
+    98th (at most 1000 Hz).
+
+    Parameters
+    ----------
+    parts : sequence of Part
+        The parts to sing; part i's contour is seeded with `seed` + i.
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        The mono voice note.
+    sample_rate : int > 0
+        Its rate (Hz).
+    f0 : PitchTrack
+        Its pitch track; it must have at least one voiced frame.
+    seed : int
+        Seeds the sung contours (vibrato, drift).
+    timer : StageTimer
+        Times the retune, held_vowels and join stages.
+
+    Returns
+    -------
+    sung : list of SungPart
+        One per part, in order, each at `sample_rate`.
+    """
     voiced_hz = f0.f0_hz[f0.voiced]
     floor_hz = max(50.0, float(np.percentile(voiced_hz, 2)) * 0.7)
     ceiling_hz = min(1000.0, float(np.percentile(voiced_hz, 98)) * 1.5)
@@ -92,8 +117,25 @@ def _held_vowels(samples: np.ndarray, sample_rate: int, f0: PitchTrack,
 
 
 def on_time_line(sung: Sequence[SungPart], sample_rate: int, length: int) -> np.ndarray:
-    """The parts at `sample_rate`, each at every place it is sung, summed into `length`
-    samples of the song's time line."""
+    """The parts, each at every place it is sung, summed into the song's time line.
+
+    Each part is resampled to `sample_rate` and faded in and out over EDGE_FADE_S (8 ms);
+    whatever falls past `length` is cut off.
+
+    Parameters
+    ----------
+    sung : sequence of SungPart
+        Sung parts (sing_parts).
+    sample_rate : int > 0
+        The song's rate (Hz).
+    length : int >= 0
+        Samples of the time line.
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(length,)], float32
+        The sum (not limited: it can pass -1..1).
+    """
     out = np.zeros(length, np.float32)
     edge = round(EDGE_FADE_S * sample_rate)
     for part in sung:
@@ -112,6 +154,6 @@ def on_time_line(sung: Sequence[SungPart], sample_rate: int, length: int) -> np.
 
 
 def end_s(sung: Sequence[SungPart]) -> float:
-    """Where the last sung sample ends on the song's time line."""
+    """Where the last sung sample ends on the song's time line (s); `sung` must be non-empty."""
     return max(p.voice.start_s + max(p.part.again_at_s, default=0.0) +
                len(p.voice.samples) / p.voice.sample_rate for p in sung)

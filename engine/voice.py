@@ -50,8 +50,27 @@ class HeldSpan:
 
 def held_spans(voiced_in: np.ndarray, hop_s: float, times_in: np.ndarray,
                time_map: TimeMap) -> list[HeldSpan]:
-    """The voiced stretches of the input that the time map sings, mapped onto the song's
-    time line, less their attack; those shorter than MIN_HELD_S are left out."""
+    """The voiced stretches of the input that the time map sings, on the song's time line.
+
+    Each starts ATTACK_S (50 ms) after the stretch's mapped start (its attack is left to
+    overlap-add); those shorter than MIN_HELD_S (0.12 s) are left out.
+
+    Parameters
+    ----------
+    voiced_in : np.ndarray [shape=(n,)], bool
+        Whether each input frame is voiced.
+    hop_s : float > 0
+        Frame spacing of the input track (s).
+    times_in : np.ndarray [shape=(n,)], float
+        Each frame's time on the input (s).
+    time_map : TimeMap
+        Input -> output time (s -> s); frames outside its input span are cut off.
+
+    Returns
+    -------
+    spans : list of HeldSpan
+        Start and end on the output time line (s), in order.
+    """
     edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced_in.astype(int), [0]])))
     first_in, last_in = float(time_map.input_s[0]), float(time_map.input_s[-1])
     spans = []
@@ -77,8 +96,23 @@ class HeldVowel:
 
 
 def analyse(samples: np.ndarray, sample_rate: int, f0: PitchTrack) -> Envelope:
-    """WORLD's view of a voice (its spectral envelope and aperiodicity at each voiced frame
-    of its pitch track), once for every piece of song sung from it."""
+    """WORLD's view of a voice, once for every piece of song sung from it.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        The mono input voice.
+    sample_rate : int > 0
+        Its rate (Hz).
+    f0 : PitchTrack
+        Its pitch track (HOP_S frames); the analysis floor is FLOOR_SHARE of its 5th percentile
+        of voiced f0, within FLOOR_HZ (71..300 Hz).
+
+    Returns
+    -------
+    envelope : Envelope
+        Spectral envelope (smoothed log) and aperiodicity at each voiced frame (times in s).
+    """
     return Envelope.analyse(samples.astype(np.float64), sample_rate, f0)
 
 
@@ -86,10 +120,28 @@ def synthesise_held(envelope: Envelope, sample_rate: int, f0: PitchTrack, time_m
                     contour: tuple[np.ndarray, np.ndarray]) -> list[HeldVowel]:
     """The held stretches of a sung voice, made by WORLD.
 
-    envelope: `analyse` of the input voice; f0: its pitch track (HOP_S frames); time_map:
-    input -> song time; contour: the sung pitch as (song times in s, MIDI pitch), as
-    retune.sung_contour gives it. Needs nothing of the overlap-add result, so it can run
-    beside it (pyworld lets go of the GIL).
+    Needs nothing of the overlap-add result, so it can run beside it (pyworld lets go of the
+    GIL). The breath noise between harmonics is scaled by BREATH_SCALE (0.5).
+
+    Parameters
+    ----------
+    envelope : Envelope
+        `analyse` of the input voice.
+    sample_rate : int > 0
+        Rate of the input and of the result (Hz).
+    f0 : PitchTrack
+        The input's pitch track (HOP_S frames).
+    time_map : TimeMap
+        Input -> song time (s -> s).
+    contour : (np.ndarray, np.ndarray)
+        The sung pitch as (song times in s, MIDI pitch in fractional semitones), as
+        retune.sung_contour gives it.
+
+    Returns
+    -------
+    held : list of HeldVowel
+        One per held_spans span, synthesised at FRAME_S (5 ms) frames; empty when there is none
+        or the envelope has no voiced frame.
     """
     spans = held_spans(f0.voiced, HOP_S, f0.times_s, time_map)
     if not spans or envelope.times_s.size == 0:
@@ -108,8 +160,24 @@ def synthesise_held(envelope: Envelope, sample_rate: int, f0: PitchTrack, time_m
 
 
 def join_held(sung_voice: RetunedVoice, held: list[HeldVowel]) -> RetunedVoice:
-    """The retuned voice with each held stretch crossfaded in: in after its attack, where
-    its periods line up with the voice's, and out where the voicing ends."""
+    """The retuned voice with each held stretch crossfaded in.
+
+    Each comes in after its attack over FADE_IN_S (25 ms), delayed by less than one period to
+    where its periods line up with the voice's, and goes out over FADE_OUT_S (12 ms) where the
+    voicing ends; stretches before the voice's start or past its end are skipped.
+
+    Parameters
+    ----------
+    sung_voice : RetunedVoice
+        The overlap-add result.
+    held : list of HeldVowel
+        From synthesise_held, at the same sample rate.
+
+    Returns
+    -------
+    voice : RetunedVoice
+        float32 samples, as long as `sung_voice`'s, at its rate and start (s).
+    """
     rate = sung_voice.sample_rate
     out = sung_voice.samples.astype(np.float64)
     for vowel in held:
