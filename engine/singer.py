@@ -78,7 +78,25 @@ class Speech:
 
 
 def clean_lyrics(text: str) -> str:
-    """Printable text on one line; refuses empty or over-long lyrics with a clear message."""
+    """Printable text on one line; refuses empty or over-long lyrics with a clear message.
+
+    Control characters and every kind of space become single spaces.
+
+    Parameters
+    ----------
+    text : str
+        The lyrics as sent.
+
+    Returns
+    -------
+    words : str
+        At most MAX_LYRICS_CHARS (300) characters, with a letter or digit.
+
+    Raises
+    ------
+    InvalidRequest
+        When there is no letter or digit, or the cleaned text is over MAX_LYRICS_CHARS.
+    """
     words = _one_line(text)
     if not _has_words(words):
         raise InvalidRequest("there are no words to sing: send some lyrics")
@@ -89,19 +107,47 @@ def clean_lyrics(text: str) -> str:
 
 
 def lyric_lines(text: str) -> tuple[str, ...]:
-    """The lyrics' lines, cleaned like clean_lyrics (which refuses the same texts): the
-    sender's line breaks are kept, a line longer than LONG_LINE_CHARS is split at its sentence
-    ends (. ! ? ; ...) into phrases of at least MIN_PHRASE_WORDS words, and lines without a
-    letter or digit are left out. Joined by spaces they give clean_lyrics(text) when every
-    line has a word."""
+    """The lyrics' lines, cleaned like clean_lyrics (which refuses the same texts).
+
+    The sender's line breaks are kept, a line longer than LONG_LINE_CHARS (40 characters) is
+    split at its sentence ends (. ! ? ; ...) into phrases of at least MIN_PHRASE_WORDS words,
+    and lines without a letter or digit are left out. Joined by spaces they give
+    clean_lyrics(text) when every line has a word.
+
+    Parameters
+    ----------
+    text : str
+        The lyrics as sent, lines separated by line breaks.
+
+    Returns
+    -------
+    lines : tuple of str, non-empty
+
+    Raises
+    ------
+    InvalidRequest
+        For empty or over-long lyrics (clean_lyrics).
+    """
     clean_lyrics(text)
     lines = (_one_line(line) for line in text.splitlines())
     return tuple(phrase for line in lines if _has_words(line) for phrase in _phrases(line))
 
 
 def supported_language(setting: str | None) -> str | None:
-    """The ISO 639-1 code of a platform's language setting ("pt-br", "es-ES", "de_DE") when
-    SingSong sings in it; None otherwise (and for no setting)."""
+    """The ISO 639-1 code of a platform's language setting when SingSong sings in it.
+
+    Parameters
+    ----------
+    setting : str or None
+        A language setting such as "pt-br", "es-ES" or "de_DE" (any case); only the part before
+        the first - or _ counts.
+
+    Returns
+    -------
+    code : str or None
+        A key of SUPPORTED ("pt", "es", "de"); None for no setting or one SingSong does not
+        sing in.
+    """
     if setting is None:
         return None
     code = re.split(r"[-_]", setting.strip().lower(), maxsplit=1)[0]
@@ -109,16 +155,48 @@ def supported_language(setting: str | None) -> str | None:
 
 
 def detect_language(text: str) -> tuple[str, float]:
-    """The supported language the text is most likely in, and that probability (0-1, among
-    the supported languages): short or mixed text gets a low one."""
+    """The supported language the text is most likely in, and that probability.
+
+    Parameters
+    ----------
+    text : str
+        Lyrics; short or mixed text gets a low probability.
+
+    Returns
+    -------
+    code : str
+        An ISO 639-1 code in SUPPORTED.
+    probability : float in 0..1
+        Among the supported languages.
+    """
     code, probability = _detector().classify(text)
     return str(code), float(probability)
 
 
 def choose_language(text: str, setting: str | None = None) -> tuple[str, str]:
-    """(ISO 639-1 code, chosen_by) for lyrics: the text's language when the detector is
-    confident (CONFIDENT), else the setting, else English. Raises InvalidRequest for a setting
-    SingSong does not sing in; a blank setting counts as none."""
+    """(ISO 639-1 code, chosen_by) for lyrics.
+
+    The text's language when the detector is confident (probability >= CONFIDENT, 0.8), else the
+    setting, else English.
+
+    Parameters
+    ----------
+    text : str
+        The lyrics.
+    setting : str or None
+        A language setting ("es", "pt-br", "de-DE"); a blank setting counts as none.
+
+    Returns
+    -------
+    code : str
+        A key of SUPPORTED.
+    chosen_by : {"text", "setting", "default"}
+
+    Raises
+    ------
+    InvalidRequest
+        For a setting SingSong does not sing in.
+    """
     if setting is not None and not setting.strip():
         setting = None
     wanted = supported_language(setting)
@@ -137,12 +215,33 @@ def choose_language(text: str, setting: str | None = None) -> tuple[str, str]:
 def speak(text: str, language: str | None = None) -> Speech:
     """The lyrics read aloud, one espeak-ng run a line, in the voice of their language.
 
-    text: the lyrics (at most MAX_LYRICS_CHARS once on one line).
-    language: a language setting ("es", "pt-br", "de-DE"), used when the detector is unsure
-        of the text's language; the text wins when it is confident.
-    Raises InvalidRequest for empty or over-long lyrics and an unsupported `language`, and
-    ToolMissing when espeak-ng is not installed. The text goes in on stdin, never as an
-    argument, so nothing in it can be read as an option.
+    The text goes in on stdin, never as an argument, so nothing in it can be read as an
+    option; lines are joined by LINE_PAUSE_S (0.35 s) of silence.
+
+    Parameters
+    ----------
+    text : str
+        The lyrics (at most MAX_LYRICS_CHARS, 300 characters, once on one line).
+    language : str or None
+        A language setting ("es", "pt-br", "de-DE"), used when the detector is unsure of the
+        text's language; the text wins when it is confident.
+
+    Returns
+    -------
+    speech : Speech
+        16-bit mono WAV at espeak-ng's rate, the language used and how it was chosen, the lines
+        and each line's span in the audio (s).
+
+    Raises
+    ------
+    InvalidRequest
+        For empty or over-long lyrics and an unsupported `language`.
+    ToolMissing
+        When espeak-ng is not installed.
+    RuntimeError
+        When espeak-ng fails, writes other than 16-bit mono, or reads lines at different rates.
+    subprocess.TimeoutExpired
+        When one line takes espeak-ng over SPEAK_TIMEOUT_S (30 s).
     """
     lines = lyric_lines(text)
     code, chosen_by = choose_language(" ".join(lines), language)

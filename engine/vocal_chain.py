@@ -78,15 +78,36 @@ HARMONY_BAND_HZ = (300.0, 5000.0)  # the second voice is thinner than the lead
 
 
 def process(vocal: np.ndarray, sample_rate: int, style: str, part: str = "lead") -> np.ndarray:
-    """The mono `vocal` (float, -1..1, at `sample_rate` Hz) through `style`'s chain.
+    """The mono `vocal` through `style`'s chain.
 
-    part: "lead", or "harmony": a second voice, thinned to HARMONY_BAND_HZ first so the
-    lead stays in front of it.
+    The vocal is first brought to STAGING_DBFS (-20 dBFS RMS over its loudest 20 ms blocks) so
+    the compressor acts the same on a whisper and a shout, and back to its own level after.
+    Deterministic: every call starts from a silent chain (pedalboard resets each plugin before
+    it processes), so nothing of one vocal's tail sounds in the next; the chain starts at the
+    first non-zero sample.
 
-    Returns float32 samples of the same length (a delay or reverb tail past the end is
-    cut) at about the input's level. Deterministic: every call starts from a silent chain
-    (pedalboard resets each plugin before it processes), so nothing of one vocal's tail
-    sounds in the next. Raises InvalidRequest for an unknown style.
+    Parameters
+    ----------
+    vocal : np.ndarray [shape=(n,)], float in -1..1
+        The mono vocal.
+    sample_rate : int > 0
+        Its rate (Hz).
+    style : str in STYLES ("pop", "lofi", "ballad", "robot")
+        Which voicing.
+    part : {"lead", "harmony"}
+        "harmony" is a second voice, thinned to HARMONY_BAND_HZ (300..5000 Hz) first so the
+        lead stays in front of it.
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(n,)], float32
+        The same length (a delay or reverb tail past the end is cut), at about the input's
+        level; silence (or an empty vocal) comes back as it went in.
+
+    Raises
+    ------
+    InvalidRequest
+        For an unknown style or part.
     """
     board = _board(style, part)
     samples = np.asarray(vocal, dtype=np.float32)
