@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
@@ -175,6 +176,10 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
         frame = av.AudioFrame.from_ndarray(clipped.astype(np.float32).reshape(1, -1),
                                            format="flt", layout=layout)
         frame.sample_rate = rate
+        # The first sample at time 0: left unset, the Ogg muxer counts Opus's pre-skip twice
+        # (every granule position 312 samples late: players read the file as starting at
+        # 6.5 ms and lasting that much longer).
+        frame.pts, frame.time_base = 0, Fraction(1, rate)
         for packet in stream.encode(frame):
             out.mux(packet)
         for packet in stream.encode(None):

@@ -10,9 +10,7 @@ ffmpeg pass, temporary files or process.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +19,6 @@ from typing import Any
 import numpy as np
 from mutagen import id3
 from mutagen.id3._tags import save_frame
-from mutagen.ogg import OggPage
 from mutagen.oggopus import OggOpus
 
 from engine import audio
@@ -31,7 +28,6 @@ from engine.album._joining import AlbumMix, Chapter, assemble
 from engine.errors import InvalidRequest
 
 ALBUM_FORMATS = ("ogg", "mp3")
-OPUS_RATE = 48000  # Opus granule positions count 48 kHz samples whatever the input rate
 
 
 def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
@@ -71,13 +67,9 @@ def encode_album(mix: AlbumMix, titles: Sequence[str], fmt: str, *,
     names = [_printable(title) for title in titles]
     album_title, artist = _printable(album_title), _printable(artist)
     # mutagen rewrites a file object in place: it reads, seeks, writes and truncates.
-    if fmt == "mp3":
-        buffer = io.BytesIO(encoded)
-        _tag_mp3(buffer, mix.chapters, names, album_title, artist)
-    else:
-        buffer = io.BytesIO(_opus_ending_on_time(encoded, math.ceil(
-            len(mix.samples) * OPUS_RATE / mix.sample_rate)))
-        _tag_ogg_opus(buffer, mix.chapters, names, album_title, artist)
+    buffer = io.BytesIO(encoded)
+    tag = _tag_mp3 if fmt == "mp3" else _tag_ogg_opus
+    tag(buffer, mix.chapters, names, album_title, artist)
     return buffer.getvalue()
 
 
@@ -123,29 +115,6 @@ def _tag_ogg_opus(buffer: io.BytesIO, chapters: Sequence[Chapter], titles: Seque
         opus.tags[f"CHAPTER{number:03d}"] = [f"{hours:02d}:{minutes:02d}:{rest / 1000:06.3f}"]
         opus.tags[f"CHAPTER{number:03d}NAME"] = [title]
     opus.save(buffer)
-
-
-def _opus_ending_on_time(data: bytes, samples_48k: int) -> bytes:
-    """The Ogg Opus stream with its granule positions (48 kHz samples) shifted so that the
-    last page ends at pre-skip + `samples_48k`, as RFC 7845 asks: then players and ffmpeg
-    read the stream as starting at 0 and lasting as long as the mix, and the last chapter
-    ends with the album. PyAV's encoding counts the pre-skip twice (every position 312
-    samples late: the stream read as starting at 6.5 ms, and the last chapter as ending
-    about 20 ms after the album); the ffmpeg remux this replaced rewrote them. When the
-    positions are already right the bytes are unchanged."""
-    source = io.BytesIO(data)
-    pages = []
-    with contextlib.suppress(EOFError):
-        while True:
-            pages.append(OggPage(source))
-    pre_skip = int.from_bytes(pages[0].packets[0][10:12], "little")  # in OpusHead
-    late = pages[-1].position - (pre_skip + samples_48k)
-    if late == 0:
-        return data
-    for page in pages:
-        if page.position > 0:  # audio: the headers' pages are at 0; -1: no packet ends here
-            page.position -= late
-    return b"".join(page.write() for page in pages)
 
 
 def _ms(time_s: float) -> int:

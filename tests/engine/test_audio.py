@@ -1,9 +1,12 @@
+import contextlib
 import io
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from mutagen.ogg import OggPage
 
 from engine.audio import (
     BadAudio,
@@ -98,6 +101,20 @@ def test_opus_keeps_a_minute_under_a_megabyte() -> None:
     minute = (0.3 * rng.standard_normal(44100 * 60)).astype(np.float32)
     data = encode(minute, 44100, "ogg")
     assert data[:4] == b"OggS" and len(data) < 1_000_000
+
+
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_opus_starts_at_zero_and_ends_with_the_samples(rate: int) -> None:
+    """RFC 7845: the last granule position is the pre-skip plus the samples (at 48 kHz), so
+    players read the file as starting at 0 and as long as what was encoded."""
+    samples = 0.3 * np.sin(2 * np.pi * 440 * np.arange(round(rate * 3.3)) / rate)
+    pages = []
+    with contextlib.suppress(EOFError):
+        source = io.BytesIO(encode(samples, rate, "ogg"))
+        while True:
+            pages.append(OggPage(source))  # type: ignore[no-untyped-call]
+    pre_skip = int.from_bytes(pages[0].packets[0][10:12], "little")  # in OpusHead
+    assert pages[-1].position == pre_skip + math.ceil(samples.size * 48000 / rate)
 
 
 def test_loudness_helpers() -> None:
