@@ -83,13 +83,31 @@ class Transcript:
 
 
 def transcribe(samples: np.ndarray, sample_rate: int, track: PitchTrack) -> Transcript:
-    """The notes of a monophonic voice (mono samples at `sample_rate` Hz, and their pitch
-    track). Each note's pitch is the semitone nearest to what was sung, heard against the
-    singer's tuning around it (`local_tuning`), so a singer who drifts keeps the melody's
-    intervals. Notes end where the voicing breaks (a consonant, a breath), where the pitch
-    settles on another semitone (even briefly: a quick run keeps its notes), or where the
-    loudness dips by DIP_DB inside a held sound (a re-articulation); no note is shorter
-    than MIN_NOTE_S."""
+    """The notes of a monophonic voice.
+
+    Each note's pitch is the semitone nearest to what was sung, heard against the singer's
+    tuning around it (`local_tuning`), so a singer who drifts keeps the melody's intervals.
+    Notes end where the voicing breaks (a consonant, a breath), where the pitch settles on
+    another semitone (even briefly: a quick run keeps its notes), or where the loudness dips by
+    DIP_DB (7 dB) inside a held sound (a re-articulation); no note is shorter than MIN_NOTE_S
+    (0.09 s).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        Mono voice.
+    sample_rate : int > 0
+        Its rate (Hz).
+    track : PitchTrack
+        Its pitch track (pitch.track of the same samples, HOP_S frames).
+
+    Returns
+    -------
+    transcript : Transcript
+        Notes in time order (MIDI note numbers; start and end in s; velocity 40..110 from
+        loudness, 110 for the loudest, 40 for 30 dB below it) and the singer's tuning. No notes
+        and an empty tuning when the track has no voiced frame.
+    """
     if track.f0_hz.size == 0 or not track.voiced.any():
         return Transcript([], Tuning(np.zeros(0), np.zeros(0), 0.0))
     level = frame_levels_db(samples, sample_rate, track.times_s)
@@ -133,15 +151,28 @@ def _near_half_way(pitch: float) -> bool:
 
 
 def local_tuning(times_s: np.ndarray, midi: np.ndarray) -> Tuning:
-    """The singer's offset from equal temperament (semitones) at each voiced frame: the
-    circular mean of the frames' distances to their nearest semitone in a Gaussian window of
-    TUNING_WINDOW_S of voiced time, frames that glide counting less; unwrapped through the
-    clip, so a slow drift is followed past half a semitone, and shifted by whole semitones so
-    its median sits within half a semitone of A = 440 Hz. The drift is the change, from the
+    """The singer's offset from equal temperament (semitones) at each voiced frame.
+
+    The circular mean of the frames' distances to their nearest semitone in a Gaussian window
+    of TUNING_WINDOW_S (3 s) of voiced time, frames that glide counting less; unwrapped through
+    the clip, so a slow drift is followed past half a semitone, and shifted by whole semitones
+    so its median sits within half a semitone of A = 440 Hz. The drift is the change, from the
     first voiced frame to the last, of a straight line fitted to each steady frame's own
     offset (its distance to the semitone nearest it on that reference).
 
-    times_s: frame times (s); midi: fractional MIDI pitch, NaN where unvoiced."""
+    Parameters
+    ----------
+    times_s : np.ndarray [shape=(n,)], float
+        Frame times (s), HOP_S apart.
+    midi : np.ndarray [shape=(n,)], float
+        Fractional MIDI pitch (semitones), NaN where unvoiced.
+
+    Returns
+    -------
+    tuning : Tuning
+        The voiced frames' times (s), their offsets (semitones) and the drift (cents); all
+        empty (drift 0) when no frame is voiced.
+    """
     voiced = ~np.isnan(midi)
     pitch = midi[voiced]
     if pitch.size == 0:
@@ -404,11 +435,28 @@ def _velocity(db_below_loudest: float) -> int:
 
 def detect_beat(onsets_s: np.ndarray, min_bpm: float = 60.0,
                 max_bpm: float = 180.0) -> tuple[float, float]:
-    """The beat the onsets fit best: (tempo in BPM, time of one beat in seconds).
+    """The beat the onsets fit best: (tempo in BPM, a time in seconds on its eighth-note grid).
 
     For each candidate tempo the onsets are wrapped onto its eighth notes; the tempo whose
     wrapped onsets bunch up the most wins, with a gentle preference for tempos near 100 BPM
     (a tempo and its double fit the same onsets).
+
+    Parameters
+    ----------
+    onsets_s : np.ndarray [shape=(n,)], float >= 0
+        Note onsets (s).
+    min_bpm : float > 0
+        Slowest tempo tried (quarter notes per minute); candidates are 0.5 BPM apart.
+    max_bpm : float >= min_bpm
+        Fastest tempo tried (BPM).
+
+    Returns
+    -------
+    tempo_bpm : float in min_bpm..max_bpm
+        100.0 for fewer than two onsets.
+    anchor_s : float
+        A time on the tempo's eighth-note grid, in 0..30 / tempo_bpm (one eighth, s); for fewer
+        than two onsets the onset itself, or 0.0 for none.
     """
     if len(onsets_s) < 2:
         return 100.0, float(onsets_s[0]) if len(onsets_s) else 0.0
@@ -423,8 +471,27 @@ def detect_beat(onsets_s: np.ndarray, min_bpm: float = 60.0,
 
 def quantize(notes: list[HeardNote], tempo_bpm: float, anchor_s: float,
              steps_per_beat: int = 4) -> list[HeardNote]:
-    """Snap onsets and ends to the grid (16ths by default); every note keeps at least a step,
-    and a note that would land on the previous one's onset is dropped."""
+    """Snap onsets and ends to the grid (16ths by default).
+
+    Every note keeps at least a step, a note that would land on the previous one's onset is
+    dropped, and one that overlaps the next is cut at its onset; onsets before 0 s move to 0.
+
+    Parameters
+    ----------
+    notes : list of HeardNote, in time order
+        Notes with times in s.
+    tempo_bpm : float > 0
+        Quarter notes per minute.
+    anchor_s : float
+        A time on the grid (s), as detect_beat gives it.
+    steps_per_beat : int > 0
+        Grid steps per quarter note (4: 16ths).
+
+    Returns
+    -------
+    notes : list of HeardNote
+        Pitch and velocity unchanged; start and end on the grid (s).
+    """
     step = 60.0 / tempo_bpm / steps_per_beat
     snapped: list[HeardNote] = []
     for note in notes:
