@@ -39,7 +39,23 @@ HARMONY_STEPS = 2  # the second voice sings this many scale steps above the lead
 
 
 def check_form(form: str) -> str:
-    """The form's name, or InvalidRequest with the choices."""
+    """The form's name, or InvalidRequest with the choices.
+
+    Parameters
+    ----------
+    form : str
+        "full" or "short" (FORMS).
+
+    Returns
+    -------
+    form : str
+        The same name.
+
+    Raises
+    ------
+    InvalidRequest
+        For any other name.
+    """
     if form not in FORMS:
         raise InvalidRequest(f"unknown form {form!r}: choose {' or '.join(FORMS)}")
     return form
@@ -59,8 +75,27 @@ class Hook:
 
 def choose_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
                 samples: np.ndarray, sample_rate: int) -> Hook:
-    """The stretch of a phrase that sings best as a hook (see scored_hook); when every phrase
-    is shorter than a hook, the whole note as far as a hook goes."""
+    """The stretch of a phrase that sings best as a hook (see scored_hook).
+
+    When every phrase is shorter than a hook, the whole note as far as a hook goes (its first
+    HOOK_SYLLABLES[1], 8, syllables at most).
+
+    Parameters
+    ----------
+    syllables : sequence of Syllable, in time order
+        The voice note's syllables (times in s).
+    phrase_lengths : sequence of int >= 0
+        Syllables per phrase, in order; they add up to len(syllables).
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        The voice note, mono.
+    sample_rate : int > 0
+        Its rate (Hz).
+
+    Returns
+    -------
+    hook : Hook
+        Indices into `syllables`.
+    """
     found = scored_hook(syllables, phrase_lengths, samples, sample_rate)
     if found is None:
         return Hook(0, min(len(syllables), HOOK_SYLLABLES[1]))
@@ -73,13 +108,31 @@ def scored_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
     """The stretch of a phrase that sings best as a hook, and its score; None when no phrase
     holds one.
 
-    Candidates are whole phrases of HOOK_SYLLABLES, and the last (or first) syllables of
-    longer phrases. Each is scored on what makes words easy to sing and remember: how much
-    of it is voiced (vowels to hold), how strong its loudest stress stands out from the
-    voice note, a natural end (a pause after it), and a length near HOOK_BEST. Every part
-    of the score is against the note itself, so the scores of different notes compare.
-    count: only stretches of exactly this many syllables (a whole phrase of that length,
-    or the last or first `count` syllables of a longer one).
+    Candidates are whole phrases of HOOK_SYLLABLES (3..8 syllables), and the last (or first)
+    syllables of longer phrases. Each is scored on what makes words easy to sing and remember:
+    how much of it is voiced (vowels to hold), how strong its loudest stress stands out from
+    the voice note (dB above its median, counted up to 10 dB), a natural end (a pause of
+    NATURAL_END_S, 0.2 s, after it), and a length near HOOK_BEST. Every part of the score is
+    against the note itself, so the scores of different notes compare.
+
+    Parameters
+    ----------
+    syllables : sequence of Syllable, in time order
+        The voice note's syllables (times in s).
+    phrase_lengths : sequence of int >= 0
+        Syllables per phrase, in order; they add up to len(syllables).
+    samples : np.ndarray [shape=(n,)], float in -1..1
+        The voice note, mono.
+    sample_rate : int > 0
+        Its rate (Hz).
+    count : int > 0 or None
+        Only stretches of exactly this many syllables (a whole phrase of that length, or the
+        last or first `count` syllables of a longer one).
+
+    Returns
+    -------
+    scored : (float, Hook) or None
+        The score (higher is better; about 0..4) and the hook; the earliest wins a tie.
     """
     stress = _stress_db(syllables, samples, sample_rate)
     best: tuple[float, Hook] | None = None
@@ -95,9 +148,28 @@ def scored_hook(syllables: Sequence[Syllable], phrase_lengths: Sequence[int],
 
 def hook_from_lines(syllables: Sequence[Syllable], lines: Sequence[str],
                     line_spans_s: Sequence[tuple[float, float]]) -> Hook | None:
-    """For lyrics: the line that is repeated (its first occurrence) or else the last line,
-    as the syllables spoken inside its span; None when that line has too few syllables to
-    make a hook. A line longer than a hook gives its last syllables (its natural end)."""
+    """For lyrics: the line that is repeated (its first occurrence) or else the last line, as
+    the syllables spoken inside its span.
+
+    A line longer than a hook gives its last syllables (its natural end), HOOK_SYLLABLES[1]
+    (8) at most. Lines are compared ignoring case and spacing.
+
+    Parameters
+    ----------
+    syllables : sequence of Syllable, in time order
+        The spoken lyrics' syllables (times in s).
+    lines : sequence of str
+        The lyrics' lines.
+    line_spans_s : sequence of (float, float)
+        Each line's (start, end) in the speech (s); a syllable belongs to the line its vowel
+        onset falls in.
+
+    Returns
+    -------
+    hook : Hook or None
+        None when there are no lines or the line has fewer than HOOK_SYLLABLES[0] (3)
+        syllables.
+    """
     if not lines:
         return None
     seen: dict[str, int] = {}
@@ -159,8 +231,24 @@ def _score(hook: Hook, syllables: Sequence[Syllable], stress: np.ndarray) -> flo
 
 
 def answer_phrase(motif: Melody, pitch_range: tuple[int, int]) -> tuple[Melody, Melody]:
-    """The motif twice: first open (its last note moved to the dominant, over the dominant
-    chord), then closed (ending on the tonic over the tonic, the dominant just before)."""
+    """The motif twice: first open, then closed, so the second answers the first.
+
+    The open one's last note moves to the dominant, over the dominant chord (major in a major
+    key, minor in a minor one); the closed one ends on the tonic over the tonic chord, with the
+    dominant on the chord just before. Each last note moves to the nearest pitch of its class
+    within `pitch_range` (it stays where it is when there is none).
+
+    Parameters
+    ----------
+    motif : Melody
+        The chorus's motif.
+    pitch_range : (int, int)
+        Lowest and highest MIDI note number (inclusive) the last notes may take.
+
+    Returns
+    -------
+    opened, closed : Melody
+    """
     key = motif.key
     last = motif.notes[-1]
     open_pitch = _nearest_in_range((key.tonic + 7) % 12, last.pitch, pitch_range)
@@ -193,8 +281,24 @@ def _nearest_in_range(pitch_class: int, near: int, pitch_range: tuple[int, int])
 
 
 def harmony_pitch(pitch: int, key: Key, steps: int = HARMONY_STEPS) -> int:
-    """The pitch `steps` scale steps above `pitch` in `key` (a diatonic third for 2): from
-    the nearest scale tone at or below it, so it is always in the key."""
+    """The pitch `steps` scale steps above `pitch` in `key` (a diatonic third for 2).
+
+    Counted from the nearest scale tone at or below it, so it is always in the key.
+
+    Parameters
+    ----------
+    pitch : int
+        MIDI note number of the lead.
+    key : Key
+        The song's key.
+    steps : int >= 0
+        Scale steps up (HARMONY_STEPS, 2: a third).
+
+    Returns
+    -------
+    pitch : int
+        MIDI note number.
+    """
     tones = sorted(key.scale_pitch_classes())
     base = pitch
     while base % 12 not in tones:
@@ -231,10 +335,29 @@ class Layout:
 
 def split_verses(whole: Melody, phrase_lengths: Sequence[int], form: str,
                  budget_s: float) -> list[list[int]]:
-    """The verse's phrases in verses: all of them in one for the short form; for the full
-    form, in verses of at most VERSE_MAX_S each so that a chorus comes early and often.
-    `whole`: the melody of every phrase in one verse, which tells how long each phrase
-    sings; phrases past `budget_s` of it are left out (a very long voice note)."""
+    """The verse's phrases in verses.
+
+    All of them in one for the short form; for the full form, in verses of at most
+    VERSE_MAX_S (16 s) each so that a chorus comes early and often (a verse holds at least one
+    phrase).
+
+    Parameters
+    ----------
+    whole : Melody
+        The melody of every phrase in one verse (with phrase_ends), which tells how long each
+        phrase sings.
+    phrase_lengths : sequence of int
+        Notes per phrase, one per phrase of `whole`.
+    form : {"full", "short"}
+    budget_s : float
+        Phrases that end past this time of `whole` (s) are left out (a very long voice note);
+        the first phrase is always kept.
+
+    Returns
+    -------
+    verses : list of list of int
+        Each verse's phrase lengths, in order.
+    """
     bar_s = STEPS_PER_BAR * whole.step_s
     ends = [whole.notes[i].end_s for i in whole.phrase_ends]
     kept = [n for n, end in zip(phrase_lengths, ends, strict=True) if end <= budget_s]
@@ -256,9 +379,27 @@ def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speec
     """The order of the song's parts, and its melody for the band.
 
     'short': the verse alone. 'full': a chorus after the first verse and after the last (one
-    only when two would pass MAX_SONG_S), and after those between while the song stays
-    within TARGET_SONG_S + LONGER_BY_S; a single verse of a voice note under SHORT_NOTE_S
-    comes back for a second chorus."""
+    only when two would pass MAX_SONG_S, 90 s), and after those between while the song stays
+    within TARGET_SONG_S + LONGER_BY_S (65 s); a single verse of a voice note under
+    SHORT_NOTE_S (8 s) comes back for a second chorus while the song stays within
+    TARGET_SONG_S (60 s).
+
+    Parameters
+    ----------
+    verses : sequence of Melody, non-empty
+        The verses, at one tempo (the first's bar length is used).
+    chorus : sequence of Melody
+        The chorus's pieces, sung one after another.
+    form : {"full", "short"}
+    speech_s : float >= 0
+        Length of the voice note (s).
+    intro_bars : int >= 0
+        Bars of band before the first verse; one bar of ending is counted after the last part.
+
+    Returns
+    -------
+    layout : Layout
+    """
     bar_s = STEPS_PER_BAR * verses[0].step_s
     chorus_n = sum(c.n_bars for c in chorus)
     parts: list[tuple[str, int]] = [("verse", i) for i in range(len(verses))]
@@ -284,9 +425,26 @@ def lay_out(verses: Sequence[Melody], chorus: Sequence[Melody], form: str, speec
 
 def place_parts(parts: Sequence[tuple[str, int]], verses: Sequence[Melody],
                 chorus: Sequence[Melody], intro_bars: int) -> Layout:
-    """The parts (('verse', i) for verses[i], ('chorus', 0) for the chorus pieces) one after
-    another after `intro_bars` of band, each from the bar after the last: where each starts,
-    the sections, the song's melody and the bars where the band lifts."""
+    """The parts one after another after `intro_bars` of band, each from the bar after the last.
+
+    Parameters
+    ----------
+    parts : sequence of (str, int)
+        ('verse', i) for verses[i], ('chorus', 0) for the chorus pieces.
+    verses : sequence of Melody, non-empty
+        At one tempo (the first's bar length is used).
+    chorus : sequence of Melody
+        The chorus's pieces.
+    intro_bars : int >= 0
+        Bars of band before the first part.
+
+    Returns
+    -------
+    layout : Layout
+        Where each part starts (s), the sections (verses back to back are one; an intro when
+        intro_bars > 0; the ending after the last part), the song's melody without the intro,
+        and the bars of it where the band lifts (the choruses').
+    """
     bar_s = STEPS_PER_BAR * verses[0].step_s
     chorus_n = sum(c.n_bars for c in chorus)
     pieces: list[Melody] = []
@@ -310,8 +468,19 @@ def place_parts(parts: Sequence[tuple[str, int]], verses: Sequence[Melody],
 
 
 def concatenate(pieces: Sequence[Melody]) -> Melody:
-    """Melodies one after another, each starting on the bar after the last one's end: one
-    melody (notes, chords, phrase ends) in the first one's key and tempo."""
+    """Melodies one after another, each starting on the bar after the last one's end.
+
+    Parameters
+    ----------
+    pieces : sequence of Melody, non-empty
+        At one tempo: every offset is taken with the first one's bar length.
+
+    Returns
+    -------
+    melody : Melody
+        One melody (notes, chords, phrase ends, start steps all moved) in the first one's key
+        and tempo, as many bars as the pieces together.
+    """
     first = pieces[0]
     bar_s = STEPS_PER_BAR * first.step_s
     notes: list[MelodyNote] = []
