@@ -34,7 +34,18 @@ CHORD_LOW, BASS_LOW = 52, 36  # lowest note of the chord voicing and of the bass
 
 @cache
 def find_soundfont() -> Path:
-    """The General MIDI soundfont FluidSynth renders with (the best one installed)."""
+    """The General MIDI soundfont FluidSynth renders with (the best one installed).
+
+    Returns
+    -------
+    path : Path
+        The first of SOUNDFONT_PATHS that exists; looked up once per process.
+
+    Raises
+    ------
+    ToolMissing
+        When none of them is installed.
+    """
     for path in SOUNDFONT_PATHS:
         if path.exists():
             return path
@@ -47,7 +58,18 @@ NoteTuple = tuple[int, float, float, int]
 
 
 def melody_track(notes: Iterable[NoteTuple]) -> pretty_midi.Instrument:
-    """Notes as the piano track named 'melody' (the name every SingSong MIDI file uses)."""
+    """Notes as the piano track named 'melody' (the name every SingSong MIDI file uses).
+
+    Parameters
+    ----------
+    notes : iterable of (int, float, float, int)
+        (MIDI note number, start in s, end in s, velocity 0..127) per note.
+
+    Returns
+    -------
+    track : pretty_midi.Instrument
+        Program PIANO (0).
+    """
     track = pretty_midi.Instrument(program=PIANO, name=MELODY_TRACK)
     track.notes = [pretty_midi.Note(velocity=v, pitch=p, start=a, end=b)
                    for p, a, b, v in notes]
@@ -56,14 +78,38 @@ def melody_track(notes: Iterable[NoteTuple]) -> pretty_midi.Instrument:
 
 def one_track_midi(notes: Iterable[NoteTuple], tempo_bpm: float) -> pretty_midi.PrettyMIDI:
     """A MIDI file holding only the 'melody' track: the notes a voice was put on, or the
-    notes heard in a hummed clip."""
+    notes heard in a hummed clip.
+
+    Parameters
+    ----------
+    notes : iterable of (int, float, float, int)
+        (MIDI note number, start in s, end in s, velocity 0..127) per note.
+    tempo_bpm : float > 0
+        The file's tempo (quarter notes per minute); note times stay in s.
+
+    Returns
+    -------
+    midi : pretty_midi.PrettyMIDI
+    """
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
     midi.instruments.append(melody_track(notes))
     return midi
 
 
 def chord_and_bass(melody: Melody) -> list[pretty_midi.Instrument]:
-    """A simple accompaniment: sustained close-voiced triads and a root bass on beats 1 and 3."""
+    """A simple accompaniment: sustained close-voiced triads and a root bass on beats 1 and 3.
+
+    Parameters
+    ----------
+    melody : Melody
+        Its chord spans (s) are voiced from CHORD_LOW (MIDI 52) up, the bass from BASS_LOW
+        (MIDI 36) up, a note every half bar.
+
+    Returns
+    -------
+    tracks : list of pretty_midi.Instrument
+        The electric piano "chords" (velocity 58) and the fingered "bass" (velocity 76).
+    """
     chords = pretty_midi.Instrument(program=ELECTRIC_PIANO, name="chords")
     bass = pretty_midi.Instrument(program=FINGERED_BASS, name="bass")
     half_bar_s = melody.step_s * 8
@@ -91,6 +137,20 @@ def _bass_pitch(root: int) -> int:
 
 
 def melody_midi(melody: Melody, accompaniment: bool = True) -> pretty_midi.PrettyMIDI:
+    """A melody as MIDI: its 'melody' track, and chords and bass under it.
+
+    Parameters
+    ----------
+    melody : Melody
+        Notes and chords in s, MIDI note numbers.
+    accompaniment : bool
+        Whether to add chord_and_bass's tracks.
+
+    Returns
+    -------
+    midi : pretty_midi.PrettyMIDI
+        At the melody's tempo (BPM).
+    """
     midi = pretty_midi.PrettyMIDI(initial_tempo=melody.tempo_bpm)
     midi.instruments.append(
         melody_track((n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes))
@@ -100,6 +160,7 @@ def melody_midi(melody: Melody, accompaniment: bool = True) -> pretty_midi.Prett
 
 
 def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
+    """A MIDI file's bytes (Standard MIDI File, as pretty_midi writes it)."""
     buffer = io.BytesIO()
     midi.write(buffer)
     return buffer.getvalue()
@@ -202,8 +263,31 @@ def _synth(sample_rate: int) -> _Synth:
 
 def render(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE,
            tail_s: float = 1.0) -> np.ndarray:
-    """Render MIDI through FluidSynth with a General MIDI soundfont: mono float samples of
-    the whole piece plus `tail_s` seconds of release."""
+    """Render MIDI through FluidSynth with a General MIDI soundfont.
+
+    Each render gets a fresh synthesiser, so the same MIDI always gives the same samples.
+
+    Parameters
+    ----------
+    midi : pretty_midi.PrettyMIDI
+        At most 15 melodic tracks (channel 10 is the drums').
+    sample_rate : int > 0
+        Output rate (Hz); SAMPLE_RATE (32 kHz) by default.
+    tail_s : float >= 0
+        Seconds of release kept after the last note ends (s).
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(round((end + tail_s) * sample_rate),)], float32
+        Mono (left and right averaged) of the whole piece, `end` being its end time (s).
+
+    Raises
+    ------
+    ToolMissing
+        When no soundfont is installed or FluidSynth cannot load it.
+    ValueError
+        For more than 15 melodic tracks.
+    """
     samples = _synth(sample_rate).render(midi, tail_s)
     return fit_length(samples, round((midi.get_end_time() + tail_s) * sample_rate))
 
@@ -268,6 +352,22 @@ DEFAULT_STYLE = "pop"
 
 
 def style_named(name: str) -> Style:
+    """The band style of a name, ignoring case and surrounding spaces.
+
+    Parameters
+    ----------
+    name : str
+        One of STYLES ("pop", "lofi", "ballad", "robot").
+
+    Returns
+    -------
+    style : Style
+
+    Raises
+    ------
+    InvalidRequest
+        For an unknown name.
+    """
     try:
         return STYLES[name.strip().lower()]
     except KeyError:
@@ -281,10 +381,28 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1,
     an ending: the tonic chord struck once on the downbeat after the last bar, with a crash,
     left to ring for ENDING_BEATS.
 
-    The harmony is the chord sequence the melody model wrote with the melody; the intro
-    plays the first chord. lift_bars: bars of the melody (0 = its first) where the band
-    lifts, as it does in a chorus: fuller drums, a crash where the lift begins, a snare
-    fill into it, and strings an octave above the chords.
+    The harmony is the chord sequence the melody model wrote with the melody (a half bar
+    without a chord holds the last one); the intro plays the first chord. Off-beat 8ths come
+    `style.swing` 16ths late.
+
+    Parameters
+    ----------
+    melody : Melody
+        The song's melody (times in s from its first bar), in 4/4.
+    style : Style
+        How the band plays.
+    intro_bars : int >= 0
+        Bars of band before the melody starts; the melody's times move this many bars later.
+    lift_bars : frozenset of int
+        Bars of the melody (0 = its first) where the band lifts, as it does in a chorus: fuller
+        drums, a crash where the lift begins, a snare fill into it, and strings an octave above
+        the chords. Bars outside the melody are ignored.
+
+    Returns
+    -------
+    midi : pretty_midi.PrettyMIDI
+        At the melody's tempo (BPM): chords, bass, drums, then the lift's strings and the pad
+        where there are any.
     """
     step_s = melody.step_s
     bar_s = 16 * step_s
