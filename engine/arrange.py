@@ -392,7 +392,7 @@ def backing_midi(melody: Melody, style: Style, intro_bars: int = 1,
     style : Style
         How the band plays.
     intro_bars : int >= 0
-        Bars of band before the melody starts; the melody's times move this many bars later.
+        Bars of band before the melody starts; its chords are played this many bars later.
     lift_bars : frozenset of int
         Bars of the melody (0 = its first) where the band lifts, as it does in a chorus: fuller
         drums, a crash where the lift begins, a snare fill into it, and strings an octave above
