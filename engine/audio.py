@@ -53,11 +53,34 @@ def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX
            max_bytes: int = MAX_INPUT_BYTES) -> DecodedAudio:
     """Decode any audio ffmpeg reads to mono float samples at `sample_rate` Hz.
 
-    At most `max_bytes` in; only the first `max_duration_s` seconds are decoded (truncated
-    says when more was there). ffmpeg runs without a shell, under a timeout, and its output
-    is bounded by the duration limit; it reads only audio and video containers (DEMUXERS),
-    never a playlist that names other files. Raises BadAudio for empty, oversized, unreadable or
-    soundless input.
+    ffmpeg runs without a shell, under a timeout (DECODE_TIMEOUT_S, 30 s), and its output is
+    bounded by the duration limit; it reads only audio and video containers (DEMUXERS), never
+    a playlist that names other files. Only the first audio stream is read; NaN and infinite
+    samples become silence.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded file, at most `max_bytes`.
+    sample_rate : int > 0
+        Output rate (Hz).
+    max_duration_s : float > 0
+        Only the first this-many seconds are decoded (s); MAX_INPUT_S (60 s) by default.
+    max_bytes : int > 0
+        Largest input accepted (bytes); MAX_INPUT_BYTES (20 MiB) by default.
+
+    Returns
+    -------
+    audio : DecodedAudio
+        float32 samples in -1..1, at most round(max_duration_s * sample_rate) of them;
+        `truncated` says when more was there.
+
+    Raises
+    ------
+    BadAudio
+        For empty, oversized, unreadable or soundless input, or one that took over the timeout.
+    ToolMissing
+        When ffmpeg is not installed.
     """
     if not data:
         raise BadAudio(f"the file is empty: send {ACCEPTED}")
@@ -70,7 +93,30 @@ def decode(data: bytes, *, sample_rate: int = 22050, max_duration_s: float = MAX
 
 def decode_file(path: Path, *, sample_rate: int = 22050,
                 max_duration_s: float = MAX_INPUT_S) -> DecodedAudio:
-    """decode() for a file on disk (checked against the same size limit)."""
+    """decode() for a file on disk (checked against the same size limit, MAX_INPUT_BYTES).
+
+    Parameters
+    ----------
+    path : Path
+        The encoded file.
+    sample_rate : int > 0
+        Output rate (Hz).
+    max_duration_s : float > 0
+        Only the first this-many seconds are decoded (s).
+
+    Returns
+    -------
+    audio : DecodedAudio
+
+    Raises
+    ------
+    BadAudio
+        For an oversized, unreadable or soundless file.
+    ToolMissing
+        When ffmpeg is not installed.
+    FileNotFoundError
+        When `path` does not exist.
+    """
     _check_size(path.stat().st_size, MAX_INPUT_BYTES)
     return _decode_path(path, sample_rate, max_duration_s)
 
@@ -132,6 +178,17 @@ _CODECS = {
 
 
 def ffmpeg_path() -> str:
+    """The ffmpeg executable on PATH.
+
+    Returns
+    -------
+    path : str
+
+    Raises
+    ------
+    ToolMissing
+        When ffmpeg is not installed.
+    """
     path = shutil.which("ffmpeg")
     if path is None:
         raise ToolMissing("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
@@ -139,19 +196,49 @@ def ffmpeg_path() -> str:
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM WAV of mono or [frames, channels] float samples in -1..1."""
+    """16-bit PCM WAV of mono or [frames, channels] float samples.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)], float
+        Clipped to -1..1 first.
+    sample_rate : int > 0
+        Their rate (Hz), written in the header.
+
+    Returns
+    -------
+    data : bytes
+    """
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return buffer.getvalue()
 
 
 def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """Encode mono, or [frames, 2] stereo, float samples to 'ogg' (Opus), 'mp3' or 'wav'
-    bytes.
+    """Encode mono, or [frames, 2] stereo, float samples to 'ogg' (Opus), 'mp3' or 'wav' bytes.
 
     In this process, through FFmpeg's libraries (PyAV): no process to start and no WAV to
     pipe, which took longer than the encoding itself (libopus at 64 kb/s VBR, LAME);
     bit-exact container headers, so the same samples give the same bytes.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, 2)], float
+        Clipped to -1..1 first.
+    sample_rate : int > 0
+        Their rate (Hz). Opus is written at 48000 Hz (the samples are resampled); MP3 and WAV
+        at the samples' own rate.
+    fmt : {"ogg", "mp3", "wav"}
+        The format; WAV is 16-bit PCM (wav_bytes).
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    InvalidRequest
+        For an unknown format.
     """
     import av  # FFmpeg's libraries: loaded by the processes that encode, not on import
 
@@ -570,6 +657,21 @@ def decoded_true_peak_dbtp(data: bytes) -> float:
     Decoded in this process by FFmpeg's libraries (PyAV: the same libopus as libsndfile, in
     half the time), and oversampled only where the peak can be (_sparse_true_peak): a
     fifth of a song's samples, for the same figure.
+
+    Parameters
+    ----------
+    data : bytes
+        An encoded file; its first audio stream is measured, every channel.
+
+    Returns
+    -------
+    peak_dbtp : float
+        dB relative to full scale (1.0); -inf for silence or no samples.
+
+    Raises
+    ------
+    av.FFmpegError
+        When the data cannot be decoded.
     """
     channels, rate = _decoded(data)
     top = max((_sparse_true_peak(channel, rate) for channel in channels), default=0.0)
@@ -665,15 +767,37 @@ def _interpolation_gain(factor: int) -> tuple[float, int]:
 
 def encode_true_peak(samples: np.ndarray, sample_rate: int, fmt: str,
                      ceiling_dbtp: float = DELIVERED_CEILING_DBTP) -> tuple[bytes, float]:
-    """encode(), with the decoded file's true peak at most `ceiling_dbtp` dBTP: the encoded
-    bytes and the gain the samples took on the way (1.0 when the first encoding passed; the
-    caller applies it to anything that must still add up to the file, such as stems).
+    """encode(), with the decoded file's true peak at most `ceiling_dbtp` dBTP.
 
     Lossy encoders add peaks the samples did not have (Opus and MP3 ring around sharp
     transients). The file is decoded and measured; while it is over the ceiling the samples
-    are scaled down by the excess plus TRUE_PEAK_MARGIN_DB and encoded again, at most
-    TRUE_PEAK_RETRIES times (the last encoding is returned). Master the samples with some
+    are scaled down by the excess plus TRUE_PEAK_MARGIN_DB (0.1 dB) and encoded again, at most
+    TRUE_PEAK_RETRIES (3) times (the last encoding is returned). Master the samples with some
     headroom under the ceiling so that the first encoding nearly always passes.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, 2)], float in -1..1
+        Mono or stereo.
+    sample_rate : int > 0
+        Their rate (Hz).
+    fmt : {"ogg", "mp3", "wav"}
+    ceiling_dbtp : float
+        The most the decoded file may reach (dBTP); DELIVERED_CEILING_DBTP (-1 dBTP) by
+        default.
+
+    Returns
+    -------
+    data : bytes
+        The encoded file.
+    gain : float in 0..1
+        The linear gain the samples took on the way (1.0 when the first encoding passed; the
+        caller applies it to anything that must still add up to the file, such as stems).
+
+    Raises
+    ------
+    InvalidRequest
+        For an unknown format.
     """
     encoded = encode(samples, sample_rate, fmt)
     gain = 1.0
