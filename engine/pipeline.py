@@ -54,7 +54,18 @@ class MelodyPiece:
 
 
 def melody_summary(melody: Melody) -> dict[str, Any]:
-    """What a melody is, as plain JSON-ready values."""
+    """What a melody is, as plain JSON-ready values.
+
+    Parameters
+    ----------
+    melody : Melody
+
+    Returns
+    -------
+    summary : dict of str -> Any
+        seed, key (its name), tempo_bpm, bars, duration_s (s, to 1 ms), notes (notes_json) and
+        chords (name, start_s and end_s in s, to 0.1 ms).
+    """
     return {
         "seed": melody.seed,
         "key": melody.key.name,
@@ -71,7 +82,18 @@ def melody_summary(melody: Melody) -> dict[str, Any]:
 
 
 def notes_json(notes: Iterable[arrange.NoteTuple]) -> list[dict[str, Any]]:
-    """Notes as JSON-ready dicts (times rounded to 0.1 ms)."""
+    """Notes as JSON-ready dicts (times rounded to 0.1 ms).
+
+    Parameters
+    ----------
+    notes : iterable of (int, float, float, int)
+        (MIDI note number, start in s, end in s, velocity 0..127) per note.
+
+    Returns
+    -------
+    notes : list of dict
+        {"pitch", "start_s", "end_s", "velocity"} per note, in the order given.
+    """
     return [{"pitch": p, "start_s": round(a, 4), "end_s": round(b, 4), "velocity": v}
             for p, a, b, v in notes]
 
@@ -119,9 +141,43 @@ def melody(
     style: str | None = None,
     title: str | None = None,
 ) -> MelodyPiece:
-    """Compose a melody and make the requested files: MIDI (melody, chords and bass, or with
-    `style` that style's band: chords, bass, drums), audio rendered through FluidSynth (piano
-    melody over the accompaniment), a piano-roll PNG (headed `title`, when given)."""
+    """Compose a melody and make the requested files.
+
+    MIDI (melody, chords and bass, or with `style` that style's band: chords, bass, drums),
+    audio rendered through FluidSynth (piano melody over the accompaniment) with its true peak
+    at audio.MASTER_CEILING_DBTP before encoding, a piano-roll PNG (headed `title`, when
+    given).
+
+    Parameters
+    ----------
+    seed : int
+        Same seed and options, same melody.
+    key : Key or None
+        None picks one from the seed.
+    bars : int in 1..64
+        Length in 4/4 bars.
+    tempo_bpm : float in 40..240
+        Quarter notes per minute.
+    formats : collection of str in MELODY_FORMATS ("mid", "ogg", "mp3", "wav", "png")
+        The files to make.
+    style : str or None
+        A band style (arrange.STYLES) to play under the melody instead of chords and bass.
+    title : str or None
+        The piano roll's heading.
+
+    Returns
+    -------
+    piece : MelodyPiece
+        The melody, the files by format, the stages' timings (s) and the audio's length (s;
+        None when no audio was made).
+
+    Raises
+    ------
+    InvalidRequest
+        For an unknown format or style, or options the composer cannot honour.
+    ToolMissing
+        When audio is asked for and no soundfont is installed.
+    """
     _check_formats(formats, MELODY_FORMATS)
     band = arrange.style_named(style) if style else None
     timer = StageTimer()
@@ -198,12 +254,43 @@ def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
          extras: bool = True, title: str | None = None) -> Song:
     """A voice note (any audio ffmpeg reads) sung on a new melody over a band.
 
-    form: "full" (an intro, the verse, a chorus from the person's own words with a second
-    voice, an ending) or "short" (the verse alone). extras: also make the stems and the
-    picture (skip them when only the song is wanted), headed `title` when given.
+    The voice is decoded at VOICE_RATE (22050 Hz), at most its first audio.MAX_INPUT_S (60 s);
+    the song is at most song_form.MAX_SONG_S (90 s), mixed with the voice at VOCAL_LUFS in front
+    of the band and mastered to MASTER_LUFS (-14 LUFS), its decoded true peak at most
+    audio.DELIVERED_CEILING_DBTP (-1 dBTP).
 
-    Raises audio.BadAudio (an InvalidRequest) with a message for the sender when the input
-    cannot be used: empty, too large, not audio, or no voice in it.
+    Parameters
+    ----------
+    audio_data : bytes
+        The voice note, at most audio.MAX_INPUT_BYTES (20 MiB).
+    seed : int
+        Same seed and options, same song.
+    style : str in arrange.STYLES ("pop", "lofi", "ballad", "robot")
+        The band, and the tempo range (BPM) it plays in.
+    form : {"full", "short"}
+        "full": an intro, the verse, a chorus from the person's own words with a second voice,
+        an ending; "short": the verse alone.
+    audio_format : {"ogg", "mp3", "wav"}
+        The song's file format.
+    extras : bool
+        Also make the stems and the picture (skip them when only the song is wanted).
+    title : str or None
+        The picture's heading.
+
+    Returns
+    -------
+    song : Song
+
+    Raises
+    ------
+    audio.BadAudio
+        (an InvalidRequest) with a message for the sender when the input cannot be used:
+        empty, too large, not audio, under MIN_VOICE_S (0.5 s), no voice in it, or a single
+        syllable.
+    InvalidRequest
+        For an unknown audio format, form or style.
+    ToolMissing
+        When ffmpeg or a soundfont is not installed.
     """
     _check_formats([audio_format], audio.AUDIO_FORMATS)
     song_form.check_form(form)
@@ -219,9 +306,42 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
            audio_format: str = "ogg", extras: bool = True, title: str | None = None) -> Song:
     """Lyrics spoken by espeak-ng, then sung like a voice note (at most 300 characters).
 
-    language: the person's language setting (a platform's code such as "pt-br"), used when
-    the text itself does not tell which language it is in. The hook is the repeated line,
-    or else the last one.
+    The hook is the repeated line, or else the last one. The summary adds the cleaned lyrics
+    and the language used.
+
+    Parameters
+    ----------
+    text : str
+        The lyrics, at most singer.MAX_LYRICS_CHARS (300) characters once on one line.
+    seed : int
+        Same seed and options, same song.
+    style : str in arrange.STYLES ("pop", "lofi", "ballad", "robot")
+        The band.
+    form : {"full", "short"}
+        As for sing.
+    language : str or None
+        The person's language setting (a platform's code such as "pt-br"), used when the text
+        itself does not tell which language it is in.
+    audio_format : {"ogg", "mp3", "wav"}
+        The song's file format.
+    extras : bool
+        Also make the stems and the picture.
+    title : str or None
+        The picture's heading.
+
+    Returns
+    -------
+    song : Song
+
+    Raises
+    ------
+    InvalidRequest
+        For empty or over-long lyrics, an unsupported language setting, or an unknown audio
+        format, form or style.
+    audio.BadAudio
+        When no voice can be sung from the speech (see sing).
+    ToolMissing
+        When espeak-ng, ffmpeg or a soundfont is not installed.
     """
     _check_formats([audio_format], audio.AUDIO_FORMATS)
     song_form.check_form(form)
@@ -633,11 +753,36 @@ class Transcription:
 
 def piano(audio_data: bytes, *, quantize: bool = False,
           formats: Collection[str] = ("mid", "ogg", "png")) -> Transcription:
-    """A hummed or sung clip as a clean piano melody of the same length: MIDI (track
-    'melody'), audio rendered on a piano through FluidSynth, and a piano roll. By default the
-    singer's timing is kept; `quantize` snaps the notes to a 16th grid of the detected tempo.
+    """A hummed or sung clip as a clean piano melody of the same length.
 
-    Raises audio.BadAudio for input that cannot be used, and for a clip with no notes in it.
+    MIDI (track 'melody'), audio rendered on a piano through FluidSynth (cut at the clip's
+    length), and a piano roll. By default the singer's timing is kept.
+
+    Parameters
+    ----------
+    audio_data : bytes
+        The clip (any audio ffmpeg reads), at most audio.MAX_INPUT_BYTES (20 MiB); only its
+        first audio.MAX_INPUT_S (60 s) is used.
+    quantize : bool
+        Snap the notes to a 16th grid of the detected tempo (60..180 BPM); the MIDI file's
+        tempo is then that tempo, else 120 BPM.
+    formats : collection of str in PIANO_FORMATS ("mid", "ogg", "mp3", "wav", "png")
+        The files to make.
+
+    Returns
+    -------
+    transcription : Transcription
+        The notes (MIDI note numbers, times in s), the clip's length (s), the singer's tuning
+        and its drift (cents), the tempo (BPM, when quantised), the files and a summary.
+
+    Raises
+    ------
+    audio.BadAudio
+        For input that cannot be used, and for a clip with no notes in it.
+    InvalidRequest
+        For an unknown format.
+    ToolMissing
+        When ffmpeg, or (for audio) a soundfont, is not installed.
     """
     _check_formats(formats, PIANO_FORMATS)
     timer = StageTimer()
@@ -691,16 +836,38 @@ def piano(audio_data: bytes, *, quantize: bool = False,
 def group_song(voices: Sequence[bytes], *, seed: int = 0, style: str = arrange.DEFAULT_STYLE,
                hook_voice: int | None = None, audio_format: str = "ogg",
                extras: bool = True) -> GroupSong:
-    """Several people's voice notes (2 to 6, any audio ffmpeg reads, in the order they
-    joined) as one song: one key, tempo and band; each voice sings a verse of its own words
-    in turn, and everyone sings the chorus together (engine/group.py says how).
+    """Several people's voice notes as one song (engine/group.py says how).
 
-    hook_voice: the index of the voice whose words make the chorus's hook; None (or a voice
-    that cannot be sung): the most singable hook among them. extras: also make the picture.
-    A voice that cannot be sung is left out, its reason in summary["voices"].
+    One key, tempo and band; each voice sings a verse of its own words in turn, and everyone
+    sings the chorus together. A voice that cannot be sung is left out, its reason in
+    summary["voices"].
 
-    Raises InvalidRequest for fewer than 2 or more than 6 voices or a hook_voice out of
-    range, and group.TooFewVoices (an audio.BadAudio) when fewer than 2 can be sung.
+    Parameters
+    ----------
+    voices : sequence of bytes, 2 to 6 of them
+        Voice notes (any audio ffmpeg reads), in the order their senders joined.
+    seed : int
+        Same seed and options, same song.
+    style : str in arrange.STYLES ("pop", "lofi", "ballad", "robot")
+        The band.
+    hook_voice : int in 0..len(voices) - 1 or None
+        The index of the voice whose words make the chorus's hook; None (or a voice that
+        cannot be sung): the most singable hook among them.
+    audio_format : {"ogg", "mp3", "wav"}
+        The song's file format.
+    extras : bool
+        Also make the picture.
+
+    Returns
+    -------
+    song : GroupSong
+
+    Raises
+    ------
+    InvalidRequest
+        For fewer than 2 or more than 6 voices, a hook_voice out of range or an unknown format.
+    group.TooFewVoices
+        (an audio.BadAudio) when fewer than 2 can be sung.
     """
     from engine import group
 
