@@ -10,7 +10,7 @@ through their Outbox.
 """
 
 from bot.commands._commands import Commands
-from bot.commands._delivery import DELIVER_TIMEOUT_S, UNSENT_FOR_S, Delivery
+from bot.commands._delivery import Delivery
 from bot.commands._registry import COMMANDS, MENU, REQUESTED_KINDS, Argument, Command
 from bot.commands._replies import (
     CLIP_KINDS,
@@ -51,11 +51,11 @@ from bot.commands._views import LINK_PARTS
 from bot.titles import credit, song_title
 
 __all__ = [
-    "CLIP_KINDS", "COMMANDS", "DELIVER_TIMEOUT_S", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
-    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG", "SONG_KINDS",
-    "UNSENT_FOR_S", "WORKING", "AlbumEntryView", "AlbumView", "Argument", "Button", "Clip",
-    "Command", "Commands", "Delivery", "FileOut", "JobView", "Message", "Outbox", "Person", "Place",
-    "Reply", "SharedSongView", "SungAs", "Target", "TrackView", "clean_name", "credit",
-    "finished_reply", "group_reply", "is_piano_version", "melody_options", "minutes",
-    "sentence", "song_title", "too_large", "track_about",
+    "CLIP_KINDS", "COMMANDS", "LINK_PARTS", "MENU", "NAME_LIMIT", "NOT_AUDIO",
+    "PIANO_STAYS_OUT", "REQUESTED_KINDS", "SOMETHING_WENT_WRONG", "SONG_KINDS", "WORKING",
+    "AlbumEntryView", "AlbumView", "Argument", "Button", "Clip", "Command", "Commands",
+    "Delivery", "FileOut", "JobView", "Message", "Outbox", "Person", "Place", "Reply",
+    "SharedSongView", "SungAs", "Target", "TrackView", "clean_name", "credit", "finished_reply",
+    "group_reply", "is_piano_version", "melody_options", "minutes", "sentence", "song_title",
+    "too_large", "track_about",
 ]

@@ -394,9 +394,9 @@ class StallingOutbox(RecordingOutbox):
 
 async def test_a_platform_that_stalls_gets_the_reply_again_once(
         service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot import commands as commands_module
+    from bot.commands import _delivery
 
-    monkeypatch.setattr(commands_module, "DELIVER_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(_delivery, "DELIVER_TIMEOUT_S", 0.5)  # where delivery reads it
     box = StallingOutbox()
     service.commands.attach("test", box)
     reply = await service.commands.handle(message("A minor", command="melody"))
