@@ -648,17 +648,8 @@ class _SparseBlockPeaks:
         return found
 
     def _oversampled(self, subs: np.ndarray) -> np.ndarray:
-        """The largest oversampled magnitude of each given sub-block (increasing): the runs
-        of them gathered about TRUE_PEAK_CHUNK samples at a time (cache-sized pieces)."""
-        firsts = np.flatnonzero(np.diff(subs, prepend=-2) > 1)
-        sizes = np.diff(np.append(firsts, subs.size)) * self.sub + 2 * self.reach
-        piece = np.cumsum(sizes) // TRUE_PEAK_CHUNK
-        cuts = firsts[np.flatnonzero(np.diff(piece)) + 1]
-        return np.concatenate([self._oversampled_runs(part) for part in np.split(subs, cuts)])
-
-    def _oversampled_runs(self, subs: np.ndarray) -> np.ndarray:
-        """_oversampled's sub-blocks: each run of them with the filter's reach either side,
-        oversampled in one go."""
+        """The largest oversampled magnitude of each given sub-block (increasing): each run
+        of them with the filter's reach either side, oversampled in one go."""
         sub, factor, reach, length = self.sub, self.factor, self.reach, len(self.channel)
         breaks = np.flatnonzero(np.diff(subs) > 1) + 1
         firsts = np.concatenate([[0], breaks])
