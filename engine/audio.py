@@ -659,18 +659,13 @@ class _SparseBlockPeaks:
         lows, highs = np.maximum(starts - reach, 0), np.minimum(stops + reach, length)
         offsets = np.concatenate([[0], np.cumsum(highs - lows)])
         index = np.repeat(lows - offsets[:-1], highs - lows) + np.arange(offsets[-1])
-        wide = _oversample(np.asarray(self.channel)[index], factor)
-        np.abs(wide, out=wide)
+        wide = np.abs(_oversample(np.asarray(self.channel)[index], factor))
         # Each sub-block's place in `wide`: its run's offset, then its own.
         run_of = np.repeat(np.arange(len(starts)), lasts - firsts + 1)
         begin = offsets[:-1][run_of] - lows[run_of] + subs * sub
         end = begin + np.minimum(sub, length - subs * sub)
         edges = np.stack([begin * factor, end * factor], axis=1).ravel()
-        # reduceat over [begin, end) pairs: the even entries are the sub-blocks (the last
-        # one runs to the end of `wide` when that is where it ends).
-        if edges[-1] == len(wide):
-            edges = edges[:-1]
-        found: np.ndarray = np.maximum.reduceat(wide, edges)[::2]
+        found: np.ndarray = np.maximum.reduceat(np.append(wide, 0.0), edges)[::2]
         return found
 
 
