@@ -368,18 +368,11 @@ def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
     float
         LUFS; -inf when no block is over the -70 LUFS gate.
     """
-    return _power_loudness(weighted**2 if weighted.ndim == 1 else np.sum(weighted**2, axis=1),
-                           sample_rate)
-
-
-def _power_loudness(power: np.ndarray, sample_rate: int) -> float:
-    """gated_loudness of the K-weighted samples' power (squared, summed over channels)."""
     block, step = int(0.4 * sample_rate), int(0.1 * sample_rate)
+    power = weighted**2 if weighted.ndim == 1 else np.sum(weighted**2, axis=1)
     if len(power) < block:
         power = np.pad(power, (0, block - len(power)))
-    energy = np.empty(len(power) + 1)
-    energy[0] = 0.0
-    np.cumsum(power, out=energy[1:])
+    energy = np.concatenate([[0.0], np.cumsum(power)])
     starts = np.arange(0, len(power) - block + 1, step)
     power = (energy[starts + block] - energy[starts]) / block
     with np.errstate(divide="ignore"):
@@ -540,22 +533,16 @@ def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
         One gain a frame, shaped to multiply the samples (every channel takes the same gain);
         all ones for silence.
     """
+    peaks = block_true_peaks(samples, sample_rate)
     weighted = k_weighted(samples, sample_rate)
     loudness = gated_loudness(weighted, sample_rate)
     per_frame = (len(samples),) + (1,) * (np.ndim(samples) - 1)
     if not np.isfinite(loudness):
         return np.ones(per_frame, np.float32)
-    # The block true peaks only where the limiter can act on them: as block_true_peaks
-    # gives them wherever they would reach the ceiling at the gain tried (_SparseBlockPeaks).
-    channels = [samples] if np.ndim(samples) == 1 else list(np.asarray(samples).T)
-    sparse = [_SparseBlockPeaks(channel, sample_rate) for channel in channels]
-    ceiling = 10 ** (ceiling_dbtp / 20)
 
     def limited(gain: float) -> np.ndarray:
-        peaks = np.max([lazy.peaks_over(ceiling / gain) for lazy in sparse], axis=0)
-        # limiter_gain reads only the samples' length when given the true peaks.
-        envelope = gain * limiter_gain(samples, sample_rate, ceiling_dbtp=ceiling_dbtp,
-                                       true_peaks=peaks * gain)
+        envelope = gain * limiter_gain(samples * gain, sample_rate,
+                                       ceiling_dbtp=ceiling_dbtp, true_peaks=peaks * gain)
         return envelope.reshape(per_frame)
 
     # The limiter's gain moves slowly against the K-filter's memory, so the weighted samples
@@ -564,125 +551,12 @@ def mastering_gain(samples: np.ndarray, sample_rate: int, target_lufs: float,
     gain = 10 ** ((target_lufs - loudness) / 20)
     envelope = limited(gain)
     for _ in range(passes):
-        # gated_loudness(weighted * envelope), squared in place.
-        scaled = np.multiply(weighted, envelope)
-        np.square(scaled, out=scaled)
-        power = scaled if scaled.ndim == 1 else np.sum(scaled, axis=1)
-        correction_db = target_lufs - _power_loudness(power, sample_rate)
+        correction_db = target_lufs - gated_loudness(weighted * envelope, sample_rate)
         if abs(correction_db) <= tolerance_lu:
             break
         gain *= 10 ** (correction_db / 20)
         envelope = limited(gain)
     return envelope
-
-
-class _SparseBlockPeaks:
-    """One channel's block_true_peaks (blocks of LIMITER_BLOCK), oversampled only where they
-    can exceed a limit: the mastering limiter acts only on blocks whose true peak times the
-    gain passes the ceiling, and most of a song's blocks stay under it.
-
-    Each oversampled value y = sum(h[k] * x[k]) over the samples the filter reaches, so for
-    any c, y = c * sum(h) + sum(h[k] * (x[k] - c)): with c the middle of those samples'
-    range and d its half-width, |y| <= |c| * _FILTER_SUM + d * _FILTER_ABS_SUM (both of
-    the filter's worst phase; never more than the largest magnitude times _FILTER_ABS_SUM,
-    tighter where the signal leans one way, as under a bass note). That bound is taken on
-    sub-blocks of _SPARSE_SUB_BLOCK samples; the sub-blocks a limit wants are oversampled
-    with the filter's reach around them (the same values as block_true_peaks's chunks) and
-    kept for later, larger limits' calls.
-    """
-
-    def __init__(self, channel: np.ndarray, sample_rate: int) -> None:
-        self.channel = channel
-        self.factor = _true_peak_oversampling(sample_rate)
-        total, absolute, self.reach = _interpolation_bounds(self.factor)
-        length = len(channel)
-        self.sub = _SPARSE_SUB_BLOCK if LIMITER_BLOCK % _SPARSE_SUB_BLOCK == 0 else LIMITER_BLOCK
-        subs = -(-length // self.sub)
-        self.blocks = -(-length // LIMITER_BLOCK)
-        if length == 0:
-            self.bound = np.zeros(0)
-        else:
-            x = np.asarray(channel)
-            firsts = np.arange(0, length, self.sub)
-            width = 2 * -(-self.reach // self.sub) + 1
-            top = maximum_filter1d(np.maximum.reduceat(x, firsts).astype(np.float64), width,
-                                   mode="nearest")
-            bottom = minimum_filter1d(np.minimum.reduceat(x, firsts).astype(np.float64), width,
-                                      mode="nearest")
-            middle = (top + bottom) / 2
-            half = np.maximum(top - middle, middle - bottom)
-            self.bound = np.minimum(np.maximum(top, -bottom) * absolute,
-                                    np.abs(middle) * total + half * absolute)
-            # Headroom for the rounding of the filter's sums and of the bound itself.
-            self.bound = self.bound * (1 + 1e-6) + 1e-300
-            # Near the ends the filter reads fewer taps, whose sum may pass the whole
-            # phase's: those sub-blocks are always oversampled.
-            edge = -(-self.reach // self.sub) + 1
-            self.bound[:edge] = np.inf
-            self.bound[-edge:] = np.inf
-        self.known = np.zeros(subs, bool)
-        self.peaks = np.zeros(subs)
-
-    def peaks_over(self, limit: float) -> np.ndarray:
-        """Block peaks [ceil(n / LIMITER_BLOCK)]: block_true_peaks's own value for every
-        block whose true peak exceeds `limit`, and at most `limit` for the others (those
-        the bound keeps under it, or the sub-blocks found so far of a block)."""
-        wanted = np.flatnonzero((self.bound > limit) & ~self.known)
-        if self.factor == 1:
-            magnitude = np.abs(np.asarray(self.channel, dtype=np.float64))
-            self.peaks = _block_peaks(magnitude, self.sub)
-            self.known[:] = True
-        elif wanted.size:
-            # Gaps narrower than the context two runs would read are oversampled with them.
-            gap = -(-2 * self.reach // self.sub)
-            breaks = np.flatnonzero(np.diff(wanted) > gap + 1) + 1
-            firsts = wanted[np.concatenate([[0], breaks])]
-            counts = wanted[np.concatenate([breaks - 1, [wanted.size - 1]])] - firsts + 1
-            offsets = np.concatenate([[0], np.cumsum(counts)])
-            wanted = np.repeat(firsts - offsets[:-1], counts) + np.arange(offsets[-1])
-            self.peaks[wanted] = self._oversampled(wanted)
-            self.known[wanted] = True
-        per_block = LIMITER_BLOCK // self.sub
-        padded = np.pad(self.peaks, (0, self.blocks * per_block - len(self.peaks)))
-        found: np.ndarray = padded.reshape(self.blocks, per_block).max(axis=1)
-        return found
-
-    def _oversampled(self, subs: np.ndarray) -> np.ndarray:
-        """The largest oversampled magnitude of each given sub-block (increasing): each run
-        of them with the filter's reach either side, oversampled in one go."""
-        sub, factor, reach, length = self.sub, self.factor, self.reach, len(self.channel)
-        breaks = np.flatnonzero(np.diff(subs) > 1) + 1
-        firsts = np.concatenate([[0], breaks])
-        lasts = np.concatenate([breaks - 1, [subs.size - 1]])
-        starts = subs[firsts] * sub
-        stops = np.minimum((subs[lasts] + 1) * sub, length)
-        lows, highs = np.maximum(starts - reach, 0), np.minimum(stops + reach, length)
-        offsets = np.concatenate([[0], np.cumsum(highs - lows)])
-        index = np.repeat(lows - offsets[:-1], highs - lows) + np.arange(offsets[-1])
-        wide = np.abs(_oversample(np.asarray(self.channel)[index], factor))
-        # Each sub-block's place in `wide`: its run's offset, then its own.
-        run_of = np.repeat(np.arange(len(starts)), lasts - firsts + 1)
-        begin = offsets[:-1][run_of] - lows[run_of] + subs * sub
-        end = begin + np.minimum(sub, length - subs * sub)
-        edges = np.stack([begin * factor, end * factor], axis=1).ravel()
-        found: np.ndarray = np.maximum.reduceat(np.append(wide, 0.0), edges)[::2]
-        return found
-
-
-_SPARSE_SUB_BLOCK = 16  # samples: the mastering limiter's bound's resolution
-
-
-@cache
-def _interpolation_bounds(factor: int) -> tuple[float, float, int]:
-    """The oversampling filter's largest |sum of a phase's taps|, largest sum of a phase's
-    tap magnitudes, and reach (samples either side), read off an oversampled impulse."""
-    half = 4 * TRUE_PEAK_CONTEXT
-    impulse = np.zeros(2 * half + 1)
-    impulse[half] = 1.0
-    response = _oversample(impulse, factor)
-    total = max(abs(float(response[phase::factor].sum())) for phase in range(factor))
-    absolute, reach = _interpolation_gain(factor)
-    return total, absolute, reach
 
 
 def block_true_peaks(samples: np.ndarray, sample_rate: int,

@@ -8,7 +8,6 @@ import pytest
 import soundfile as sf
 from mutagen.ogg import OggPage
 
-from engine import audio
 from engine.audio import (
     BadAudio,
     decode,
@@ -225,93 +224,3 @@ def test_stereo_is_measured_mastered_and_encoded_as_two_channels(fmt: str) -> No
     assert decoded.shape[1] == 2 and decoded_true_peak_dbtp(data) <= -1.0
     left, right = np.sqrt(np.mean(decoded**2, axis=0))
     assert 20 * np.log10(left / right) == pytest.approx(20.0, abs=1.0)
-
-
-def _plain_mastering_gain(samples: np.ndarray, rate: int, target_lufs: float,
-                          ceiling_dbtp: float, passes: int = 4,
-                          tolerance_lu: float = 0.3) -> np.ndarray:
-    """mastering_gain as first written: every block's true peak, the loudness measured afresh."""
-    peaks = audio.block_true_peaks(samples, rate)
-    weighted = audio.k_weighted(samples, rate)
-    loudness = audio.gated_loudness(weighted, rate)
-    per_frame = (len(samples),) + (1,) * (np.ndim(samples) - 1)
-    if not np.isfinite(loudness):
-        return np.ones(per_frame, np.float32)
-
-    def limited(gain: float) -> np.ndarray:
-        envelope = gain * limiter_gain(samples * gain, rate, ceiling_dbtp=ceiling_dbtp,
-                                       true_peaks=peaks * gain)
-        return envelope.reshape(per_frame)
-
-    gain = 10 ** ((target_lufs - loudness) / 20)
-    envelope = limited(gain)
-    for _ in range(passes):
-        correction_db = target_lufs - audio.gated_loudness(weighted * envelope, rate)
-        if abs(correction_db) <= tolerance_lu:
-            break
-        gain *= 10 ** (correction_db / 20)
-        envelope = limited(gain)
-    return envelope
-
-
-def _mastering_cases() -> list[tuple[str, np.ndarray, int]]:
-    rng = np.random.default_rng(20)
-    rate = 32000
-    song = _loud_song_like(rate).astype(np.float32)
-    click = np.zeros(rate, np.float32)
-    click[rate // 2] = 1.0
-    bass = (0.6 * np.sin(2 * np.pi * 55 * np.arange(3 * rate) / rate)
-            + 0.05 * rng.standard_normal(3 * rate)).astype(np.float32)
-    return [
-        ("song", song, rate),
-        ("stereo", np.stack([song, np.roll(song, 777) * 0.7], axis=1), rate),
-        ("noise", (0.3 * rng.standard_normal(2 * rate)).astype(np.float32), rate),
-        ("bass", bass, rate),
-        ("noise 44.1 kHz, float64", 0.3 * rng.standard_normal(44100), 44100),
-        ("noise 96 kHz (2x)", 0.3 * rng.standard_normal(96000), 96000),
-        ("noise 192 kHz (none)", 0.3 * rng.standard_normal(19200), 192000),
-        ("silence", np.zeros(rate, np.float32), rate),
-        ("click", click, rate),
-        ("click at the end", click[: rate // 2 + 1], rate),
-        ("short", song[5000:5007], rate),
-        ("one sample", np.array([0.9], np.float32), rate),
-        ("empty", np.zeros(0, np.float32), rate),
-        ("ragged", song[: len(song) - 15], rate),
-    ]
-
-
-@pytest.mark.parametrize(("name", "samples", "rate"), _mastering_cases(),
-                         ids=[case[0] for case in _mastering_cases()])
-def test_mastering_gain_is_the_plain_computation_exactly(name: str, samples: np.ndarray,
-                                                         rate: int) -> None:
-    """Oversampling only the blocks whose bound can reach the ceiling, and measuring the
-    loudness in place, give the same envelope, bit for bit, as every block oversampled."""
-    for target, ceiling in ((-14.0, -2.5), (-8.0, -1.0), (-20.0, -6.0)):
-        if samples.size == 0:  # K-weighting nothing fails, as it did
-            for master in (mastering_gain, _plain_mastering_gain):
-                with pytest.raises(ValueError):
-                    master(samples, rate, target, ceiling)
-            continue
-        fast = mastering_gain(samples, rate, target, ceiling)
-        plain = _plain_mastering_gain(samples, rate, target, ceiling)
-        assert fast.dtype == plain.dtype and fast.shape == plain.shape
-        np.testing.assert_array_equal(fast, plain)
-
-
-@pytest.mark.parametrize(("name", "samples", "rate"), _mastering_cases(),
-                         ids=[case[0] for case in _mastering_cases()])
-def test_sparse_block_peaks_agree_with_block_true_peaks(name: str, samples: np.ndarray,
-                                                        rate: int) -> None:
-    """Every block whose true peak passes the limit has block_true_peaks's own value; the
-    others stay at or under the limit, at every limit asked in turn."""
-    channels = [samples] if samples.ndim == 1 else list(samples.T)
-    for channel in channels:
-        full = audio.block_true_peaks(channel, rate)
-        sparse = audio._SparseBlockPeaks(channel, rate)
-        for limit in (2.0, 0.8, 0.5, 0.3, 0.1, 0.0):
-            found = sparse.peaks_over(limit)
-            assert found.shape == full.shape
-            over = full > limit
-            np.testing.assert_array_equal(found[over], full[over])
-            assert np.all(found[~over] <= limit)
-            assert np.all(found <= full)
