@@ -293,24 +293,6 @@ def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([samples, np.zeros(length - len(samples), samples.dtype)])
 
 
-def peak_normalise(samples: np.ndarray, peak: float = 0.89) -> np.ndarray:
-    """The samples scaled so that the loudest sits at `peak`; silence stays silent.
-
-    Parameters
-    ----------
-    samples : np.ndarray, float
-    peak : float > 0
-        The loudest sample's magnitude afterwards (linear; 0.89 is about -1 dBFS).
-
-    Returns
-    -------
-    np.ndarray
-        Scaled samples (`samples` itself for silence or an empty array).
-    """
-    top = float(np.max(np.abs(samples))) if samples.size else 0.0
-    return samples if top == 0.0 else samples * (peak / top)
-
-
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (ITU-R BS.1770-4; EBU R128's LUFS).
 
