@@ -14,6 +14,7 @@ from storage.models import JobKind
 
 log = logging.getLogger("singsong.jobs")
 
+
 @dataclass(frozen=True)
 class JobResult:
     """What one job made, whatever its kind, as the worker stores it: the files (a Track
