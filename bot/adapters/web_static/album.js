@@ -3,7 +3,6 @@
 // credits and downloads. Talks only to this site's JSON API (GET /api/album).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const WEEK = /^(\d{4})-W(\d{2})$/;
 
 let tracks = []; // the album's tracks, in order: {position, title, credit, start_s, ...}
@@ -44,11 +43,6 @@ function showEmpty(week) {
     $("album-empty-text").textContent = "There is no community album for that week. " +
       "Every week SingSong makes one from the songs people share.";
   }
-}
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = false;
 }
 
 function showAlbum(album) {
@@ -106,13 +100,6 @@ function trackItem(track, index) {
   button.addEventListener("click", () => playFrom(index));
   item.append(button);
   return item;
-}
-
-function span(className, text) {
-  const element = document.createElement("span");
-  element.className = className;
-  element.textContent = text;
-  return element;
 }
 
 function credits(list) {

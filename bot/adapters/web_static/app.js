@@ -4,7 +4,6 @@
 // JSON API (/api/openapi.json).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const WORKING = {
   sing: "Writing a melody for your voice and putting you on it...",
   lyrics: "Warming up my voice for your words...",
@@ -26,21 +25,6 @@ let busy = false;
 
 // --- Talking to the API ----------------------------------------------------------------
 
-async function api(path, options = {}) {
-  const response = await fetch(path, { credentials: "same-origin", ...options });
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (_) {
-    body = null;
-  }
-  if (!response.ok) {
-    const fallback = `The server answered ${response.status}. Please try again.`;
-    throw new Error(body && body.error ? body.error : fallback);
-  }
-  return body;
-}
-
 function postJson(path, body) {
   return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body) });
@@ -59,7 +43,7 @@ const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function startJob(path, body) {
   if (busy) return;
   setBusy(true);
-  hideError();
+  showError("");
   showProgress("Sending...");
   try {
     const headers = { "Idempotency-Key": newKey() };
@@ -127,16 +111,6 @@ function setBusy(value) {
 function showProgress(text) {
   $("progress").hidden = false;
   $("progress-text").textContent = text;
-}
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = false;
-}
-
-function hideError() {
-  $("error").hidden = true;
-  $("error").textContent = "";
 }
 
 function clock(seconds) {
@@ -244,13 +218,6 @@ function historyItem(track) {
   button.addEventListener("click", () => showResult(track, { play: true }));
   item.append(button);
   return item;
-}
-
-function span(className, text) {
-  const element = document.createElement("span");
-  element.className = className;
-  element.textContent = text;
-  return element;
 }
 
 function markPlaying(trackId) {
@@ -432,7 +399,7 @@ function showRecorder(state) {
 
 async function startRecording() {
   if (busy) return;
-  hideError();
+  showError("");
   if (!navigator.mediaDevices || !window.MediaRecorder) {
     showError("This browser cannot record here: upload a clip instead.");
     return;

@@ -4,19 +4,6 @@
 
 const POLL_MS = 2000;
 const token = (location.pathname.match(/^\/together\/([A-Za-z0-9_-]{43})$/) || [])[1];
-const $ = (id) => document.getElementById(id);
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = !text;
-}
-
-async function api(path, options = {}) {
-  const answer = await fetch(path, { credentials: "same-origin", ...options });
-  const body = await answer.json().catch(() => ({}));
-  if (!answer.ok) throw new Error(body.error || `Something went wrong (${answer.status}).`);
-  return body;
-}
 
 function statusText(gathering) {
   const count = gathering.voices.length;
