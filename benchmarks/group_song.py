@@ -119,7 +119,7 @@ def voicing_onsets_s(part: Any) -> np.ndarray:
     (s, on the song's time line): Praat's pitch every LANDMARK_HOP_S."""
     from engine import pipeline
 
-    f0 = pipeline._sung_pitch(part.voice, part.alignment, LANDMARK_HOP_S)
+    f0 = pipeline.sung_pitch_track(part.voice, part.alignment, LANDMARK_HOP_S)
     gap = round(LANDMARK_GAP_S / LANDMARK_HOP_S)
     voiced = f0.voiced
     starts = [i for i in range(gap, len(voiced)) if voiced[i] and not voiced[i - gap: i].any()]

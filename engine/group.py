@@ -1,7 +1,7 @@
 """Group songs: several people's voice notes as one song, a verse each and a chorus together.
 
 One key, tempo and band for all. Each usable voice sings a verse of its own words in the
-order people joined; the chorus is one hook's motif (pipeline._chorus, the song form's
+order people joined; the chorus is one hook's motif (pipeline.chorus_melodies, the song form's
 chorus) sung by every voice at once, each retuned onto the same notes with its own words (a
 stretch of its note with as many syllables as the hook), a little apart in time and
 tuning, panned across the stereo field, with the song form's second voice on top. A
@@ -70,7 +70,7 @@ class Singer:
     note it sings in the chorus, and its place in the chorus (time, tuning, pan)."""
 
     index: int  # in the voices as sent (the order people joined)
-    heard: pipeline._Heard
+    heard: pipeline.Heard
     phrases: list[int]  # the phrase lengths of its verse
     verse: Melody
     chorus_hook: song_form.Hook  # its own syllables on the motif
@@ -135,7 +135,7 @@ def group_song(voices: Sequence[bytes], *, seed: int = 0, style: str = arrange.D
     TooFewVoices
         (an audio.BadAudio) When fewer than 2 voices can be sung.
     """
-    pipeline._check_formats([audio_format], audio.AUDIO_FORMATS)
+    pipeline.check_formats([audio_format], audio.AUDIO_FORMATS)
     _check_request(voices, hook_voice)
     timer = StageTimer()
     band = arrange.style_named(style)
@@ -202,7 +202,7 @@ def sing_together(voices: Sequence[bytes], *, seed: int, band: arrange.Style,
     with timer.stage("compose"):
         plan = _plan(heard, seed, band, hook_voice)
     with ThreadPoolExecutor(max_workers=1) as band_thread:
-        band_future = band_thread.submit(pipeline._render_band, plan.layout, band,
+        band_future = band_thread.submit(pipeline.render_band, plan.layout, band,
                                          plan.intro_bars, timer)
         sung, harmony = _sing(plan, seed, band, timer)
         backing = band_future.result()
@@ -211,15 +211,15 @@ def sing_together(voices: Sequence[bytes], *, seed: int, band: arrange.Style,
 
 
 def _listen_all(voices: Sequence[bytes], timer: StageTimer
-                ) -> tuple[dict[int, pipeline._Heard], dict[int, str]]:
+                ) -> tuple[dict[int, pipeline.Heard], dict[int, str]]:
     """Each voice heard as the one-voice path hears it, or the sentence saying why not."""
-    heard: dict[int, pipeline._Heard] = {}
+    heard: dict[int, pipeline.Heard] = {}
     left_out: dict[int, str] = {}
     for index, data in enumerate(voices):
         try:
             with timer.stage("decode"):
                 decoded = audio.decode(data, sample_rate=pipeline.VOICE_RATE)
-            heard[index] = pipeline._listen(decoded, timer)
+            heard[index] = pipeline.listen_to(decoded, timer)
         except audio.BadAudio as error:
             left_out[index] = str(error)
     if len(heard) < MIN_VOICES:
@@ -242,37 +242,37 @@ class _GroupPlan:
     intro_bars: int
 
 
-def _plan(heard: dict[int, pipeline._Heard], seed: int, band: arrange.Style,
+def _plan(heard: dict[int, pipeline.Heard], seed: int, band: arrange.Style,
           asked: int | None) -> _GroupPlan:
     """The key and tempo from the first voice, the chorus from the chosen hook, each
     voice's verse cut to its share of the song, and the song form's layout."""
     phrases = {i: notes.phrases(h.syllables) for i, h in heard.items()}
     first = min(heard)
-    tempo = pipeline._song_tempo(band, seed)
+    tempo = pipeline.song_tempo(band, seed)
     whole = compose_phrases(seed=seed, phrase_lengths=phrases[first],
                             pitch_range=heard[first].voice_range, tempo_bpm=tempo)
     hook_voice, hook, chosen_by = _choose_hook(heard, phrases, asked)
-    chorus = pipeline._chorus(hook, whole, heard[hook_voice].voice_range, seed)
+    chorus = pipeline.chorus_melodies(hook, whole, heard[hook_voice].voice_range, seed)
     chorus_after, budget_s = _choruses(whole, chorus, len(heard))
     verses = {i: _fit_verse(h, phrases[i], budget_s, seed, whole,
                             whole if i == first else None) for i, h in heard.items()}
     singers = _place_singers(heard, verses, hook_voice, hook, chorus, seed)
     # The hook voice's verse may have been cut before its hook: the summary names what it sings.
     hook = next(s.chorus_hook for s in singers if s.index == hook_voice)
-    intro_bars = pipeline._intro_bars(singers[0].verse)
+    intro_bars = pipeline.intro_bars_for(singers[0].verse)
     parts = [part for number in range(len(singers))
              for part in [("verse", number)] + [("chorus", 0)] * (number in chorus_after)]
     layout = song_form.place_parts(parts, [s.verse for s in singers], chorus, intro_bars)
     return _GroupPlan(singers, hook_voice, hook, chosen_by, chorus, layout, intro_bars)
 
 
-def _choose_hook(heard: dict[int, pipeline._Heard], phrases: dict[int, list[int]],
+def _choose_hook(heard: dict[int, pipeline.Heard], phrases: dict[int, list[int]],
                  asked: int | None) -> tuple[int, song_form.Hook, str]:
     """The asked voice's hook when it can be sung; else the most singable hook of all the
     notes, by the score the song form chooses one note's hook with (the earlier voice on a
     tie); else (no phrase long enough anywhere) the first voice's."""
     if asked in heard:
-        return asked, pipeline._hook(heard[asked], phrases[asked], None), ASKED
+        return asked, pipeline.song_hook(heard[asked], phrases[asked], None), ASKED
     best: tuple[float, int, song_form.Hook] | None = None
     for index, one in heard.items():
         found = song_form.scored_hook(one.syllables, phrases[index], one.voice.samples,
@@ -281,7 +281,7 @@ def _choose_hook(heard: dict[int, pipeline._Heard], phrases: dict[int, list[int]
             best = (found[0], index, found[1])
     if best is None:
         first = min(heard)
-        return first, pipeline._hook(heard[first], phrases[first], None), MOST_SINGABLE
+        return first, pipeline.song_hook(heard[first], phrases[first], None), MOST_SINGABLE
     return best[1], best[2], MOST_SINGABLE
 
 
@@ -304,7 +304,7 @@ def _choruses(whole: Melody, chorus: tuple[Melody, Melody], voices: int
         del after[-2]
 
 
-def _fit_verse(heard: pipeline._Heard, phrases: list[int], budget_s: float, seed: int,
+def _fit_verse(heard: pipeline.Heard, phrases: list[int], budget_s: float, seed: int,
                whole: Melody, composed: Melody | None) -> tuple[list[int], Melody]:
     """The voice's first phrases and their melody (in the song's key and tempo, from the
     song's seed as every verse is), as many as fit in `budget_s`: fewer lines each when many
@@ -325,7 +325,7 @@ def _fit_verse(heard: pipeline._Heard, phrases: list[int], budget_s: float, seed
     return lengths, melody
 
 
-def _verse_melody(heard: pipeline._Heard, lengths: list[int], seed: int,
+def _verse_melody(heard: pipeline.Heard, lengths: list[int], seed: int,
                   whole: Melody) -> Melody:
     return compose_phrases(seed=seed, phrase_lengths=lengths, pitch_range=heard.voice_range,
                            tempo_bpm=whole.tempo_bpm, key=whole.key)
@@ -343,7 +343,7 @@ def _shorter(lengths: list[int], melody: Melody, budget_s: float) -> list[int]:
     return [max(MIN_VERSE_SYLLABLES, min(within, lengths[0] - 1))]
 
 
-def _place_singers(heard: dict[int, pipeline._Heard],
+def _place_singers(heard: dict[int, pipeline.Heard],
                    verses: dict[int, tuple[list[int], Melody]], hook_voice: int,
                    hook: song_form.Hook, chorus: tuple[Melody, Melody],
                    seed: int) -> list[Singer]:
@@ -382,7 +382,7 @@ def _octave_shift(motif: Sequence[int], voice_range: tuple[int, int]) -> int:
     return min((12 * octave for octave in OCTAVES_TRIED), key=lambda s: (outside(s), -s))
 
 
-def _chorus_hook(heard: pipeline._Heard, verse_phrases: list[int],
+def _chorus_hook(heard: pipeline.Heard, verse_phrases: list[int],
                  count: int) -> song_form.Hook:
     """The stretch of `count` syllables of this voice that sings best on the motif: from
     the phrases its verse sings, else from any phrase, else its first `count` syllables
@@ -411,20 +411,20 @@ def _sing(plan: _GroupPlan, seed: int, band: arrange.Style, timer: StageTimer
     sung, harmony = [], []
     for number, singer in enumerate(plan.singers):
         syllables = singer.heard.syllables
-        parts = [pipeline._part("verse", syllables[:sum(singer.phrases)], singer.verse.notes,
+        parts = [pipeline.vocal_part("verse", syllables[:sum(singer.phrases)], singer.verse.notes,
                                 starts[("verse", number)], tuning)]
         hook_syllables = [syllables[i] for i in singer.chorus_hook.indices]
         for half, piece in enumerate(plan.chorus):
             places = [s + half * half_s + singer.onset_offset_s for s in starts[("chorus", 0)]]
             motif = _motif_for([replace(n, pitch=n.pitch + singer.octave_shift)
                                 for n in piece.notes], len(hook_syllables))
-            parts.append(replace(pipeline._part(f"chorus-{half}", hook_syllables, motif,
+            parts.append(replace(pipeline.vocal_part(f"chorus-{half}", hook_syllables, motif,
                                                 places, tuning),
                                  detune_cents=singer.detune_cents))
             if singer.index == plan.hook_voice:
                 above = [replace(n, pitch=song_form.harmony_pitch(n.pitch, piece.key))
                          for n in piece.notes]
-                parts.append(pipeline._part(f"harmony-{half}", hook_syllables, above, places,
+                parts.append(pipeline.vocal_part(f"harmony-{half}", hook_syllables, above, places,
                                             tuning))
         done = vocals.sing_parts(parts, singer.heard.voice.samples,
                                  singer.heard.voice.sample_rate, singer.heard.f0,
@@ -448,7 +448,7 @@ def _motif_for(motif: list[MelodyNote], syllables: int) -> list[MelodyNote]:
 # --- The mix ------------------------------------------------------------------------------
 
 
-def _mix(together: Together, band: arrange.Style, timer: StageTimer) -> pipeline._Stems:
+def _mix(together: Together, band: arrange.Style, timer: StageTimer) -> pipeline.Stems:
     """Each voice through the vocal chain and to the same loudness; in its verse alone in
     the middle, in the chorus at its place in the stereo field with the others; the second
     voice and the band in the middle; balanced and mastered as one voice's song is."""
@@ -471,7 +471,7 @@ def _mix(together: Together, band: arrange.Style, timer: StageTimer) -> pipeline
         # The second voice stays as far under the hook voice as in one voice's song.
         second = _centred(harmony * gains[together.hook_voice])
         backing = _centred(audio.fit_length(together.backing, length))
-        return pipeline._Stems(*pipeline._balance_and_master(vocal, second, backing))
+        return pipeline.Stems(*pipeline.balance_and_master(vocal, second, backing))
 
 
 def _chorus_mask(chorus: Sequence[vocals.SungPart], rate: int, length: int) -> np.ndarray:
@@ -504,11 +504,11 @@ def _centred(track: np.ndarray) -> np.ndarray:
 
 def _accuracy(parts: Sequence[vocals.SungPart]) -> tuple[float | None, float | None]:
     """The verse's and the chorus's pitch accuracy (share of voiced frames within 50 cents
-    of the note, pipeline._pitch_accuracy; the chorus's two halves together, by frames)."""
+    of the note, pipeline.pitch_accuracy_of; the chorus's two halves together, by frames)."""
     shares = []
     for part in parts:
-        f0 = pipeline._sung_pitch(part.voice, part.alignment, pipeline.CHECK_HOP_S)
-        shares.append(pipeline._pitch_accuracy(f0, part.voice.start_s, part.alignment.sung))
+        f0 = pipeline.sung_pitch_track(part.voice, part.alignment, pipeline.CHECK_HOP_S)
+        shares.append(pipeline.pitch_accuracy_of(f0, part.voice.start_s, part.alignment.sung))
     chorus = [s for s in shares[1:] if s is not None]
     return shares[0], round(float(np.mean(chorus)), 4) if chorus else None
 
@@ -539,7 +539,7 @@ def _summary(together: Together, band: arrange.Style, sent: int,
         "hook": {"voice": together.hook_voice, "first_syllable": together.hook.first,
                  "syllables": together.hook.count, "chosen_by": together.hook_chosen_by},
         "chorus_onset_spread_ms": round(1000 * (max(offsets_s) - min(offsets_s)), 1),
-        "notes": pipeline._sung_json(melody),
+        "notes": pipeline.sung_json(melody),
     }
 
 

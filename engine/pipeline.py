@@ -124,7 +124,21 @@ def _with_headroom(samples: np.ndarray) -> np.ndarray:
     return scaled
 
 
-def _check_formats(formats: Collection[str], allowed: Collection[str]) -> None:
+def check_formats(formats: Collection[str], allowed: Collection[str]) -> None:
+    """Refuse a format outside `allowed`.
+
+    Parameters
+    ----------
+    formats : collection of str
+        The formats asked for ("ogg", "mp3", "wav", "mid", "png", ...).
+    allowed : collection of str
+        The formats this kind of result comes in.
+
+    Raises
+    ------
+    InvalidRequest
+        Naming the first unknown format and the allowed ones.
+    """
     unknown = set(formats) - set(allowed)
     if unknown:
         raise InvalidRequest(f"unsupported format {sorted(unknown)[0]!r}: "
@@ -178,7 +192,7 @@ def melody(
     ToolMissing
         When audio is asked for and no soundfont is installed.
     """
-    _check_formats(formats, MELODY_FORMATS)
+    check_formats(formats, MELODY_FORMATS)
     band = arrange.style_named(style) if style else None
     timer = StageTimer()
     with timer.stage("load_model"):
@@ -240,7 +254,7 @@ class Song:
     timings_s: dict[str, float]
     time_map: retune.TimeMap  # where each instant of the input is sung on the song's time line
     samples: np.ndarray = field(repr=False)  # the mix, mono float at arrange.SAMPLE_RATE
-    stem_samples: _Stems | None = field(default=None, repr=False, compare=False)  # extras
+    stem_samples: Stems | None = field(default=None, repr=False, compare=False)  # extras
 
     @cached_property
     def stems(self) -> dict[str, bytes]:
@@ -292,7 +306,7 @@ def sing(audio_data: bytes, *, seed: int, style: str = arrange.DEFAULT_STYLE,
     ToolMissing
         When ffmpeg or a soundfont is not installed.
     """
-    _check_formats([audio_format], audio.AUDIO_FORMATS)
+    check_formats([audio_format], audio.AUDIO_FORMATS)
     song_form.check_form(form)
     timer = StageTimer()
     band = arrange.style_named(style)
@@ -343,7 +357,7 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
     ToolMissing
         When espeak-ng, ffmpeg or a soundfont is not installed.
     """
-    _check_formats([audio_format], audio.AUDIO_FORMATS)
+    check_formats([audio_format], audio.AUDIO_FORMATS)
     song_form.check_form(form)
     timer = StageTimer()
     band = arrange.style_named(style)
@@ -362,7 +376,7 @@ def lyrics(text: str, *, seed: int, style: str = arrange.DEFAULT_STYLE,
 def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form: str,
                 audio_format: str, extras: bool, timer: StageTimer,
                 speech: singer.Speech | None = None, *, title: str | None = None) -> Song:
-    heard = _listen(voice, timer)
+    heard = listen_to(voice, timer)
     with timer.stage("compose"):
         plan = _plan_song(heard, seed, band, form, speech)
     tuning: retune.Tuning = "robot" if band.name == "robot" else "natural"
@@ -370,7 +384,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
     # The band renders in a thread while the voice is sung: FluidSynth, WORLD and Praat
     # each let go of the GIL for most of their work, so two cores are kept busy.
     with ThreadPoolExecutor(max_workers=1) as band_thread:
-        band_future = band_thread.submit(_render_band, plan.layout, band, plan.intro_bars,
+        band_future = band_thread.submit(render_band, plan.layout, band, plan.intro_bars,
                                          timer)
         sung = vocals.sing_parts([*lead, *harmony], heard.voice.samples,
                                  heard.voice.sample_rate, heard.f0, seed, timer)
@@ -389,7 +403,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
     first_verse = sung_lead[0]
     with timer.stage("pitch_check"):
         # The picture wants every 10 ms frame; the accuracy alone is as good from every third.
-        sung_f0 = _sung_pitch(first_verse.voice, first_verse.alignment,
+        sung_f0 = sung_pitch_track(first_verse.voice, first_verse.alignment,
                               pitch.HOP_S if extras else CHECK_HOP_S)
     image = b""
     if extras:
@@ -415,10 +429,10 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
         "duration_s": round(len(stems.mix) / arrange.SAMPLE_RATE, 3),
         "input_duration_s": round(heard.voice.duration_s, 3),
         "input_truncated": heard.voice.truncated,
-        "pitch_accuracy": _pitch_accuracy(sung_f0, first_verse.voice.start_s,
+        "pitch_accuracy": pitch_accuracy_of(sung_f0, first_verse.voice.start_s,
                                           first_verse.alignment.sung),
-        "notes": _sung_json(sung_notes),
-        "harmony_notes": _sung_json(harmony_notes),
+        "notes": sung_json(sung_notes),
+        "harmony_notes": sung_json(harmony_notes),
     }
     return Song(audio=encoded, audio_format=audio_format, melody=plan.layout.melody,
                 sung=sung_notes, melody_midi=melody_midi, picture=image,
@@ -428,7 +442,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
 
 
 @dataclass(frozen=True)
-class _Heard:
+class Heard:
     """What the voice note holds: the (cleaned) voice, its pitch, its syllables, its range."""
 
     voice: audio.DecodedAudio
@@ -437,9 +451,26 @@ class _Heard:
     voice_range: tuple[int, int]
 
 
-def _listen(voice: audio.DecodedAudio, timer: StageTimer) -> _Heard:
-    """Clean, track and cut the voice into syllables; BadAudio with its sentence when there
-    is no voice to sing."""
+def listen_to(voice: audio.DecodedAudio, timer: StageTimer) -> Heard:
+    """Clean, track and cut the voice into syllables.
+
+    Parameters
+    ----------
+    voice : audio.DecodedAudio
+        The decoded voice note (mono, at least MIN_VOICE_S seconds to be sung).
+    timer : StageTimer
+        Records the wall time (s) of the "denoise", "pitch" and "syllables" stages.
+
+    Returns
+    -------
+    Heard
+        The cleaned voice, its pitch track, its syllables (times in s) and its range (MIDI).
+
+    Raises
+    ------
+    audio.BadAudio
+        With its sentence, when the clip is too short or holds no voice to sing.
+    """
     if voice.duration_s < MIN_VOICE_S:
         raise audio.BadAudio(TOO_SHORT.format(voice.duration_s))
     with timer.stage("denoise"):
@@ -455,7 +486,7 @@ def _listen(voice: audio.DecodedAudio, timer: StageTimer) -> _Heard:
             raise audio.BadAudio(NO_VOICE)
         if len(syllables) < 2:
             raise audio.BadAudio(TOO_FEW_SYLLABLES)
-    return _Heard(voice, f0, syllables, notes.comfortable_range(f0))
+    return Heard(voice, f0, syllables, notes.comfortable_range(f0))
 
 
 @dataclass(frozen=True)
@@ -476,31 +507,31 @@ class _Plan:
         return sum(sum(group) for group in self.groups)
 
 
-def _plan_song(heard: _Heard, seed: int, band: arrange.Style, form: str,
+def _plan_song(heard: Heard, seed: int, band: arrange.Style, form: str,
                speech: singer.Speech | None) -> _Plan:
     phrase_lengths = notes.phrases(heard.syllables)
-    tempo = _song_tempo(band, seed)
+    tempo = song_tempo(band, seed)
     whole = compose_phrases(seed=seed, phrase_lengths=phrase_lengths,
                             pitch_range=heard.voice_range, tempo_bpm=tempo)
     hook = chorus = None
     if form == "full":
-        hook = _hook(heard, phrase_lengths, speech)
-        chorus = _chorus(hook, whole, heard.voice_range, seed)
+        hook = song_hook(heard, phrase_lengths, speech)
+        chorus = chorus_melodies(hook, whole, heard.voice_range, seed)
     groups = song_form.split_verses(whole, phrase_lengths, form, _verse_budget_s(whole, chorus))
     sung = [n for group in groups for n in group]
     if hook is not None and hook.first + hook.count > sum(sung):
         # A very long note, cut: the hook comes from what is sung.
-        hook = _hook(replace(heard, syllables=heard.syllables[:sum(sung)]), sung, speech)
-        chorus = _chorus(hook, whole, heard.voice_range, seed)
+        hook = song_hook(replace(heard, syllables=heard.syllables[:sum(sung)]), sung, speech)
+        chorus = chorus_melodies(hook, whole, heard.voice_range, seed)
     verses = [whole] if groups == [phrase_lengths] else _verses(groups, whole, heard, seed)
     if chorus is not None:
         groups, verses = _chorus_in_time(groups, verses, whole, heard, seed)
-    intro_bars = _intro_bars(verses[0])
+    intro_bars = intro_bars_for(verses[0])
     layout = song_form.lay_out(verses, chorus or (), form, heard.voice.duration_s, intro_bars)
     return _Plan(tempo, groups, verses, chorus, hook, layout, intro_bars)
 
 
-def _verses(groups: list[list[int]], whole: Melody, heard: _Heard, seed: int) -> list[Melody]:
+def _verses(groups: list[list[int]], whole: Melody, heard: Heard, seed: int) -> list[Melody]:
     """Each verse's melody; every verse from the same seed: they set out alike, as a song's
     verses do."""
     return [compose_phrases(seed=seed, phrase_lengths=group, pitch_range=heard.voice_range,
@@ -508,12 +539,12 @@ def _verses(groups: list[list[int]], whole: Melody, heard: _Heard, seed: int) ->
 
 
 def _chorus_in_time(groups: list[list[int]], verses: list[Melody], whole: Melody,
-                    heard: _Heard, seed: int) -> tuple[list[list[int]], list[Melody]]:
+                    heard: Heard, seed: int) -> tuple[list[list[int]], list[Melody]]:
     """Verses split by the whole verse's timing can come out longer once composed apart:
     while the first chorus would start after FIRST_CHORUS_BY_S, the first verse's last phrase
     goes to the second verse (and both are composed again)."""
     bar_s = STEPS_PER_BAR * whole.step_s
-    while len(groups[0]) > 1 and (_intro_bars(verses[0]) + verses[0].n_bars) * bar_s > (
+    while len(groups[0]) > 1 and (intro_bars_for(verses[0]) + verses[0].n_bars) * bar_s > (
             song_form.FIRST_CHORUS_BY_S):
         groups = [group[:] for group in groups] + ([] if len(groups) > 1 else [[]])
         groups[1].insert(0, groups[0].pop())
@@ -521,16 +552,33 @@ def _chorus_in_time(groups: list[list[int]], verses: list[Melody], whole: Melody
     return groups, verses
 
 
-def _chorus(hook: song_form.Hook, whole: Melody, voice_range: tuple[int, int],
-            seed: int) -> tuple[Melody, Melody]:
-    """The hook's own motif, in the song's key, tempo and range, sung open then closed."""
+def chorus_melodies(hook: song_form.Hook, whole: Melody, voice_range: tuple[int, int],
+                    seed: int) -> tuple[Melody, Melody]:
+    """The hook's own motif, in the song's key, tempo and range, sung open then closed.
+
+    Parameters
+    ----------
+    hook : form.Hook
+        The hook; its motif has one note per hook syllable (`hook.count`).
+    whole : Melody
+        The song's melody, whose key and tempo (BPM) the motif takes.
+    voice_range : (int, int)
+        The lowest and highest MIDI notes the motif may use.
+    seed : int
+        The song's seed (the motif is composed with seed + 1).
+
+    Returns
+    -------
+    (Melody, Melody)
+        The open phrase and its closed answer.
+    """
     motif = compose_phrases(seed=seed + 1, phrase_lengths=[hook.count], pitch_range=voice_range,
                             tempo_bpm=whole.tempo_bpm, key=whole.key)
     return song_form.answer_phrase(motif, voice_range)
 
 
 @dataclass(frozen=True)
-class _Stems:
+class Stems:
     """The mastered stems on the song's time line (mono, arrange.SAMPLE_RATE), which add up
     to the mix."""
 
@@ -543,10 +591,10 @@ class _Stems:
         mixed: np.ndarray = self.vocal + self.backing
         return mixed if self.harmony is None else mixed + self.harmony
 
-    def scaled(self, gain: float) -> _Stems:
+    def scaled(self, gain: float) -> Stems:
         if gain == 1.0:
             return self
-        return _Stems(self.vocal * gain, None if self.harmony is None else self.harmony * gain,
+        return Stems(self.vocal * gain, None if self.harmony is None else self.harmony * gain,
                       self.backing * gain)
 
     def wav_files(self) -> dict[str, bytes]:
@@ -559,7 +607,7 @@ class _Stems:
 
 
 def _mix(lead: Sequence[vocals.SungPart], harmony: Sequence[vocals.SungPart],
-         backing: np.ndarray, band: arrange.Style, timer: StageTimer) -> _Stems:
+         backing: np.ndarray, band: arrange.Style, timer: StageTimer) -> Stems:
     rate = arrange.SAMPLE_RATE
     with timer.stage("vocal_chain"):
         length = max(len(backing), round(vocals.end_s([*lead, *harmony]) * rate))
@@ -569,12 +617,27 @@ def _mix(lead: Sequence[vocals.SungPart], harmony: Sequence[vocals.SungPart],
         second = (vocal_chain.process(vocals.on_time_line(harmony, rate, length), rate,
                                       band.name, part="harmony") if harmony else None)
     with timer.stage("mix"):
-        return _Stems(*_balance_and_master(vocal, second, backing))
+        return Stems(*balance_and_master(vocal, second, backing))
 
 
-def _hook(heard: _Heard, phrase_lengths: Sequence[int],
-          speech: singer.Speech | None) -> song_form.Hook:
-    """Lyrics: the repeated or last line; a voice note: the phrase that sings best."""
+def song_hook(heard: Heard, phrase_lengths: Sequence[int],
+              speech: singer.Speech | None) -> song_form.Hook:
+    """The hook: for lyrics, their repeated or last line; for a voice note, the stretch of a
+    phrase that sings best (form.choose_hook).
+
+    Parameters
+    ----------
+    heard : Heard
+        The voice and its syllables (times in s).
+    phrase_lengths : sequence of int >= 0
+        Syllables per phrase; they add up to at most len(heard.syllables).
+    speech : singer.Speech or None
+        The typed lyrics' lines and where each was spoken (s); None for a voice note.
+
+    Returns
+    -------
+    form.Hook
+    """
     if speech is not None:
         from_lines = song_form.hook_from_lines(heard.syllables, speech.lines,
                                                speech.line_spans_s)
@@ -596,7 +659,7 @@ def _sung_parts(syllables: list[notes.Syllable], plan: _Plan, tuning: retune.Tun
     first = 0
     for index, (melody, group) in enumerate(zip(plan.verses, plan.groups, strict=True)):
         count = sum(group)
-        lead.append(_part(f"verse-{index}", syllables[first: first + count], melody.notes,
+        lead.append(vocal_part(f"verse-{index}", syllables[first: first + count], melody.notes,
                           starts[("verse", index)], tuning))
         first += count
     if chorus is not None and hook is not None and ("chorus", 0) in starts:
@@ -604,10 +667,10 @@ def _sung_parts(syllables: list[notes.Syllable], plan: _Plan, tuning: retune.Tun
         half_s = chorus[0].n_bars * STEPS_PER_BAR * chorus[0].step_s
         for half, piece in enumerate(chorus):
             places = [start + half * half_s for start in starts[("chorus", 0)]]
-            lead.append(_part(f"chorus-{half}", hook_syllables, piece.notes, places, tuning))
+            lead.append(vocal_part(f"chorus-{half}", hook_syllables, piece.notes, places, tuning))
             above = [replace(n, pitch=song_form.harmony_pitch(n.pitch, piece.key))
                      for n in piece.notes]
-            harmony.append(_part(f"harmony-{half}", hook_syllables, above, places, tuning))
+            harmony.append(vocal_part(f"harmony-{half}", hook_syllables, above, places, tuning))
     return lead, harmony
 
 
@@ -619,8 +682,30 @@ def _verse_budget_s(whole: Melody, chorus: tuple[Melody, Melody] | None) -> floa
     return VERSE_BUDGET_SHARE * (song_form.MAX_SONG_S - (INTRO_BARS + 1) * bar_s - chorus_s)
 
 
-def _part(name: str, syllables: Sequence[notes.Syllable], melody_notes: Sequence[MelodyNote],
-          places_s: Sequence[float], tuning: retune.Tuning) -> vocals.Part:
+def vocal_part(name: str, syllables: Sequence[notes.Syllable],
+               melody_notes: Sequence[MelodyNote], places_s: Sequence[float],
+               tuning: retune.Tuning) -> vocals.Part:
+    """One sung part: these syllables on these notes, sung at the first place and repeated
+    at the others.
+
+    Parameters
+    ----------
+    name : str
+        The part's name ("verse-0", "chorus-0" for the open half, "harmony-1", ...).
+    syllables : sequence of notes.Syllable
+        What is sung, one syllable per note (times in s in the voice note).
+    melody_notes : sequence of MelodyNote, non-empty
+        The notes (MIDI pitch; start and end in s from the part's start).
+    places_s : sequence of float, non-empty
+        Where the part starts on the song's time line (s): first where it is sung, then
+        where it is sung again.
+    tuning : retune.Tuning
+        How the voice is brought onto the notes.
+
+    Returns
+    -------
+    vocals.Part
+    """
     first = places_s[0]
     return vocals.Part(
         name=name, syllables=tuple(syllables), pitches=tuple(n.pitch for n in melody_notes),
@@ -629,32 +714,66 @@ def _part(name: str, syllables: Sequence[notes.Syllable], melody_notes: Sequence
         again_at_s=tuple(p - first for p in places_s[1:]))
 
 
-def _sung_json(sung: Sequence[SungNote]) -> list[dict[str, Any]]:
+def sung_json(sung: Sequence[SungNote]) -> list[dict[str, Any]]:
+    """The notes sung as JSON: [{"pitch": MIDI note, "start_s", "end_s" (s, to 0.1 ms)}]."""
     return [{"pitch": n.pitch, "start_s": round(n.start_s, 4), "end_s": round(n.end_s, 4)}
             for n in sung]
 
 
-def _render_band(layout: song_form.Layout, band: arrange.Style, intro_bars: int,
-                 timer: StageTimer) -> np.ndarray:
+def render_band(layout: song_form.Layout, band: arrange.Style, intro_bars: int,
+                timer: StageTimer) -> np.ndarray:
+    """The band under the song's melody, rendered by FluidSynth (the "backing" stage).
+
+    Parameters
+    ----------
+    layout : form.Layout
+        The song's melody and which bars are chorus (the band lifts there).
+    band : arrange.Style
+        The band's style.
+    intro_bars : int >= 0
+        Bars of band before the voice.
+    timer : StageTimer
+        Records the stage's wall time (s).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float
+        Mono samples at arrange.SAMPLE_RATE (Hz), ringing out arrange.RING_OUT_S past the
+        last note.
+    """
     with timer.stage("backing"):
         return arrange.render(arrange.backing_midi(layout.melody, band, intro_bars,
                                                    lift_bars=layout.chorus_bars),
                               tail_s=arrange.RING_OUT_S)
 
 
-def _intro_bars(tune: Melody) -> int:
-    """One bar of band before the voice, or none when the melody itself starts late enough
-    in its first bar (a pickup): the voice never waits more than a bar."""
+def intro_bars_for(tune: Melody) -> int:
+    """Bars of band before the voice: one (INTRO_BARS), or none when the melody (non-empty)
+    itself starts half a bar or later into its first bar (a pickup): the voice never waits
+    more than a bar."""
     return 0 if tune.notes[0].start_step >= STEPS_PER_BAR // 2 else INTRO_BARS
 
 
-def _balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def balance_and_master(vocal: np.ndarray, harmony: np.ndarray | None, backing: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The voice VOCAL_LUFS - BACKING_LUFS in front of the band (the second voice
     HARMONY_BELOW_DB of gain under the lead), as the mastered stems measure: the limiter takes more
     off where the voice sings than where the band plays alone (the intro, the ending), so
     while that moves the balance by more than BALANCE_TOLERANCE_LU the voices' gain is
-    corrected and the mix mastered again (at most BALANCE_PASSES times)."""
+    corrected and the mix mastered again (at most BALANCE_PASSES times).
+
+    Parameters
+    ----------
+    vocal, backing : np.ndarray [shape=(n,)], float
+        The lead voice and the band on the song's time line, at arrange.SAMPLE_RATE (Hz).
+    harmony : np.ndarray [shape=(n,)] or None
+        The second voice, the same length, or None.
+
+    Returns
+    -------
+    (vocal, harmony, backing)
+        The mastered stems: their sum is at MASTER_LUFS (LUFS) under the true-peak ceiling.
+    """
     rate = arrange.SAMPLE_RATE
     lead_gain = audio.loudness_gain(vocal, rate, VOCAL_LUFS)
     voices = vocal * lead_gain
@@ -685,26 +804,57 @@ def _master(mix: np.ndarray) -> np.ndarray:
     return audio.mastering_gain(mix, arrange.SAMPLE_RATE, MASTER_LUFS, audio.MASTER_CEILING_DBTP)
 
 
-def _song_tempo(band: arrange.Style, seed: int) -> float:
-    """The song's tempo: the style's own range, a whole BPM chosen by the seed."""
+def song_tempo(band: arrange.Style, seed: int) -> float:
+    """The song's tempo (BPM): a whole number in the style's `tempo_range_bpm`, chosen by
+    the seed (int)."""
     low, high = band.tempo_range_bpm
     return float(np.random.default_rng(seed).integers(low, high + 1))
 
 
-def _sung_pitch(sung_voice: retune.RetunedVoice, alignment: retune.Alignment,
-                hop_s: float) -> pitch.PitchTrack:
-    """The retuned voice's f0 every `hop_s` (times from the voice's own start), with the
-    floor under its lowest note: Praat's AC tracker, as pitch.track runs it."""
+def sung_pitch_track(sung_voice: retune.RetunedVoice, alignment: retune.Alignment,
+                     hop_s: float) -> pitch.PitchTrack:
+    """The retuned voice's f0 with the tracker's floor under its lowest note: Praat's AC
+    tracker, as pitch.track runs it.
+
+    Parameters
+    ----------
+    sung_voice : retune.RetunedVoice
+        The voice as sung (mono samples and their rate, Hz).
+    alignment : retune.Alignment
+        Its notes (MIDI pitch), non-empty.
+    hop_s : float > 0
+        Time between frames (s).
+
+    Returns
+    -------
+    pitch.PitchTrack
+        Times in s from the voice's own start.
+    """
     lowest_hz = float(pitch.midi_to_hz(min(n.pitch for n in alignment.sung) - 1))
     return pitch.track(sung_voice.samples, sung_voice.sample_rate,
                        floor_hz=min(pitch.FLOOR_HZ, 0.9 * lowest_hz), hop_s=hop_s)
 
 
-def _pitch_accuracy(sung_f0: pitch.PitchTrack, start_s: float,
-                    sung: Sequence[SungNote]) -> float | None:
+def pitch_accuracy_of(sung_f0: pitch.PitchTrack, start_s: float,
+                      sung: Sequence[SungNote]) -> float | None:
     """Share of the sung voice's voiced frames inside a note that lie within 50 cents of
-    it (frames between notes are not judged; None when no frame is): the measure
-    benchmarks/sing_quality.py takes with SwiftF0, here with Praat's tracker."""
+    it: the measure benchmarks/sing_quality.py takes with SwiftF0, here with Praat's tracker.
+
+    Parameters
+    ----------
+    sung_f0 : pitch.PitchTrack
+        The sung voice's pitch (times in s from the voice's start).
+    start_s : float
+        Where the voice starts on the song's time line (s).
+    sung : sequence of SungNote, non-empty, in time order
+        The notes (MIDI pitch, start and end in s on the song's time line).
+
+    Returns
+    -------
+    float in 0..1 or None
+        Rounded to 4 places; None when no voiced frame lies inside a note (frames between
+        notes are not judged).
+    """
     times = sung_f0.times_s + start_s
     starts = np.array([n.start_s for n in sung])
     index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)
@@ -784,7 +934,7 @@ def piano(audio_data: bytes, *, quantize: bool = False,
     ToolMissing
         When ffmpeg, or (for audio) a soundfont, is not installed.
     """
-    _check_formats(formats, PIANO_FORMATS)
+    check_formats(formats, PIANO_FORMATS)
     timer = StageTimer()
     with timer.stage("decode"):
         voice = audio.decode(audio_data, sample_rate=VOICE_RATE)
