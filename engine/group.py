@@ -412,20 +412,20 @@ def _sing(plan: _GroupPlan, seed: int, band: arrange.Style, timer: StageTimer
     for number, singer in enumerate(plan.singers):
         syllables = singer.heard.syllables
         parts = [pipeline.vocal_part("verse", syllables[:sum(singer.phrases)], singer.verse.notes,
-                                starts[("verse", number)], tuning)]
+                                     starts[("verse", number)], tuning)]
         hook_syllables = [syllables[i] for i in singer.chorus_hook.indices]
         for half, piece in enumerate(plan.chorus):
             places = [s + half * half_s + singer.onset_offset_s for s in starts[("chorus", 0)]]
             motif = _motif_for([replace(n, pitch=n.pitch + singer.octave_shift)
                                 for n in piece.notes], len(hook_syllables))
             parts.append(replace(pipeline.vocal_part(f"chorus-{half}", hook_syllables, motif,
-                                                places, tuning),
+                                                     places, tuning),
                                  detune_cents=singer.detune_cents))
             if singer.index == plan.hook_voice:
                 above = [replace(n, pitch=song_form.harmony_pitch(n.pitch, piece.key))
                          for n in piece.notes]
                 parts.append(pipeline.vocal_part(f"harmony-{half}", hook_syllables, above, places,
-                                            tuning))
+                                                 tuning))
         done = vocals.sing_parts(parts, singer.heard.voice.samples,
                                  singer.heard.voice.sample_rate, singer.heard.f0,
                                  seed + VOICE_SEED_STRIDE * number, timer)

@@ -404,7 +404,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
     with timer.stage("pitch_check"):
         # The picture wants every 10 ms frame; the accuracy alone is as good from every third.
         sung_f0 = sung_pitch_track(first_verse.voice, first_verse.alignment,
-                              pitch.HOP_S if extras else CHECK_HOP_S)
+                                   pitch.HOP_S if extras else CHECK_HOP_S)
     image = b""
     if extras:
         with timer.stage("extras"):
@@ -430,7 +430,7 @@ def _sing_voice(voice: audio.DecodedAudio, seed: int, band: arrange.Style, form:
         "input_duration_s": round(heard.voice.duration_s, 3),
         "input_truncated": heard.voice.truncated,
         "pitch_accuracy": pitch_accuracy_of(sung_f0, first_verse.voice.start_s,
-                                          first_verse.alignment.sung),
+                                            first_verse.alignment.sung),
         "notes": sung_json(sung_notes),
         "harmony_notes": sung_json(harmony_notes),
     }
@@ -660,7 +660,7 @@ def _sung_parts(syllables: list[notes.Syllable], plan: _Plan, tuning: retune.Tun
     for index, (melody, group) in enumerate(zip(plan.verses, plan.groups, strict=True)):
         count = sum(group)
         lead.append(vocal_part(f"verse-{index}", syllables[first: first + count], melody.notes,
-                          starts[("verse", index)], tuning))
+                               starts[("verse", index)], tuning))
         first += count
     if chorus is not None and hook is not None and ("chorus", 0) in starts:
         hook_syllables = [syllables[i] for i in hook.indices]
