@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -249,19 +249,30 @@ async def forget(session: AsyncSession, blobs: BlobStore, user: User) -> int:
     their voice is in (an album file cannot be cut apart), and every blob that nothing else
     refers to any more. Returns the number of blobs deleted."""
     theirs = await _blobs_of(session, user.id)
-    albums = select(AlbumTrack.album_id).join(Track, AlbumTrack.track_id == Track.id).where(
-        Track.user_id == user.id)
-    for album in (await session.execute(select(Album).where(Album.id.in_(albums)))).scalars():
-        theirs.update(name for name in (album.audio_blob, album.mp3_blob, album.cover_blob)
-                      if name)
-        await session.delete(album)
+    theirs |= await _drop_albums_with(session, select(Track.id).where(Track.user_id == user.id))
     await session.execute(delete(User).where(User.id == user.id))
     await session.execute(delete(InboxUpdate).where(
         InboxUpdate.platform == user.platform,
         InboxUpdate.platform_user_id == user.platform_user_id))
     await session.commit()
-    still_used = await referenced_blobs(session)
-    doomed = theirs - still_used
+    return await _delete_unreferenced(session, blobs, theirs)
+
+
+async def _drop_albums_with(session: AsyncSession, track_ids: Select[tuple[int]]) -> set[str]:
+    """Delete every album holding one of these tracks (an album file cannot be cut apart);
+    the names of its files. Not committed."""
+    names: set[str] = set()
+    albums = select(AlbumTrack.album_id).where(AlbumTrack.track_id.in_(track_ids))
+    for album in (await session.execute(select(Album).where(Album.id.in_(albums)))).scalars():
+        names.update(n for n in (album.audio_blob, album.mp3_blob, album.cover_blob) if n)
+        await session.delete(album)
+    return names
+
+
+async def _delete_unreferenced(session: AsyncSession, blobs: BlobStore,
+                               names: set[str]) -> int:
+    """Delete those of these blobs that no row refers to any more; how many."""
+    doomed = names - await referenced_blobs(session)
     for name in doomed:
         blobs.delete(name)
     return len(doomed)
@@ -623,15 +634,10 @@ async def drop_job(session: AsyncSession, blobs: BlobStore, job_id: int) -> None
     theirs = {job.input_blob} if job.input_blob else set()
     for track in (await session.execute(select(Track).where(Track.job_id == job_id))).scalars():
         theirs.update(n for n in (track.audio_blob, track.midi_blob, track.picture_blob) if n)
-        albums = select(AlbumTrack.album_id).where(AlbumTrack.track_id == track.id)
-        for album in (await session.execute(select(Album).where(Album.id.in_(albums)))
-                      ).scalars():
-            theirs.update(n for n in (album.audio_blob, album.mp3_blob, album.cover_blob) if n)
-            await session.delete(album)
+    theirs |= await _drop_albums_with(session, select(Track.id).where(Track.job_id == job_id))
     await session.delete(job)
     await session.commit()
-    for name in theirs - await referenced_blobs(session):
-        blobs.delete(name)
+    await _delete_unreferenced(session, blobs, theirs)
 
 
 async def track_of_job(session: AsyncSession, job_id: int) -> int | None:
