@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from bot.commands import CLIP_KINDS, NAME_LIMIT, REQUESTED_KINDS
@@ -17,13 +18,18 @@ from storage.models import MAX_ID, JobStatus
 JSON = "application/json"
 KINDS = list(REQUESTED_KINDS)
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES]
+# The shapes the API checks, said once: the web adapter matches them (fullmatch), the
+# document states them as JSON Schema patterns.
+IDEMPOTENCY_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{8,64}")
+LINK_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+LANGUAGE_TAG_FORMAT = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # zh-Hans-CN
 WEEK_PATTERN = f"^{WEEK.pattern}$"
-LINK_TOKEN_PATTERN = "^[A-Za-z0-9_-]{43}$"
+LINK_TOKEN_PATTERN = f"^{LINK_TOKEN_FORMAT.pattern}$"
 FORM = {"enum": list(FORMS), "default": DEFAULT_FORM,
         "description": "(sing, lyrics) full: intro, verse, a chorus of the person's own words "
                        "sung twice with a harmony voice, an ending; short: the words sung once"}
 LANGUAGE = {"type": "string", "examples": ["de-DE", "es", "pt-br"],
-            "pattern": "^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,3}$",
+            "pattern": f"^{LANGUAGE_TAG_FORMAT.pattern}$",
             "description": "(lyrics) the person's language setting (the page sends "
                            "navigator.language): the words are sung in the language they are "
                            "written in, and in this one when they do not tell"}
@@ -69,7 +75,8 @@ RANGE = {"name": "Range", "in": "header", "required": False,
          "schema": {"type": "string", "examples": ["bytes=0-1023"]}}
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "description": "a retry with the same key makes no second job",
-                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}}
+                   "schema": {"type": "string",
+                              "pattern": f"^{IDEMPOTENCY_KEY_FORMAT.pattern}$"}}
 FILE_RESPONSES = {
     "206": {"description": "the byte range asked for",
             "headers": {"Content-Range": {"schema": {"type": "string"}}}},
@@ -186,7 +193,7 @@ SCHEMAS: dict[str, Any] = {
     "Link": {
         "type": "object", "required": ["url", "credit"],
         "properties": {
-            "url": {"type": "string", "pattern": "^/s/[A-Za-z0-9_-]{43}$",
+            "url": {"type": "string", "pattern": f"^/s/{LINK_TOKEN_FORMAT.pattern}$",
                     "description": "the song's public page: a player, its picture, its credit "
                                    "and the tags chat apps preview (Open Graph, Twitter "
                                    "card); /audio, /picture and /player below it"},

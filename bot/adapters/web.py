@@ -22,7 +22,12 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from bot.adapters import share_page
-from bot.adapters.openapi import openapi_document
+from bot.adapters.openapi import (
+    IDEMPOTENCY_KEY_FORMAT,
+    LANGUAGE_TAG_FORMAT,
+    LINK_TOKEN_FORMAT,
+    openapi_document,
+)
 from bot.commands import (
     CLIP_KINDS,
     LINK_PARTS,
@@ -74,11 +79,8 @@ COOKIE = "singsong_id"
 TOKEN_COOKIE = "singsong_token"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 BROWSER_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16): 128 bits
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
-LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 NO_GATHERING = "There is no group song at that link (or it is gone)."
 LINK_CREDITS = ("name", "anonymous")  # a public page credits its maker by name, or not
-LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{1,8}){0,3}")  # de-DE, zh-Hans-CN
 TRACK_PARTS = ("audio", "midi", "picture")
 TRACK_ACTIONS = ("another", "piano", *FORMS)  # FORMS: the song again, full or short
 ALBUM_PARTS = ("audio", "mp3", "cover")
@@ -460,7 +462,7 @@ class WebAdapter:
     async def _shared_file(self, request: web.Request) -> web.StreamResponse:
         part = request.match_info["part"]
         found = (await self.commands.shared_file(request.match_info["token"], part)
-                 if part in LINK_PARTS and LINK_TOKEN.fullmatch(request.match_info["token"])
+                 if part in LINK_PARTS and LINK_TOKEN_FORMAT.fullmatch(request.match_info["token"])
                  else None)
         if found is None:
             raise _gone()
@@ -472,7 +474,7 @@ class WebAdapter:
         its maker was forgotten: the same answer, so a token cannot be probed)."""
         token = request.match_info["token"]
         view = (await self.commands.shared_song(token)
-                if LINK_TOKEN.fullmatch(token) else None)
+                if LINK_TOKEN_FORMAT.fullmatch(token) else None)
         if view is None:
             raise _gone()
         return view
@@ -555,7 +557,7 @@ def _language(fields: dict[str, str]) -> str | None:
     language = fields.get("language", "").strip()
     if not language:
         return None
-    if LANGUAGE_TAG.fullmatch(language) is None:
+    if LANGUAGE_TAG_FORMAT.fullmatch(language) is None:
         raise Mistake("Give language as a language tag, for example de-DE or es.")
     return language
 
@@ -569,7 +571,7 @@ def _message_id(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return uuid.uuid4().hex
-    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+    if IDEMPOTENCY_KEY_FORMAT.fullmatch(key) is None:
         raise Mistake("An Idempotency-Key is 8 to 64 of A-Z, a-z, 0-9, _ and -.")
     return key
 
@@ -637,7 +639,7 @@ def _track_json(track: TrackView) -> dict[str, Any]:
 
 def _gathering_token(request: web.Request) -> str:
     token = request.match_info["token"]
-    if not LINK_TOKEN.fullmatch(token):
+    if not LINK_TOKEN_FORMAT.fullmatch(token):
         raise NotFound(NO_GATHERING)
     return token
 
