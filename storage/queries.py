@@ -182,14 +182,6 @@ async def end_attempt(session: AsyncSession, job_id: int, attempt: int, *, statu
     return bool(ended.rowcount)  # type: ignore[attr-defined]
 
 
-async def unfinished_job_ids(session: AsyncSession, *, running: bool) -> list[int]:
-    """The queued jobs (and the running ones, with `running`), oldest first."""
-    statuses = (JobStatus.QUEUED, JobStatus.RUNNING) if running else (JobStatus.QUEUED,)
-    rows = await session.execute(select(Job.id).where(Job.status.in_(statuses))
-                                 .order_by(Job.id))
-    return list(rows.scalars())
-
-
 async def job_statuses(session: AsyncSession, job_ids: list[int]) -> dict[int, str]:
     """The status of each job that still exists (a forgotten one is missing)."""
     rows = await session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
