@@ -1,0 +1,73 @@
+"""Pictures: a song's card kept as data and drawn later is the picture drawn at once."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import picture
+from engine.pipeline import sing
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_card_draws_what_voice_png_draws() -> None:
+    """Every number of the line survives the JSON (gaps, points out of range, long floats),
+    so the card draws the same bytes."""
+    sung = [(60, 0.5, 1.0), (64, 1.1, 1.7), (62, 1.8, 2.4)]
+    times = np.arange(0.3, 2.6, 0.03) + 1e-9 / 3
+    midi = 62 + 2.7 * np.sin(times * 7.1) + np.pi * 1e-7
+    midi[10:14] = np.nan  # unvoiced
+    midi[20] = 70.0  # beyond 4 semitones over the highest note: not drawn
+    midi[30] = 55.5  # beyond 3 under the lowest
+    line = (times, midi)
+    card = picture.voice_card(sung, line, "Velvet Harbour", "A minor · 96 BPM · pop band",
+                              picture.COMPUTER_VOICE)
+    kept = json.loads(card)
+    assert kept["midi"][10:14] == [None] * 4 and kept["midi"][20] is None
+    assert kept["midi"][30] is None and len(kept["times_s"]) == len(times)
+    drawn = picture.draw(card)
+    assert drawn == picture.voice_png(sung, line, "Velvet Harbour",
+                                      "A minor · 96 BPM · pop band", picture.COMPUTER_VOICE)
+    assert drawn[:8] == PNG and struct.unpack(">II", drawn[16:24]) == picture.CARD_SIZE_PX
+    assert drawn != picture.draw(picture.voice_card(sung, line, "Another title"))
+
+
+@pytest.mark.parametrize("card", [b"", b"not json", b"[]", b'{"kind": "cover"}',
+                                  b'{"kind": "voice", "sung": []}', b"\xff\xfe"])
+def test_only_a_card_is_drawn(card: bytes) -> None:
+    with pytest.raises(ValueError, match="not a card SingSong draws"):
+        picture.draw(card)
+
+
+def test_a_song_drawn_when_asked_is_the_picture_drawn_with_it(short_speech_clip: Path) -> None:
+    """The worker's path (no extras: the card only, drawn later) and the CLI's (extras: drawn
+    at once) give the same picture, byte for byte, and the same pitch accuracy."""
+    data = short_speech_clip.read_bytes()
+    now = sing(data, seed=5, title="Drawn now", audio_format="wav")
+    later = sing(data, seed=5, title="Drawn now", audio_format="wav", extras=False)
+    assert later.picture == b"" and later.stems == {}
+    assert later.picture_card == now.picture_card
+    assert now.picture[:8] == PNG and picture.draw(later.picture_card) == now.picture
+    assert later.summary["pitch_accuracy"] == now.summary["pitch_accuracy"] > 0.8
+    assert len(later.picture_card) < 40_000  # bytes: a fraction of the PNG's
+    assert "extras" not in later.timings_s
+
+
+def test_making_a_song_without_extras_never_imports_matplotlib(short_speech_clip: Path) -> None:
+    """A worker making songs does not load matplotlib (its memory), nor draw (its CPU)."""
+    script = ("import sys; from pathlib import Path; from bot.jobs.tasks import run_engine; "
+              "made = run_engine('sing', Path(sys.argv[1]).read_bytes(), {'seed': 2}); "
+              "assert made.picture is None and made.picture_card, made; "
+              "said = run_engine('lyrics', None, {'seed': 2, 'text': 'la la la sing along'}); "
+              "assert said.picture is None and said.picture_card, said; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    run = subprocess.run([sys.executable, "-c", script, str(short_speech_clip)],
+                         capture_output=True, text=True, check=True, timeout=180)
+    assert run.stdout.strip() == "[]"
