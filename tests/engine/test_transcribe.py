@@ -120,3 +120,23 @@ def test_a_held_note_the_tracker_loses_for_50_ms_stays_one_note() -> None:
     assert gap.sum() * 0.01 > 0.03  # longer than the tracker's usual dropouts
     assert [n.pitch for n in heard(samples)] == [57]
     assert [n.pitch for n in heard(masked_between(57, 60))] == [57, 60]
+
+
+def steps_sung(pitches: list[int], lengths_s: list[float], glide_s: float = 0.03,
+               vibrato: float = 0.25) -> np.ndarray:
+    """Notes of the given lengths joined by `glide_s` glides, with a +-`vibrato` semitone
+    vibrato at 5.5 Hz: a contour, one fractional MIDI pitch per sample."""
+    steps = np.concatenate([np.full(int(s * SR), float(p))
+                            for p, s in zip(pitches, lengths_s, strict=True)])
+    glide = int(glide_s * SR)
+    contour = np.convolve(np.pad(steps, glide, mode="edge"), np.ones(glide) / glide,
+                          mode="same")[glide:-glide]
+    return contour + vibrato * np.sin(2 * np.pi * 5.5 * np.arange(len(contour)) / SR)
+
+
+@pytest.mark.parametrize("pitches", [[52, 48, 52], [57, 53, 57]])
+def test_a_short_note_between_long_ones_keeps_its_own_pitch(pitches: list[int]) -> None:
+    """A 100-ms note between two 300-ms notes four semitones away: its pitch is its own,
+    not pulled towards its neighbours by the vibrato average."""
+    notes = heard(sing(steps_sung(pitches, [0.3, 0.1, 0.3])))
+    assert [n.pitch for n in notes] == pitches
