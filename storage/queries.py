@@ -105,6 +105,7 @@ class AttemptSuperseded(Exception):
 
 async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
                      midi_blob: str | None, picture_blob: str | None, duration_s: float,
+                     picture_card_blob: str | None = None,
                      key: str | None = None, tempo_bpm: float | None = None,
                      timings_s: dict[str, float] | None = None,
                      features: dict[str, Any] | None = None,
@@ -126,7 +127,8 @@ async def save_track(session: AsyncSession, job: Job, *, audio_blob: str,
         for name, value in done.items():
             setattr(job, name, value)
     track = Track(job_id=job.id, user_id=job.user_id, audio_blob=audio_blob,
-                  midi_blob=midi_blob, picture_blob=picture_blob, duration_s=duration_s,
+                  midi_blob=midi_blob, picture_blob=picture_blob,
+                  picture_card_blob=picture_card_blob, duration_s=duration_s,
                   key=key, tempo_bpm=tempo_bpm, features=features)
     session.add(track)
     await session.commit()
@@ -274,7 +276,8 @@ async def referenced_blobs(session: AsyncSession) -> set[str]:
     """Every blob some row refers to (for collecting the rest)."""
     names: set[str] = set()
     for column in (Job.input_blob, Track.audio_blob, Track.midi_blob, Track.picture_blob,
-                   Album.audio_blob, Album.mp3_blob, Album.cover_blob, GroupVoice.input_blob):
+                   Track.picture_card_blob, Album.audio_blob, Album.mp3_blob, Album.cover_blob,
+                   GroupVoice.input_blob):
         names.update(n for n in (await session.execute(select(column).distinct())).scalars()
                      if n)
     return names
@@ -297,8 +300,9 @@ async def _blobs_of(session: AsyncSession, user_id: int) -> set[str]:
     voices = await session.execute(select(GroupVoice.input_blob).where(
         GroupVoice.user_id == user_id))
     names.update(voices.scalars())
-    tracks = await session.execute(select(Track.audio_blob, Track.midi_blob,
-                                          Track.picture_blob).where(Track.user_id == user_id))
+    tracks = await session.execute(select(Track.audio_blob, Track.midi_blob, Track.picture_blob,
+                                          Track.picture_card_blob)
+                                   .where(Track.user_id == user_id))
     for row in tracks:
         names.update(n for n in row if n)
     return names
@@ -625,11 +629,27 @@ async def drop_job(session: AsyncSession, blobs: BlobStore, job_id: int) -> None
         return
     theirs = {job.input_blob} if job.input_blob else set()
     for track in (await session.execute(select(Track).where(Track.job_id == job_id))).scalars():
-        theirs.update(n for n in (track.audio_blob, track.midi_blob, track.picture_blob) if n)
+        theirs.update(n for n in (track.audio_blob, track.midi_blob, track.picture_blob,
+                                  track.picture_card_blob) if n)
     theirs |= await _drop_albums_with(session, select(Track.id).where(Track.job_id == job_id))
     await session.delete(job)
     await session.commit()
     await _delete_unreferenced(session, blobs, theirs)
+
+
+async def set_picture(session: AsyncSession, blobs: BlobStore, track_id: int,
+                      picture_blob: str) -> bool:
+    """Keep a track's picture, drawn when first asked for (its card stays: it is small).
+    False when the track went meanwhile (forgotten while it was drawn): the picture's file
+    goes too, unless another row refers to it."""
+    kept = await session.execute(update(Track).where(Track.id == track_id)
+                                 .values(picture_blob=picture_blob)
+                                 .execution_options(synchronize_session=False))
+    await session.commit()
+    if kept.rowcount:  # type: ignore[attr-defined]
+        return True
+    await _delete_unreferenced(session, blobs, {picture_blob})
+    return False
 
 
 async def track_of_job(session: AsyncSession, job_id: int) -> int | None:

@@ -48,6 +48,7 @@ from storage.blobs import BlobStore
 from storage.models import Chat, Job, JobKind, Track, User, now
 
 NO_LONGER_VALID = "That button is no longer valid."
+PICTURE_SENT = "Here is its picture: your voice's line over the melody's notes."
 MAKES_AGAIN = ("another", JobKind.PIANO, *FORM_BUTTONS)  # buttons that make a new job
 AlbumBuilder = Callable[[str], Awaitable[dict[str, Any]]]
 """Builds a week's album now (bot.scheduler.build_album): its report."""
@@ -223,6 +224,11 @@ class Commands(WebViews):
                 raise NotFound("That one has no MIDI file.")
             return Reply("Here is the MIDI file: open it in any music app.",
                          files=(self._file(track, "midi"),))
+        if verb == "picture":
+            picture = await self.track_part(track, "picture")
+            if picture is None:
+                raise NotFound("That one has no picture.")
+            return Reply(PICTURE_SENT, files=(picture,))
         if verb not in MAKES_AGAIN or (verb in FORM_BUTTONS and job.kind not in SONG_KINDS):
             raise Mistake(NO_LONGER_VALID)
         if job.input_blob is not None and not await self.owns(person, track.id):

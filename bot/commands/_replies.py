@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bot.commands._base import has_part
 from bot.commands._types import Button, FileOut, Reply
 from bot.jobs import INTERNAL_ERROR
 from bot.titles import credit, derived_title, new_title
@@ -113,6 +114,8 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
         buttons.append(Button("Piano version", f"piano:{track.id}"))
     if midi is not None:
         buttons.append(Button("MIDI file", f"midi:{track.id}"))
+    if has_part(track, "picture"):  # drawn when pressed, not with every song
+        buttons.append(Button("Picture", f"picture:{track.id}"))
     buttons += [share, *like]
     text = f"Here is your song #{track.id} ({about})."
     if sung is not None and (said := sung.about()):
@@ -132,6 +135,8 @@ def group_reply(job: Job, track: Track, audio: FileOut, midi: FileOut | None) ->
               f"{sentence(str(voice.get('reason') or 'it could not be sung')).lower()}"
               for voice in voices if not voice.get("sung")]
     buttons = [Button("Share to album", f"share:{track.id}")]
+    if has_part(track, "picture"):
+        buttons.insert(0, Button("Picture", f"picture:{track.id}"))
     if midi is not None:
         buttons.insert(0, Button("MIDI file", f"midi:{track.id}"))
     return Reply("\n".join(lines), voice=audio, buttons=tuple(buttons))

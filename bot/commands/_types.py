@@ -51,8 +51,8 @@ class Message:
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # "another:12", "short:12", "full:12", "piano:12", "midi:12", "share:12",
-    # "like:12", "forget:yes", "style:lofi"
+    action: str  # "another:12", "short:12", "full:12", "piano:12", "midi:12", "picture:12",
+    # "share:12", "like:12", "forget:yes", "style:lofi"
 
 
 @dataclass(frozen=True)

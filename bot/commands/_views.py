@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from bot.commands._base import TRACK_PARTS, CommandsBase
+from bot.commands._base import TRACK_PARTS, CommandsBase, has_part
 from bot.commands._replies import SungAs, error_for_person, title_of
 from bot.commands._types import (
     AlbumEntryView,
@@ -131,17 +131,18 @@ class WebViews(CommandsBase):
         return SharedSongView(token, track_view_of(track, job, link), credit(link.credit))
 
     async def shared_file(self, token: str, part: str) -> FileOut | None:
-        """A file of the song a public link names (audio or picture)."""
+        """A file of the song a public link names (audio or picture, drawn when first asked
+        for)."""
         async with self.sessions() as session:
             found = await queries.shared_by_link(session, token)
-        if found is None or part not in LINK_PARTS or not getattr(
-                found[1], TRACK_PARTS[part][0]):
+        if found is None or part not in LINK_PARTS:
             return None
-        return self._file(found[1], part)
+        return await self.track_part(found[1], part)
 
     async def track_file(self, person: Person | None, track_id: int,
                          part: str) -> FileOut | None:
-        """One file of a track: the person's own, or any shared one."""
+        """One file of a track: the person's own, or any shared one (its picture drawn
+        when first asked for)."""
         if part not in TRACK_PARTS:
             return None
         async with self.sessions() as session:
@@ -151,9 +152,9 @@ class WebViews(CommandsBase):
         track, owner = row
         mine = person is not None and (owner.platform, owner.platform_user_id) == (
             person.platform, person.user_id)
-        if not (mine or track.shared) or getattr(track, TRACK_PARTS[part][0]) is None:
+        if not (mine or track.shared):
             return None
-        return self._file(track, part)
+        return await self.track_part(track, part)
 
     async def owns(self, person: Person, track_id: int) -> bool:
         """Whether the track is this person's."""
@@ -163,8 +164,7 @@ class WebViews(CommandsBase):
 
 
 def track_view_of(track: Track, job: Job, link: ShareLink | None = None) -> TrackView:
-    parts = tuple(part for part, (column, _, _) in TRACK_PARTS.items()
-                  if getattr(track, column))
+    parts = tuple(part for part in TRACK_PARTS if has_part(track, part))
     created = as_utc(track.created_at)
     sung = SungAs.of(job)
     return TrackView(track.id, job.kind, created.isoformat(), round(track.duration_s, 2),

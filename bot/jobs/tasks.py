@@ -25,7 +25,8 @@ class JobResult:
     duration_s: float  # of the audio
     timings_s: dict[str, float]  # wall time of each stage, seconds
     midi: bytes | None = None  # the melody, a MIDI file
-    picture: bytes | None = None  # PNG
+    picture: bytes | None = None  # PNG (a melody's, a piano part's, a group song's)
+    picture_card: bytes | None = None  # a song's picture, to draw when asked (engine.picture)
     key: str | None = None  # "A minor"; None for a piano part
     tempo_bpm: float | None = None
     features: dict[str, Any] | None = None  # measure(): curation features, or {"failed": why}
@@ -105,15 +106,18 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> _Made:
     if kind in (JobKind.SING, JobKind.LYRICS):
         style = parameters.get("style", arrange.DEFAULT_STYLE)
         form = parameters.get("form", DEFAULT_FORM)
-        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form, title=title)
+        # No stems, and no picture: its card is kept, drawn when someone asks for it (the
+        # drawing cost 0.1-0.3 core-s a song, and matplotlib's memory in every worker).
+        song = (pipeline.sing(data or b"", seed=seed, style=style, form=form, title=title,
+                              extras=False)
                 if kind == JobKind.SING else
                 # A platform's setting SingSong does not sing in ("ja") counts as none: the
                 # person did not choose it for this song, so it must not fail it.
                 pipeline.lyrics(parameters.get("text", ""), seed=seed, style=style, form=form,
                                 language=supported_language(parameters.get("language")),
-                                title=title))
+                                title=title, extras=False))
         return _Made(JobResult(
-            audio=song.audio, midi=song.melody_midi, picture=song.picture,
+            audio=song.audio, midi=song.melody_midi, picture_card=song.picture_card,
             duration_s=float(song.summary["duration_s"]), key=song.summary["key"],
             tempo_bpm=song.summary["tempo_bpm"], timings_s=song.timings_s,
             sung=sung_as(song.summary)), samples=(song.samples, arrange.SAMPLE_RATE),

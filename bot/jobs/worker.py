@@ -110,6 +110,7 @@ async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
                 session, job, audio_blob=blobs.put(made.audio),
                 midi_blob=blobs.put(made.midi) if made.midi else None,
                 picture_blob=blobs.put(made.picture) if made.picture else None,
+                picture_card_blob=blobs.put(made.picture_card) if made.picture_card else None,
                 duration_s=float(made.duration_s), key=made.key, tempo_bpm=made.tempo_bpm,
                 timings_s=made.timings_s, features=made.features, attempt=attempt)
         except AttemptSuperseded:

@@ -17,6 +17,7 @@ from storage.queries import (
     idempotency_key,
     referenced_blobs,
     save_track,
+    set_picture,
     share,
     submit_job,
     user_for,
@@ -66,6 +67,38 @@ async def test_a_jobs_answer_moves_out_of_its_parameters_and_back(empty_database
     parameters = json.loads(parameters) if isinstance(parameters, str) else parameters
     assert parameters == {"seed": 3, "voices": [{"name": "Ann"}],
                           "reply_to": {"message_id": 9}, "private": False}
+
+
+async def test_a_track_keeps_its_picture_card_from_0007_and_loses_it_on_downgrade(
+        empty_database) -> None:
+    """Migration 0007: tracks get picture_card_blob (null for those before it, which keep
+    their picture_blob); a downgrade drops the column and leaves the rest."""
+    await migrate(empty_database, "0006")
+    async with empty_database.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO users (id, platform, platform_user_id, display_name, album_consent,"
+            " preferred_style, created_at) VALUES (1, 'telegram', '42', 'Ann', false, 'pop',"
+            " CURRENT_TIMESTAMP)"))
+        await connection.execute(text(
+            "INSERT INTO jobs (id, kind, status, idempotency_key, user_id, parameters,"
+            " attempts, timings_s, replied, created_at) VALUES (1, 'sing', 'done', 'k', 1,"
+            " '{}', 1, '{}', true, CURRENT_TIMESTAMP)"))
+        await connection.execute(text(
+            "INSERT INTO tracks (id, job_id, user_id, audio_blob, picture_blob, duration_s,"
+            " shared, created_at) VALUES (1, 1, 1, 'a', 'old-png', 9.5, false,"
+            " CURRENT_TIMESTAMP)"))
+    await migrate(empty_database)
+    async with empty_database.begin() as connection:
+        row = (await connection.execute(select(Track.picture_blob, Track.picture_card_blob))).one()
+        assert tuple(row) == ("old-png", None)
+        await connection.execute(text("UPDATE tracks SET picture_card_blob = 'card'"))
+    await downgrade(empty_database, "0006")
+    async with empty_database.connect() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("tracks")})
+        kept = (await connection.execute(text("SELECT picture_blob FROM tracks"))).scalar_one()
+    assert "picture_card_blob" not in columns and "picture_blob" in columns
+    assert kept == "old-png"
 
 
 def test_blob_store(tmp_path) -> None:
@@ -166,6 +199,27 @@ async def test_forget_leaves_nothing_of_that_person(database: Database) -> None:
         assert database.blobs.exists(theirs.audio_blob)
         assert not database.blobs.exists(mine.audio_blob)
         assert deleted == 3  # input, song and MIDI of "a1"; "a2" is byte-equal to Bob's
+
+
+async def test_forget_takes_a_songs_picture_card_and_its_drawn_picture(
+        database: Database) -> None:
+    """The card kept with a song and the picture drawn from it when asked for are the
+    person's files too; a picture drawn for a song forgotten meanwhile is not kept."""
+    async with database.sessions() as session:
+        ann = await user_for(session, "telegram", "1", "Ann")
+        job, _ = await submit_job(session, key="picture-card", kind="sing", user=ann)
+        track = await save_track(session, job, audio_blob=database.blobs.put(b"song"),
+                                 midi_blob=None, picture_blob=None, duration_s=3.0,
+                                 picture_card_blob=database.blobs.put(b'{"kind":"voice"}'))
+        assert await set_picture(session, database.blobs, track.id,
+                                 database.blobs.put(b"png"))
+        stored = await session.get(Track, track.id, populate_existing=True)
+        assert stored is not None and stored.picture_blob == database.blobs.put(b"png")
+        assert await forget(session, database.blobs, ann) == 3  # song, card, picture
+        assert database.blobs.names() == set()
+        late = database.blobs.put(b"drawn while it was forgotten")
+        assert not await set_picture(session, database.blobs, track.id, late)
+        assert not database.blobs.exists(late)
 
 
 async def test_the_migrations_make_exactly_the_models_tables(empty_database) -> None:

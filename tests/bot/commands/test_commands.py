@@ -84,7 +84,7 @@ async def test_a_voice_note_comes_back_once_as_a_song_with_buttons(
     assert target == Target("dm-alice", {"message_id": 42})
     assert song.voice is not None and song.voice.data[:4] == b"OggS"
     assert [b.label for b in song.buttons] == ["Another melody", "Short version",
-                                               "Piano version", "MIDI file",
+                                               "Piano version", "MIDI file", "Picture",
                                                "Share to album"]
 
 
@@ -113,6 +113,86 @@ async def test_buttons_make_midi_another_melody_and_the_piano_version(
     assert song.voice is not None and first.voice is not None
     assert song.voice.data != first.voice.data
     assert on_piano.files[0].data[:4] == b"MThd"
+
+
+async def test_the_picture_button_draws_it_once_in_a_thread_and_keeps_it(
+        service: Service, outbox: RecordingOutbox, short_speech_clip: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A song comes with its picture's card, not its picture: the Picture button draws it
+    (off the event loop), keeps it with the track, and a second press sends the kept one."""
+    from engine import picture
+
+    commands = service.commands
+    await finished(service, await commands.handle(message(clip=short_speech_clip.read_bytes())))
+    (_, reply), = outbox.sent
+    assert reply.files == ()  # no picture with the song
+    assert "picture:1" in [b.action for b in reply.buttons]
+    async with service.sessions() as session:
+        track = (await session.execute(select(Track))).scalar_one()
+    assert track.picture_blob is None and track.picture_card_blob is not None
+    card = service.blobs.get(track.picture_card_blob)
+    drawn_in: list[str] = []
+    real_draw = picture.draw
+
+    def draw(data: bytes) -> bytes:
+        import threading
+
+        drawn_in.append(threading.current_thread().name)
+        return real_draw(data)
+
+    monkeypatch.setattr(picture, "draw", draw)
+    first = await commands.press(ALICE, ALICE_DM, f"picture:{track.id}", "p1", {})
+    (png,) = first.files
+    assert png.data == real_draw(card) and png.data[:4] == b"\x89PNG"
+    assert png.filename == f"singsong-{track.id}.png" and png.mime == "image/png"
+    assert len(drawn_in) == 1 and drawn_in[0] != "MainThread"
+    async with service.sessions() as session:
+        kept = await session.get(Track, track.id)
+    assert kept is not None and service.blobs.get(kept.picture_blob or "") == png.data
+    again = await commands.press(BOB, ALICE_DM, f"picture:{track.id}", "p2", {})
+    assert again.files == first.files and len(drawn_in) == 1  # kept: not drawn again
+    web = await commands.track_file(ALICE, track.id, "picture")
+    assert web is not None and web.data == png.data and len(drawn_in) == 1
+
+    await commands.press(ALICE, ALICE_DM, "forget:yes", "p3", {})  # the card and the PNG go
+    assert list((service.settings.data_dir / "blobs").rglob("*.*")) == []
+
+
+async def test_a_picture_from_before_cards_is_sent_and_a_track_without_one_says_so(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track stored before pictures were drawn on request has its PNG and no card: it is
+    sent as it is. A track with neither has no Picture button, part or file."""
+    from bot.commands import finished_reply
+    from bot.commands._base import file_of
+    from engine import picture
+    from storage import queries
+
+    def never(data: bytes) -> bytes:
+        raise AssertionError("nothing is drawn here")
+
+    monkeypatch.setattr(picture, "draw", never)
+    old_png = b"\x89PNG\r\n\x1a\n an old picture"
+    async with service.sessions() as session:
+        user = await queries.user_for(session, "test", "alice", "Alice")
+        tracks = []
+        for key, picture_blob in (("old", service.blobs.put(old_png)), ("none", None)):
+            job, _ = await queries.submit_job(session, key=key, kind="sing", user=user)
+            tracks.append(await queries.save_track(
+                session, job, audio_blob=service.blobs.put(key.encode()), midi_blob=None,
+                picture_blob=picture_blob, duration_s=2.0, key="C major", tempo_bpm=90.0))
+    old, bare = tracks
+    sent = await service.commands.press(ALICE, ALICE_DM, f"picture:{old.id}", "p1", {})
+    assert [f.data for f in sent.files] == [old_png]
+    assert (await service.commands.track_view(ALICE, old.id)).parts == ("audio", "picture")
+    refused = await service.commands.press(ALICE, ALICE_DM, f"picture:{bare.id}", "p2", {})
+    assert refused.text == "That one has no picture." and refused.files == ()
+    assert (await service.commands.track_view(ALICE, bare.id)).parts == ("audio",)
+    assert await service.commands.track_file(ALICE, bare.id, "picture") is None
+    audio = file_of(service.blobs, bare, "audio")
+    assert "Picture" not in [b.label for b in finished_reply("sing", bare, audio, None, None,
+                                                               sung=None).buttons]
+    assert "Picture" in [b.label for b in finished_reply("sing", old, audio, None, None,
+                                                           sung=None).buttons]
 
 
 def test_a_songs_reply_names_its_parts_and_the_language_it_was_sung_in() -> None:
