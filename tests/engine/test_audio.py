@@ -19,6 +19,7 @@ from engine.audio import (
     loudness_gain,
     mastering_gain,
     true_peak_dbtp,
+    weighted_energy,
     window_levels_dbfs,
 )
 from tests.conftest import ffmpeg_make
@@ -130,6 +131,60 @@ def test_loudness_helpers() -> None:
     assert envelope.max() <= 1.0 and np.median(envelope) > 0.9  # only the peaks are pulled down
     assert np.all(limiter_gain(loud * 0.1, 44100) == 1.0)
 
+
+
+def _whole_signal_lufs(samples: np.ndarray, rate: int, envelope: np.ndarray | None = None
+                       ) -> float:
+    """BS.1770 as written: the whole clip K-weighted at once (times the envelope when given),
+    squared, 400 ms blocks every 100 ms by a running sum, the two gates."""
+    from pyloudnorm.iirfilter import IIRfilter
+    from scipy.signal import sosfilt
+
+    sos = np.array([np.concatenate([f.b, f.a]) for f in (
+        IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf"),
+        IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"))])
+    weighted = sosfilt(sos, samples.astype(np.float64), axis=0)
+    if envelope is not None:
+        weighted = weighted * envelope.reshape((-1,) + (1,) * (weighted.ndim - 1))
+    power = weighted**2 if weighted.ndim == 1 else np.sum(weighted**2, axis=1)
+    block, step = int(0.4 * rate), int(0.1 * rate)
+    power = np.pad(power, (0, max(0, block - len(power))))
+    energy = np.concatenate([[0.0], np.cumsum(power)])
+    starts = np.arange(0, len(power) - block + 1, step)
+    means = (energy[starts + block] - energy[starts]) / block
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10 * np.log10(means)
+    if not (levels > -70).any():
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(means[levels > -70].mean()) - 10
+    return float(-0.691 + 10 * np.log10(means[levels > max(relative, -70)].mean()))
+
+
+@pytest.mark.parametrize("rate", [32000, 44100])  # 44.1 kHz: blocks off the runs' grid
+@pytest.mark.parametrize("channels", [1, 2])
+def test_loudness_from_stretch_energies_is_the_whole_signals(rate: int, channels: int) -> None:
+    """Filtered a chunk at a time and kept as energies between block and run edges, the
+    loudness is what weighting the whole clip gives, also under a gain held over runs of 32
+    samples, and for clips shorter than a block or a chunk, silence and nothing."""
+    rng = np.random.default_rng(7)
+    length = round(rate * 4.37)  # more than one chunk, blocks and runs not ending together
+    swell = np.linspace(0.01, 1, length) ** 2
+    clip = (0.2 * rng.standard_normal((length, channels)) * swell[:, None]).astype(np.float32)
+    clip[: rate // 2] = 0  # half a second of silence under the gates
+    clip = clip[:, 0] if channels == 1 else clip
+    run_gains = rng.uniform(0.3, 1.0, -(-length // 32)).astype(np.float32)
+    envelope = np.repeat(run_gains, 32)[:length]
+    energy = weighted_energy(clip, rate, hold=32)
+    assert energy.lufs() == pytest.approx(_whole_signal_lufs(clip, rate), abs=1e-9)
+    assert integrated_loudness(clip, rate) == pytest.approx(energy.lufs(), abs=1e-12)
+    assert energy.lufs(run_gains) == pytest.approx(
+        _whole_signal_lufs(clip, rate, envelope), abs=1e-9)
+    assert energy.lufs(run_gains) < energy.lufs() - 1.0
+    for short in (clip[-rate // 5:], clip[-1000:]):
+        assert integrated_loudness(short, rate) == pytest.approx(
+            _whole_signal_lufs(short, rate), abs=1e-9)
+    assert integrated_loudness(np.zeros_like(clip), rate) == float("-inf")
+    assert integrated_loudness(clip[:0], rate) == float("-inf")
 
 
 def test_short_term_levels_side_by_side_and_overlapping() -> None:
