@@ -163,7 +163,9 @@ SCHEMAS: dict[str, Any] = {
             "key": {"type": ["string", "null"], "examples": ["A minor"]},
             "tempo_bpm": {"type": ["number", "null"], "description": "beats per minute"},
             "shared": {"type": "boolean", "description": "in the pool for the weekly album"},
-            "parts": {"type": "array", "items": {"enum": ["audio", "midi", "picture"]}},
+            "parts": {"type": "array", "items": {"enum": ["audio", "midi", "picture"]},
+                      "description": "its files; a song's picture is listed before it is "
+                                     "drawn (on its first fetch)"},
             "urls": {"type": "object", "description": "part -> url of the file",
                      "additionalProperties": {"type": "string"}},
             "form": {"enum": [*FORMS, None],
@@ -338,6 +340,10 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json_body(_ref("History"), "the songs")}}},
     "/api/tracks/{id}/{part}": {"get": {
         "summary": "A file of a song: audio (OGG/Opus), midi or picture (PNG)",
+        "description": "A song's picture (1200 x 630: its voice's line over the melody's "
+                       "notes) is drawn when it is first asked for, here or on its public "
+                       "page, and kept: the first fetch takes a few tenths of a second "
+                       "longer, later ones send the kept file.",
         "operationId": "getTrackFile",
         "parameters": [_id_parameter("song"), _enum_parameter("part", ["audio", "midi",
                                                                       "picture"]),

@@ -166,7 +166,7 @@ async def test_a_voice_message_in_a_server_comes_back_as_a_reply_with_the_song(
     assert song.filenames[0].endswith(".ogg") and song.files[0].data.startswith(b"OggS")
     assert "Here is your song" in song.content
     assert {custom_id.split(":")[1] for custom_id in song.custom_ids} == {
-        "another", "short", "piano", "midi", "share", "like"}  # in a server, others can like it
+        "another", "short", "piano", "midi", "picture", "share", "like"}  # others can like it
     assert not [call for call in fake.calls if call.path.startswith("/webhooks/")]
 
 
@@ -258,6 +258,13 @@ async def test_song_buttons_send_the_midi_file_and_share_the_song(
     assert midi.files[0].data.startswith(b"MThd")
     assert [call.json["type"] for call in fake.sent(callback(pressed))] == [
         DEFERRED_UPDATE_MESSAGE]
+
+    pressed = await fake.click(alice, None, message_id, action(song, "picture"))
+    picture = await fake.wait_for(posted(follow_ups(pressed), ".png"), TIMEOUT_S)
+    assert picture.files[0].data.startswith(b"\x89PNG") and "picture" in picture.content
+    pressed = await fake.click(alice, None, message_id, action(song, "picture"))
+    again = await fake.wait_for(posted(follow_ups(pressed), ".png"), TIMEOUT_S)
+    assert again.files[0].data == picture.files[0].data  # kept: the same file
 
     pressed = await fake.click(alice, None, message_id, action(song, "share"))
     shared = await fake.wait_for(posted(follow_ups(pressed), text="community album"), TIMEOUT_S)

@@ -32,7 +32,7 @@ ALICE = 1001  # in a private chat, the chat id is the user's id
 GROUP = -2002
 TIMEOUT_S = 60
 SPANISH = "Hola amigos, vamos a cantar esta canción juntos"
-SONG_BUTTONS = ["Another melody", "Short version", "Piano version", "MIDI file",
+SONG_BUTTONS = ["Another melody", "Short version", "Piano version", "MIDI file", "Picture",
                 "Share to album"]
 
 
@@ -99,6 +99,18 @@ async def test_a_voice_note_comes_back_as_a_song_and_its_buttons_work(
     assert any(call.params["callback_query_id"] == midi_press
                for call in fake.calls_to("answerCallbackQuery"))
 
+    # The picture is drawn when asked for, then kept: a second press sends the same file.
+    def pictures() -> list[ApiCall]:
+        return [call for call in fake.calls_to("sendDocument") if call.ok
+                and call.files["document"].filename.endswith(".png")]
+
+    assert pictures() == []
+    for presses in (1, 2):
+        await fake.press(ALICE, ALICE, song_id, button_actions(song)["Picture"])
+        await fake.wait_for(lambda _, n=presses: len(pictures()) == n, TIMEOUT_S)
+    first, second = (call.files["document"] for call in pictures())
+    assert first.data[:4] == b"\x89PNG" and first.data == second.data
+
     await fake.press(ALICE, ALICE, song_id, button_actions(song)["Share to album"])
     shared = await fake.wait_for(lambda call: replying("sendMessage", song_id)(call)
                                  and "album" in call.params["text"], TIMEOUT_S)
@@ -137,7 +149,7 @@ async def test_the_short_version_button_sings_the_same_song_short_once(
     await service.jobs.wait()
     assert len(fake.calls_to("sendVoice")) == 2  # the song, then its short version: once
     assert list(button_actions(short)) == ["Another melody", "Full song", "Piano version",
-                                           "MIDI file", "Share to album"]
+                                           "MIDI file", "Picture", "Share to album"]
     full, shortened = await jobs_of(service)
     assert (full.parameters["form"], shortened.parameters["form"]) == ("full", "short")
     assert shortened.parameters["sung"]["form"] == "short"

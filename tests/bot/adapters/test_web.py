@@ -25,7 +25,7 @@ from bot.scheduler import build_album
 from bot.service import Service, open_service
 from bot.weeks import week_of
 from storage import queries
-from storage.models import Album, AlbumTrack, Job, User
+from storage.models import Album, AlbumTrack, Job, Track, User
 from tests.bot.service import TEST_SEED, service_settings
 from tests.conftest import ffmpeg_make
 
@@ -185,7 +185,8 @@ async def error_of(response: aiohttp.ClientResponse) -> str:
 
 
 async def test_a_voice_clip_becomes_a_song_with_its_files(
-        service: Service, alice: aiohttp.ClientSession, speech_clip: Path) -> None:
+        service: Service, alice: aiohttp.ClientSession, speech_clip: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     track = await song_from(service, alice, form=clip_form("sing", speech_clip.read_bytes()))
 
     assert track["kind"] == "sing"
@@ -200,13 +201,24 @@ async def test_a_voice_clip_becomes_a_song_with_its_files(
     assert headers["Content-Type"] == "audio/midi"
     assert headers["Content-Disposition"] == (
         f'attachment; filename="singsong-{track["id"]}.mid"')
+    assert await picture_blob_of(service, track["id"]) is None  # not drawn with the song
     status, picture, headers = await fetch(alice, track["urls"]["picture"])
     assert status == 200 and picture.startswith(PNG)
     assert headers["Content-Type"] == "image/png"
+    assert service.blobs.get(await picture_blob_of(service, track["id"]) or "") == picture
+    monkeypatch.setattr("engine.picture.draw", lambda card: b"drawn again")
+    assert (await fetch(alice, track["urls"]["picture"]))[:2] == (200, picture)  # the kept one
     # An <audio> element seeking asks for byte ranges.
     status, part, headers = await fetch(alice, track["urls"]["audio"], {"Range": "bytes=4-9"})
     assert (status, part) == (206, audio[4:10])
     assert headers["Content-Range"] == f"bytes 4-9/{len(audio)}"
+
+
+async def picture_blob_of(service: Service, track_id: int) -> str | None:
+    async with service.sessions() as session:
+        track = await session.get(Track, track_id)
+    assert track is not None
+    return track.picture_blob
 
 
 async def test_the_browser_gets_a_private_cookie_and_safe_headers(

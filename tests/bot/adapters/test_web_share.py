@@ -20,6 +20,7 @@ from tests.bot.adapters.test_web import (
     error_of,
     fetch,
     finished_job,
+    picture_blob_of,
     song_from,
     start_job,
 )
@@ -105,11 +106,15 @@ async def test_a_share_link_plays_for_anyone_until_revoked(
         again = (await response.json())["link"]
     assert again == {"url": link["url"], "credit": "a SingSong singer"}  # same link
 
+    assert await picture_blob_of(service, track["id"]) is None  # never asked for yet
     async with aiohttp.ClientSession(base_url=web.url,
                                      cookie_jar=aiohttp.DummyCookieJar()) as friend:
         async with friend.get(link["url"]) as response:
             assert response.status == 200 and response.content_type == "text/html"
             page = await response.text()
+        # The page's preview tags need the picture's size: it was drawn for the page.
+        drawn = service.blobs.get(await picture_blob_of(service, track["id"]) or "")
+        assert (await fetch(friend, link["url"] + "/picture"))[:2] == (200, drawn)
         tags = meta_tags(page)
         assert tags["og:title"] == "Hello sunshine" and tags["og:type"] == "music.song"
         assert tags["og:audio"] == f"{web.url}{link['url']}/audio"
