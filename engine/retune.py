@@ -286,9 +286,52 @@ def pitch_contour(alignment: Alignment, contour: tuple[np.ndarray, np.ndarray]
     return alignment.time_map.to_input(contour[0]), np.asarray(midi_to_hz(contour[1]))
 
 
+class Analyses:
+    """Praat's analysis ("To Manipulation": pitch and pulses) of each stretch of one voice,
+    made once: the parts of a song sung from the same stretch (the chorus's two halves and the
+    second voice above each) each get a copy of it, which is the same as analysing again.
+
+    Keep one for one voice and one song (it holds the analyses until it goes).
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[int, int, int, int, float, float],
+                         tuple[parselmouth.Data, float]] = {}
+
+    def manipulation(self, samples: np.ndarray, sample_rate: int, span: tuple[int, int, int],
+                     pitch_floor_hz: float, pitch_ceiling_hz: float
+                     ) -> tuple[parselmouth.Data, float]:
+        """A fresh Manipulation of samples[first:last] followed by `pad` zeros, and the
+        analysed clip's duration (s); `span` is (first, last, pad) in samples."""
+        key = (*span, sample_rate, pitch_floor_hz, pitch_ceiling_hz)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = _manipulation(samples, sample_rate, span, pitch_floor_hz,
+                                                   pitch_ceiling_hz)
+        manipulation, duration_s = made
+        return manipulation.copy(), duration_s
+
+    def __len__(self) -> int:
+        """How many stretches have been analysed."""
+        return len(self._made)
+
+
+def _manipulation(samples: np.ndarray, sample_rate: int, span: tuple[int, int, int],
+                  pitch_floor_hz: float, pitch_ceiling_hz: float
+                  ) -> tuple[parselmouth.Data, float]:
+    first, last, pad = span
+    clip = samples[first:last].astype(np.float64)
+    if pad:
+        clip = np.concatenate([clip, np.zeros(pad)])
+    sound = parselmouth.Sound(clip, sampling_frequency=sample_rate)
+    manipulation: parselmouth.Data = call(sound, "To Manipulation", 0.01, pitch_floor_hz,
+                                          pitch_ceiling_hz)
+    return manipulation, float(sound.duration)
+
+
 def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
            contour: tuple[np.ndarray, np.ndarray], pitch_floor_hz: float = 60.0,
-           pitch_ceiling_hz: float = 600.0) -> RetunedVoice:
+           pitch_ceiling_hz: float = 600.0, analyses: Analyses | None = None) -> RetunedVoice:
     """Resynthesise the voice along the alignment's time map and a sung pitch contour.
 
     Praat's PSOLA overlap-add (seeded, so one input gives one voice). A part sung more than
@@ -310,6 +353,9 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
         Lowest f0 Praat's analysis looks for (Hz).
     pitch_ceiling_hz : float > pitch_floor_hz
         Highest f0 Praat's analysis looks for (Hz).
+    analyses : Analyses or None
+        Where the analysis of this stretch of `samples` is kept and taken from, for parts
+        sung from the same stretch; None analyses it here.
 
     Returns
     -------
@@ -320,24 +366,22 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
     time_map = alignment.time_map
     start_in, end_in = float(time_map.input_s[0]), float(time_map.input_s[-1])
     first, last = int(start_in * sample_rate), int(np.ceil(end_in * sample_rate))
-    clip = samples[first:last].astype(np.float64)
     sung_s = float(time_map.output_s[-1] - time_map.output_s[0])
-    clip_s = len(clip) / sample_rate
+    clip_s = len(samples[first:last]) / sample_rate
     pad_s = max(0.0, (sung_s - PRAAT_MAX_STRETCH * clip_s) / (PRAAT_MAX_STRETCH - 1.0))
-    if pad_s > 0.0:
-        clip = np.concatenate([clip, np.zeros(round((pad_s + PAD_MARGIN_S) * sample_rate))])
-    sound = parselmouth.Sound(clip, sampling_frequency=sample_rate)
-    manipulation = call(sound, "To Manipulation", 0.01, pitch_floor_hz, pitch_ceiling_hz)
+    pad = round((pad_s + PAD_MARGIN_S) * sample_rate) if pad_s > 0.0 else 0
+    manipulation, duration_s = (Analyses() if analyses is None else analyses).manipulation(
+        samples, sample_rate, (first, last, pad), pitch_floor_hz, pitch_ceiling_hz)
     contour_in, contour_hz = pitch_contour(alignment, contour)
     duration_in, factors = _duration_points(time_map)
     # The padding goes at its own speed (a tier holds its last value beyond its last point).
     duration_in = np.append(duration_in, end_in + EPSILON_S)
     factors = np.append(factors, 1.0)
     with tempfile.TemporaryDirectory(prefix="singsong-retune-") as folder:
-        pitch_tier = _read_tier(Path(folder, "p.PitchTier"), "PitchTier", sound.duration,
+        pitch_tier = _read_tier(Path(folder, "p.PitchTier"), "PitchTier", duration_s,
                                 contour_in - start_in, contour_hz)
         duration_tier = _read_tier(Path(folder, "d.DurationTier"), "DurationTier",
-                                   sound.duration, duration_in - start_in, factors)
+                                   duration_s, duration_in - start_in, factors)
     call([pitch_tier, manipulation], "Replace pitch tier")
     call([duration_tier, manipulation], "Replace duration tier")
     # Overlap-add picks random stretches of unvoiced sound to repeat; a fixed seed for

@@ -96,8 +96,12 @@ def sing_parts(parts: Sequence[Part], samples: np.ndarray, sample_rate: int, f0:
     with ThreadPoolExecutor(max_workers=1) as world:
         held_future = world.submit(_held_vowels, samples, sample_rate, f0, aligned, timer)
         with timer.stage("retune"):
+            # The chorus's halves and the second voice above them are sung from one stretch
+            # of the voice: Praat analyses it once.
+            analyses = retune.Analyses()
             plain = [retune.retune(samples, sample_rate, alignment, contour,
-                                   pitch_floor_hz=floor_hz, pitch_ceiling_hz=ceiling_hz)
+                                   pitch_floor_hz=floor_hz, pitch_ceiling_hz=ceiling_hz,
+                                   analyses=analyses)
                      for alignment, contour in aligned]
         held = held_future.result()
     with timer.stage("join"):

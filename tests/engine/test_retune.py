@@ -3,7 +3,7 @@ import pytest
 
 from engine.notes import syllables
 from engine.pitch import hz_to_midi, track
-from engine.retune import SungNote, align, retune, sung_contour
+from engine.retune import Analyses, SungNote, align, retune, sung_contour
 from tests.engine.test_pitch import harmonic_tone
 
 SR = 22050
@@ -48,6 +48,24 @@ def test_retuned_voice_sings_the_notes(voice, tuning) -> None:
         total += int(inside.sum())
         hits += int((np.abs(hz_to_midi(after.f0_hz[inside]) - note.pitch) < 0.5).sum())
     assert total > 50 and hits / total > 0.9
+
+
+def test_parts_from_one_stretch_share_one_analysis(voice) -> None:
+    """A chorus and the second voice above it: one Praat analysis, the same voices as when each
+    is analysed apart; another stretch is analysed on its own."""
+    signal, found = voice
+    onsets = [0.5, 1.0, 1.5, 2.25]
+    lead = align(found, [55, 59, 62, 57], onsets, last_end_s=3.0)
+    above = align(found, [59, 62, 66, 60], onsets, last_end_s=3.0)
+    later = align(found[1:], [59, 62, 66], onsets[1:], last_end_s=3.0)
+    analyses = Analyses()
+    for index, alignment in enumerate([lead, above, lead, later]):
+        contour = sung_contour(alignment.sung, "natural", seed=index)
+        shared = retune(signal, SR, alignment, contour, analyses=analyses)
+        alone = retune(signal, SR, alignment, contour)
+        assert shared.start_s == alone.start_s
+        np.testing.assert_array_equal(shared.samples, alone.samples)
+        assert len(analyses) == (1 if index < 3 else 2)
 
 
 LONG_NOTES = (SungNote(60, 0.0, 1.2), SungNote(64, 1.2, 2.4), SungNote(62, 2.6, 2.8),
