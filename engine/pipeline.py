@@ -746,7 +746,7 @@ def render_band(layout: song_form.Layout, band: arrange.Style, intro_bars: int,
     with timer.stage("backing"):
         return arrange.render(arrange.backing_midi(layout.melody, band, intro_bars,
                                                    lift_bars=layout.chorus_bars),
-                              tail_s=arrange.RING_OUT_S)
+                              tail_s=arrange.RING_OUT_S, chorus=band.chorus_effect)
 
 
 def intro_bars_for(tune: Melody) -> int:
