@@ -140,3 +140,27 @@ def test_a_short_note_between_long_ones_keeps_its_own_pitch(pitches: list[int]) 
     not pulled towards its neighbours by the vibrato average."""
     notes = heard(sing(steps_sung(pitches, [0.3, 0.1, 0.3])))
     assert [n.pitch for n in notes] == pitches
+
+
+def test_a_held_note_masked_by_a_louder_clatter_stays_one_note() -> None:
+    """A clatter 6 dB louder than the voice masks 150 ms of a held A3 (the voice goes on
+    under it): the tracker calls it unvoiced, longer than any dropout, but the noise is at
+    least as loud as the voice around it, so the note is one note. The same clatter between
+    two notes, and a 150-ms breath between two on one pitch, still part them."""
+    held, masked = int(0.6 * SR), int(0.15 * SR)
+
+    def tone(midi: float, samples: int) -> np.ndarray:
+        return harmonic_tone(np.full(samples, float(midi_to_hz(midi))), SR)
+
+    rms = float(np.sqrt(np.mean(tone(57, held).astype(np.float64) ** 2)))
+    clatter = np.random.default_rng(1).normal(0, 2 * rms, masked).astype(np.float32)
+    under = np.pad(np.concatenate([tone(57, held), clatter + tone(57, masked), tone(57, held)]),
+                   int(0.3 * SR))
+    midi = track(under, SR).midi()
+    assert np.isnan(midi[int(0.9 / 0.01):int(1.05 / 0.01)]).sum() * 0.01 > 0.1
+    assert [n.pitch for n in heard(under)] == [57]
+    between = np.pad(np.concatenate([tone(57, held), clatter, tone(60, held)]), int(0.3 * SR))
+    assert [n.pitch for n in heard(between)] == [57, 60]
+    breath = np.random.default_rng(2).normal(0, 0.01, masked).astype(np.float32)
+    apart = np.pad(np.concatenate([tone(57, held), breath, tone(57, held)]), int(0.3 * SR))
+    assert [n.pitch for n in heard(apart)] == [57, 57]
