@@ -8,15 +8,17 @@ import io
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly, sosfilt
+from scipy.signal import firwin, resample_poly, sosfilt
 
 from engine.errors import InvalidRequest, ToolMissing
 
@@ -248,10 +250,7 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     if codec is None:
         raise InvalidRequest(f"unknown audio format {fmt!r}: use one of {', '.join(AUDIO_FORMATS)}")
     rate = codec.sample_rate or sample_rate
-    clipped = np.clip(np.asarray(samples, np.float64), -1.0, 1.0)
-    if rate != sample_rate:
-        clipped = resample_poly(clipped, rate, sample_rate, axis=0)
-    layout = "mono" if clipped.ndim == 1 else "stereo"
+    layout = "mono" if np.ndim(samples) == 1 else "stereo"
     # A seekable buffer lets the muxer finish the headers that hold the duration (the MP3
     # Xing frame count); players read it from there.
     buffer = io.BytesIO()
@@ -259,19 +258,47 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
         stream = out.add_stream(codec.encoder, rate=rate, layout=layout,
                                 options=dict(codec.options))
         assert isinstance(stream, av.AudioStream)
-        # Packed floats: one row of the frames' samples, channels interleaved.
-        frame = av.AudioFrame.from_ndarray(clipped.astype(np.float32).reshape(1, -1),
-                                           format="flt", layout=layout)
-        frame.sample_rate = rate
         # The first sample at time 0: left unset, the Ogg muxer counts Opus's pre-skip twice
         # (every granule position 312 samples late: players read the file as starting at
         # 6.5 ms and lasting that much longer).
-        frame.pts, frame.time_base = 0, Fraction(1, rate)
-        for packet in stream.encode(frame):
-            out.mux(packet)
+        written = 0
+        for piece in _resampled_pieces(samples, sample_rate, rate):
+            # Packed floats: one row of the frames' samples, channels interleaved.
+            frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="flt",
+                                               layout=layout)
+            frame.sample_rate = rate
+            frame.pts, frame.time_base = written, Fraction(1, rate)
+            written += len(piece)
+            for packet in stream.encode(frame):
+                out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+ENCODE_CHUNK = 1 << 16  # samples clipped, resampled and handed to the encoder at a time
+RESAMPLE_CONTEXT = 64  # samples either side of a piece that resampling reads (its taps: 10)
+
+
+def _resampled_pieces(samples: np.ndarray, sample_rate: int, rate: int) -> Iterator[np.ndarray]:
+    """The samples clipped to -1..1 and resampled to `rate` (scipy's resample_poly, in
+    float64), as float32 pieces of about ENCODE_CHUNK: each is resampled with
+    RESAMPLE_CONTEXT samples around it and starts on the same filter phase as in one go, so
+    together they are the whole signal resampled, sample for sample."""
+    length = len(samples)
+    up, down = rate // gcd(rate, sample_rate), sample_rate // gcd(rate, sample_rate)
+    step = max(ENCODE_CHUNK // down, 1) * down
+    context = -(-RESAMPLE_CONTEXT // down) * down
+    for start in range(0, max(length, 1), step):
+        low = max(start - context, 0)
+        high = length if start + step >= length else min(start + step + context, length)
+        piece = np.clip(np.asarray(samples[low:high], np.float64), -1.0, 1.0)
+        if up != down:
+            piece = _resample(piece, up, down)
+        first = (start - low) * up // down
+        count = (min(start + step, length) - start) * up // down if start + step < length \
+            else len(piece) - first
+        yield piece[first:first + count].astype(np.float32)
 
 
 def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
@@ -636,9 +663,12 @@ def block_true_peaks(samples: np.ndarray, sample_rate: int,
 
 
 def _block_peaks(magnitudes: np.ndarray, block: int) -> np.ndarray:
-    """The largest of each run of `block` values (the last run padded with zeros)."""
-    padded = np.pad(magnitudes, (0, (-len(magnitudes)) % block))
-    peaks: np.ndarray = padded.reshape(-1, block).max(axis=1).astype(np.float64)
+    """The largest of each run of `block` values (the last run padded with zeros), float64."""
+    whole = len(magnitudes) // block * block
+    peaks = np.empty(-(-len(magnitudes) // block))
+    peaks[:whole // block] = magnitudes[:whole].reshape(-1, block).max(axis=1, initial=0.0)
+    if whole < len(magnitudes):
+        peaks[-1] = magnitudes[whole:].max(initial=0.0)
     return peaks
 
 
@@ -660,8 +690,23 @@ def _true_peak_oversampling(sample_rate: int) -> int:
 def _oversample(samples: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1 or samples.size == 0:
         return np.asarray(samples, dtype=np.float64)
-    oversampled: np.ndarray = resample_poly(np.asarray(samples, dtype=np.float64), factor, 1)
-    return oversampled
+    return _resample(np.asarray(samples, dtype=np.float64), factor, 1)
+
+
+def _resample(samples: np.ndarray, up: int, down: int) -> np.ndarray:
+    """float64 samples (along the first axis) resampled by up / down: scipy's resample_poly,
+    with its own low-pass designed once per ratio rather than on every call."""
+    resampled: np.ndarray = resample_poly(samples, up, down, axis=0,
+                                          window=_resampling_filter(up, down))
+    return resampled
+
+
+@cache
+def _resampling_filter(up: int, down: int) -> np.ndarray:
+    """The FIR low-pass resample_poly designs for up / down (a Kaiser window, beta 5)."""
+    rate = max(up, down)
+    taps: np.ndarray = firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
+    return taps
 
 
 def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
@@ -766,6 +811,17 @@ def _sparse_true_peak(channel: np.ndarray, rate: int) -> float:
 
 def _oversampled_peak(channel: np.ndarray, blocks: np.ndarray, block: int, factor: int,
                       reach: int) -> float:
+    """The largest oversampled magnitude inside the given blocks (increasing), taken
+    TRUE_PEAK_CHUNK samples of the channel at a time (a loud master wants most of its
+    blocks: its oversampled copy is never made whole)."""
+    window = np.asarray(blocks) * block // TRUE_PEAK_CHUNK
+    groups = np.split(blocks, np.flatnonzero(np.diff(window)) + 1)
+    return max((_runs_peak(channel, group, block, factor, reach) for group in groups),
+               default=0.0)
+
+
+def _runs_peak(channel: np.ndarray, blocks: np.ndarray, block: int, factor: int,
+               reach: int) -> float:
     """The largest oversampled magnitude inside the given blocks (increasing): each run of
     them with `reach` samples either side (all the filter reads), oversampled in one go."""
     if blocks.size == 0:

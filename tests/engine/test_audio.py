@@ -187,6 +187,26 @@ def test_loudness_from_stretch_energies_is_the_whole_signals(rate: int, channels
     assert integrated_loudness(clip[:0], rate) == float("-inf")
 
 
+@pytest.mark.parametrize(("rate", "channels"), [(32000, 1), (44100, 2), (22050, 1),
+                                              (48000, 2)])
+def test_the_encoders_pieces_are_the_whole_signal_resampled(rate: int, channels: int) -> None:
+    """Clipped and resampled a piece at a time (so a song's 48 kHz copy is never held whole),
+    the samples handed to the encoder are those of resampling all at once, bit for bit."""
+    from scipy.signal import resample_poly
+
+    from engine.audio import ENCODE_CHUNK, _resampled_pieces
+
+    rng = np.random.default_rng(5)
+    length = 2 * ENCODE_CHUNK + 12345
+    clip = (0.6 * rng.standard_normal((length, channels))).astype(np.float32)
+    clip = clip[:, 0] if channels == 1 else clip
+    pieces = list(_resampled_pieces(clip, rate, 48000))
+    assert len(pieces) == 3 and all(p.dtype == np.float32 for p in pieces)
+    whole = resample_poly(np.clip(clip.astype(np.float64), -1, 1), 48000, rate, axis=0)
+    assert np.array_equal(np.concatenate(pieces), whole.astype(np.float32))
+    assert [len(p) for p in _resampled_pieces(clip[:0], rate, 48000)] == [0]
+
+
 def test_short_term_levels_side_by_side_and_overlapping() -> None:
     """Windows side by side (window = hop: their mean squares) and overlapping windows (a
     running sum) measure the same windows alike; a clip shorter than a window is one
