@@ -4,9 +4,10 @@ over its melody (a piano roll), and for a song the voice's sung line drawn over 
 Every picture is a 1200 x 630 PNG (CARD_SIZE_PX), the size chat apps show as a link's
 preview, so a song's public page uses its picture as it is.
 
-A song's picture is drawn when someone asks for it, not when the song is made: the song keeps
-what its card shows as a few kilobytes of JSON (voice_card), and `draw` makes the PNG from
-that, the same bytes voice_png gives for the same song. matplotlib is imported only to draw.
+A picture is drawn when someone asks for it, not when the music is made: a song, a melody or
+a piano part keeps what its card shows as a few kilobytes of JSON (voice_card, notes_card,
+piano_roll_card), and `draw` makes the PNG from that, the same bytes voice_png or notes_png
+give. matplotlib is imported only to draw.
 """
 
 from __future__ import annotations
@@ -60,6 +61,76 @@ def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
         chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
         bar_s=melody.step_s * 16,
     )
+
+
+def piano_roll_card(melody: Melody, title: str | None = None) -> bytes:
+    """What piano_roll_png draws, as JSON to keep and draw later (`draw`).
+
+    Parameters
+    ----------
+    melody, title
+        As for piano_roll_png.
+
+    Returns
+    -------
+    bytes
+        notes_card's JSON; `draw` gives piano_roll_png's bytes.
+    """
+    return notes_card(
+        [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
+        duration_s=melody.duration_s,
+        title=title or "A new melody",
+        subtitle=f"{melody.key.name} · {melody.tempo_bpm:g} BPM",
+        chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
+        bar_s=melody.step_s * 16,
+    )
+
+
+def heard_notes_card(notes: Sequence[tuple[int, float, float, int]], duration_s: float,
+                     tempo_bpm: float | None) -> bytes:
+    """The card of a clip played on the piano (pipeline.piano's picture): the notes heard,
+    titled by how many and their tempo, with a bar line every 4 beats when there is one.
+
+    Parameters
+    ----------
+    notes : sequence of (pitch, start_s, end_s, velocity)
+        The notes heard: MIDI pitch, start and end (s), velocity (0-127).
+    duration_s : float > 0
+        The clip's length (s).
+    tempo_bpm : float or None
+        The tempo the notes were quantised to (BPM); None: not quantised, no bar lines.
+
+    Returns
+    -------
+    bytes
+        notes_card's JSON.
+    """
+    title = f"{len(notes)} notes heard" + (f", {tempo_bpm:g} BPM" if tempo_bpm else "")
+    return notes_card(notes, duration_s, title=title,
+                      bar_s=240.0 / tempo_bpm if tempo_bpm else None)
+
+
+def notes_card(notes: Sequence[tuple[int, float, float, int]], duration_s: float, title: str,
+               subtitle: str = "", chords: Sequence[tuple[str, float]] = (),
+               bar_s: float | None = None) -> bytes:
+    """What notes_png draws, as JSON to keep and draw later (`draw`); the numbers exact.
+
+    Parameters
+    ----------
+    notes, duration_s, title, subtitle, chords, bar_s
+        As for notes_png: (MIDI pitch, start s, end s, velocity 0-127) each, the time shown
+        (s), the headline and the line under it, (chord name, start s) each, a bar (s).
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON: {"kind": "notes", ...}.
+    """
+    card = {"kind": "notes", "title": title, "subtitle": subtitle,
+            "duration_s": float(duration_s), "bar_s": None if bar_s is None else float(bar_s),
+            "notes": [[int(p), float(s), float(e), int(v)] for p, s, e, v in notes],
+            "chords": [[str(name), float(start)] for name, start in chords]}
+    return json.dumps(card, separators=(",", ":"), allow_nan=False).encode()
 
 
 def notes_png(notes: Sequence[tuple[int, float, float, int]], duration_s: float, title: str,
@@ -173,17 +244,17 @@ def voice_card(sung: Sequence[tuple[int, float, float]], line: tuple[np.ndarray,
 
 
 def draw(card: bytes) -> bytes:
-    """The picture a card (voice_card's JSON) describes.
+    """The picture a card (voice_card's, notes_card's or piano_roll_card's JSON) describes.
 
     Parameters
     ----------
     card : bytes
-        voice_card's JSON.
+        The card's JSON.
 
     Returns
     -------
     bytes
-        A PNG (CARD_SIZE_PX), byte for byte what voice_png gives for the same song.
+        A PNG (CARD_SIZE_PX), byte for byte what voice_png (or notes_png) gives for it.
 
     Raises
     ------
@@ -192,15 +263,26 @@ def draw(card: bytes) -> bytes:
     """
     try:
         data = json.loads(card)
-        if data.get("kind") != "voice":
-            raise ValueError(f"not a card SingSong draws: kind {data.get('kind')!r}")
-        sung = [(int(p), float(s), float(e)) for p, s, e in data["sung"]]
-        times = np.array(data["times_s"], dtype=np.float64)
-        midi = np.array([np.nan if m is None else m for m in data["midi"]], dtype=np.float64)
-        title, subtitle, voice = str(data["title"]), str(data["subtitle"]), str(data["voice"])
+        kind = data.get("kind")
+        title, subtitle = str(data["title"]), str(data["subtitle"])
+        if kind == "voice":
+            sung = [(int(p), float(s), float(e)) for p, s, e in data["sung"]]
+            times = np.array(data["times_s"], dtype=np.float64)
+            midi = np.array([np.nan if m is None else m for m in data["midi"]],
+                            dtype=np.float64)
+            voice = str(data["voice"])
+        elif kind == "notes":
+            notes = [(int(p), float(s), float(e), int(v)) for p, s, e, v in data["notes"]]
+            chords = [(str(name), float(start)) for name, start in data["chords"]]
+            duration_s = float(data["duration_s"])
+            bar_s = None if data["bar_s"] is None else float(data["bar_s"])
+        else:
+            raise ValueError(f"not a card SingSong draws: kind {kind!r}")
     except (KeyError, TypeError, AttributeError, UnicodeDecodeError,
             json.JSONDecodeError) as error:
         raise ValueError(f"not a card SingSong draws: {error}") from error
+    if kind == "notes":
+        return notes_png(notes, duration_s, title, subtitle, chords, bar_s)
     return voice_png(sung, (times, midi), title=title, subtitle=subtitle, voice=voice)
 
 

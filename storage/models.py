@@ -154,8 +154,8 @@ class Track(Base):
     audio_blob: Mapped[str] = mapped_column(String(64))
     midi_blob: Mapped[str | None] = mapped_column(String(64))
     picture_blob: Mapped[str | None] = mapped_column(String(64))  # PNG, once drawn
-    # What its picture shows (engine.picture.voice_card's JSON), drawn when first asked for;
-    # a song's only (tracks from before it was kept have their picture_blob instead).
+    # What its picture shows (an engine.picture card's JSON), drawn when first asked for;
+    # tracks from before it was kept, and group songs, have their picture_blob instead.
     picture_card_blob: Mapped[str | None] = mapped_column(String(64))
     duration_s: Mapped[float] = mapped_column(Float)
     key: Mapped[str | None] = mapped_column(String(16))

@@ -48,7 +48,7 @@ from storage.blobs import BlobStore
 from storage.models import Chat, Job, JobKind, Track, User, now
 
 NO_LONGER_VALID = "That button is no longer valid."
-PICTURE_SENT = "Here is its picture: your voice's line over the melody's notes."
+PICTURE_SENT = "Here is its picture."
 MAKES_AGAIN = ("another", JobKind.PIANO, *FORM_BUTTONS)  # buttons that make a new job
 AlbumBuilder = Callable[[str], Awaitable[dict[str, Any]]]
 """Builds a week's album now (bot.scheduler.build_album): its report."""

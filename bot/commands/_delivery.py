@@ -150,7 +150,6 @@ class Delivery:
         if job.kind == JobKind.GROUP:
             return group_reply(job, track, file_of(self.blobs, track, "audio"), midi)
         return finished_reply(job.kind, track, file_of(self.blobs, track, "audio"), midi,
-                              file_of(self.blobs, track, "picture") if track.picture_blob else None,
                               in_a_group=job.private is False,
                               sung=SungAs.of(job))
 

@@ -90,22 +90,23 @@ def sung_parts(sections: tuple[dict[str, Any], ...]) -> str:
                                   for name, count in runs))
 
 
-def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None,
-                   picture: FileOut | None, *, in_a_group: bool = False,
-                   sung: SungAs | None = None) -> Reply:
+def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None, *,
+                   in_a_group: bool = False, sung: SungAs | None = None) -> Reply:
     """What a person gets for a finished job, with the buttons that fit it (a song offers its
-    other form; in a group chat, a Like button for the others there)."""
+    other form; in a group chat, a Like button for the others there). Its picture is a
+    button: drawn when pressed, not with every job."""
     about = track_about(track)
     share = Button("Share to album", f"share:{track.id}")
     another = Button("Another melody", f"another:{track.id}")
     like = (Button("Like", f"like:{track.id}"),) if in_a_group else ()
+    picture = (Button("Picture", f"picture:{track.id}"),) if has_part(track, "picture") else ()
     if kind == JobKind.MELODY:
-        return Reply(f"A new melody ({about}): the audio, the MIDI file and its piano roll.",
-                     voice=audio, files=tuple(f for f in (midi, picture) if f),
-                     buttons=(another, share, *like))
+        return Reply(f"A new melody ({about}): the audio and the MIDI file; its piano roll "
+                     "under Picture.", voice=audio, files=tuple(f for f in (midi,) if f),
+                     buttons=(another, *picture, share, *like))
     if kind == JobKind.PIANO:
         return Reply(f"Your clip on the piano ({about}), with the notes as MIDI.",
-                     voice=audio, files=tuple(f for f in (midi,) if f))
+                     voice=audio, files=tuple(f for f in (midi,) if f), buttons=picture)
     buttons = [another]
     if sung is not None:
         other = next(form for form in FORM_BUTTONS if form != sung.form)
@@ -114,9 +115,7 @@ def finished_reply(kind: str, track: Track, audio: FileOut, midi: FileOut | None
         buttons.append(Button("Piano version", f"piano:{track.id}"))
     if midi is not None:
         buttons.append(Button("MIDI file", f"midi:{track.id}"))
-    if has_part(track, "picture"):  # drawn when pressed, not with every song
-        buttons.append(Button("Picture", f"picture:{track.id}"))
-    buttons += [share, *like]
+    buttons += [*picture, share, *like]
     text = f"Here is your song #{track.id} ({about})."
     if sung is not None and (said := sung.about()):
         text += "\n" + said

@@ -25,8 +25,8 @@ class JobResult:
     duration_s: float  # of the audio
     timings_s: dict[str, float]  # wall time of each stage, seconds
     midi: bytes | None = None  # the melody, a MIDI file
-    picture: bytes | None = None  # PNG (a melody's, a piano part's, a group song's)
-    picture_card: bytes | None = None  # a song's picture, to draw when asked (engine.picture)
+    picture: bytes | None = None  # PNG (a group song's)
+    picture_card: bytes | None = None  # the picture, to draw when asked (engine.picture.draw)
     key: str | None = None  # "A minor"; None for a piano part
     tempo_bpm: float | None = None
     features: dict[str, Any] | None = None  # measure(): curation features, or {"failed": why}
@@ -96,7 +96,7 @@ def measure(data: bytes, key: str | None, tempo_bpm: float | None, *,
 
 
 def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> _Made:
-    from engine import arrange, pipeline
+    from engine import arrange, picture, pipeline
     from engine.form import DEFAULT_FORM
     from engine.singer import supported_language
     from engine.theory import parse_key
@@ -125,19 +125,23 @@ def _make(kind: str, data: bytes | None, parameters: dict[str, Any]) -> _Made:
     if kind == JobKind.MELODY:
         key = parse_key(parameters["key"]) if parameters.get("key") else None
         piece = pipeline.melody(seed=seed, key=key, style=parameters.get("style"),
-                                formats=("ogg", "mid", "png"), title=title)
+                                formats=("ogg", "mid"), title=title)
         # Stored as long as its audio is (the notes end before the band stops ringing).
         assert piece.audio_duration_s is not None  # set whenever audio is asked for
         return _Made(JobResult(
-            audio=piece.files["ogg"], midi=piece.files["mid"], picture=piece.files["png"],
+            audio=piece.files["ogg"], midi=piece.files["mid"],
+            picture_card=picture.piano_roll_card(piece.melody, title),
             duration_s=piece.audio_duration_s, key=piece.melody.key.name,
             tempo_bpm=piece.melody.tempo_bpm, timings_s=piece.timings_s))
     if kind == JobKind.GROUP:
         return _group_song(data or b"", parameters)
     if kind == JobKind.PIANO:
-        result = pipeline.piano(data or b"", formats=("ogg", "mid", "png"))
+        result = pipeline.piano(data or b"", formats=("ogg", "mid"))
         return _Made(JobResult(
-            audio=result.files["ogg"], midi=result.files["mid"], picture=result.files["png"],
+            audio=result.files["ogg"], midi=result.files["mid"],
+            picture_card=picture.heard_notes_card(
+                [(n.pitch, n.start_s, n.end_s, n.velocity) for n in result.notes],
+                result.duration_s, result.tempo_bpm),
             duration_s=result.duration_s, key=None, tempo_bpm=result.tempo_bpm,
             timings_s=result.timings_s))
     raise ValueError(f"unknown job kind {kind!r}")

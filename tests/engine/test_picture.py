@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from engine import picture
-from engine.pipeline import sing
+from engine.audio import wav_bytes
+from engine.pipeline import melody, piano, sing
+from tests.engine.test_piano import SR, sung_scale
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -39,8 +41,23 @@ def test_a_card_draws_what_voice_png_draws() -> None:
     assert drawn != picture.draw(picture.voice_card(sung, line, "Another title"))
 
 
+def test_a_melodys_and_a_piano_parts_cards_draw_their_piano_rolls() -> None:
+    """The worker keeps a melody's and a piano part's card (no picture): drawn, each is the
+    PNG the engine draws with them."""
+    tune = melody(seed=3, bars=2, formats=("png",), title="Velvet Harbour")
+    assert picture.draw(picture.piano_roll_card(tune.melody, "Velvet Harbour")) == (
+        tune.files["png"])
+    played = piano(wav_bytes(sung_scale(), SR), formats=("png",))
+    card = picture.heard_notes_card([(n.pitch, n.start_s, n.end_s, n.velocity)
+                                     for n in played.notes], played.duration_s,
+                                    played.tempo_bpm)
+    assert json.loads(card)["title"].startswith("8 notes heard")
+    assert picture.draw(card) == played.files["png"]
+
+
 @pytest.mark.parametrize("card", [b"", b"not json", b"[]", b'{"kind": "cover"}',
-                                  b'{"kind": "voice", "sung": []}', b"\xff\xfe"])
+                                  b'{"kind": "voice", "sung": []}', b"\xff\xfe",
+                                  b'{"kind": "notes", "title": "", "subtitle": ""}'])
 def test_only_a_card_is_drawn(card: bytes) -> None:
     with pytest.raises(ValueError, match="not a card SingSong draws"):
         picture.draw(card)
@@ -60,14 +77,18 @@ def test_a_song_drawn_when_asked_is_the_picture_drawn_with_it(short_speech_clip:
     assert "extras" not in later.timings_s
 
 
-def test_making_a_song_without_extras_never_imports_matplotlib(short_speech_clip: Path) -> None:
-    """A worker making songs does not load matplotlib (its memory), nor draw (its CPU)."""
+def test_a_worker_never_imports_matplotlib(short_speech_clip: Path, tmp_path: Path) -> None:
+    """A worker making songs, lyrics, melodies and piano parts does not load matplotlib (its
+    memory), nor draw (its CPU): each keeps its picture's card."""
+    scale = tmp_path / "scale.wav"
+    scale.write_bytes(wav_bytes(sung_scale(), SR))
     script = ("import sys; from pathlib import Path; from bot.jobs.tasks import run_engine; "
-              "made = run_engine('sing', Path(sys.argv[1]).read_bytes(), {'seed': 2}); "
-              "assert made.picture is None and made.picture_card, made; "
-              "said = run_engine('lyrics', None, {'seed': 2, 'text': 'la la la sing along'}); "
-              "assert said.picture is None and said.picture_card, said; "
+              "made = [run_engine('sing', Path(sys.argv[1]).read_bytes(), {'seed': 2}), "
+              "run_engine('lyrics', None, {'seed': 2, 'text': 'la la la sing along'}), "
+              "run_engine('melody', None, {'seed': 2}), "
+              "run_engine('piano', Path(sys.argv[2]).read_bytes(), {})]; "
+              "assert all(m.picture is None and m.picture_card for m in made), made; "
               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
-    run = subprocess.run([sys.executable, "-c", script, str(short_speech_clip)],
+    run = subprocess.run([sys.executable, "-c", script, str(short_speech_clip), str(scale)],
                          capture_output=True, text=True, check=True, timeout=180)
     assert run.stdout.strip() == "[]"

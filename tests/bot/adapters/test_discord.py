@@ -289,13 +289,17 @@ async def test_after_the_gateway_asks_to_reconnect_the_bot_resumes_and_answers(
     await fake.wait_for(posted(channel_messages(fake.dm_channel_id(pat)), ".ogg"), TIMEOUT_S)
 
 
-async def test_slash_melody_sends_audio_midi_and_picture(
+async def test_slash_melody_sends_audio_midi_and_a_picture_button(
         fake: FakeDiscord, discord_bot: tuple[Service, DiscordAdapter]) -> None:
     dave = fake.user("dave")
     asked = await fake.slash(dave, None, "melody", {"key": "A minor", "style": "lofi"})
     melody = await fake.wait_for(posted(follow_ups(asked), ".ogg"), TIMEOUT_S)
-    assert sorted(name.rsplit(".", 1)[1] for name in melody.filenames) == ["mid", "ogg", "png"]
+    assert sorted(name.rsplit(".", 1)[1] for name in melody.filenames) == ["mid", "ogg"]
     assert "A minor" in melody.content
+    pressed = await fake.click(dave, None, int(song_message(fake)["id"]),
+                               action(melody, "picture"))
+    roll = await fake.wait_for(posted(follow_ups(pressed), ".png"), TIMEOUT_S)
+    assert roll.files[0].data.startswith(b"\x89PNG")
 
 
 async def test_slash_piano_plays_the_attached_clip(

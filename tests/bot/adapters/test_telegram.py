@@ -158,19 +158,20 @@ async def test_the_short_version_button_sings_the_same_song_short_once(
     assert short.files["voice"].data != song.files["voice"].data
 
 
-async def test_melody_sends_the_tune_its_midi_and_its_picture(
+async def test_melody_sends_the_tune_its_midi_and_a_picture_button(
         fake: FakeTelegram, telegram: TelegramAdapter) -> None:
     asked = await fake.text(ALICE, ALICE, "/melody A minor lofi")
-    picture = await fake.wait_for(lambda call: replying("sendDocument", asked)(call)
-                                  and call.files["document"].filename.endswith(".png"),
-                                  TIMEOUT_S)
-    assert picture.files["document"].data[:4] == b"\x89PNG"
-    tune = next(filter(replying("sendVoice", asked), fake.calls))
+    tune = await fake.wait_for(replying("sendVoice", asked), TIMEOUT_S)
     assert "A minor" in tune.params["caption"]
-    assert list(button_actions(tune)) == ["Another melody", "Share to album"]
-    midi = [call for call in fake.calls_to("sendDocument")
-            if call.files["document"].filename.endswith(".mid")]
-    assert len(midi) == 1 and midi[0].files["document"].data[:4] == b"MThd"
+    assert list(button_actions(tune)) == ["Another melody", "Picture", "Share to album"]
+    midi = await fake.wait_for(lambda call: replying("sendDocument", asked)(call)
+                               and call.files["document"].filename.endswith(".mid"), TIMEOUT_S)
+    assert midi.files["document"].data[:4] == b"MThd"
+    assert len(fake.calls_to("sendDocument")) == 1  # its piano roll only when asked for
+    await fake.press(ALICE, ALICE, tune.result["message_id"], button_actions(tune)["Picture"])
+    roll = await fake.wait_for(lambda call: call.method == "sendDocument" and call.ok
+                               and call.files["document"].filename.endswith(".png"), TIMEOUT_S)
+    assert roll.files["document"].data[:4] == b"\x89PNG"
     assert "upload_voice" in {call.params["action"] for call in fake.calls_to("sendChatAction")}
 
 

@@ -146,8 +146,9 @@ async def test_an_uploaded_clip_becomes_a_named_song_shared_by_link(
         await expect(page.locator("#result-meta")).to_contain_text("lofi band")
         await expect(page.locator("#result-origin")).to_have_text(f"From “{speech_clip.name}”.")
         await plays(page.locator("#result-audio"))
+        # Drawn when the page first asks for it: waited for, not assumed loaded.
         assert await page.locator("#result-picture").evaluate(
-            "image => image.complete && image.naturalWidth === 1200")
+            "image => image.decode().then(() => image.naturalWidth === 1200)")
         await expect(page.locator("#download-picture")).to_have_attribute(
             "href", "/api/tracks/1/picture?download=1")
         # One list of songs: a row per song, no players of their own, no second button.

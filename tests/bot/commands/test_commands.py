@@ -189,10 +189,8 @@ async def test_a_picture_from_before_cards_is_sent_and_a_track_without_one_says_
     assert (await service.commands.track_view(ALICE, bare.id)).parts == ("audio",)
     assert await service.commands.track_file(ALICE, bare.id, "picture") is None
     audio = file_of(service.blobs, bare, "audio")
-    assert "Picture" not in [b.label for b in finished_reply("sing", bare, audio, None, None,
-                                                               sung=None).buttons]
-    assert "Picture" in [b.label for b in finished_reply("sing", old, audio, None, None,
-                                                           sung=None).buttons]
+    assert "Picture" not in [b.label for b in finished_reply("sing", bare, audio, None).buttons]
+    assert "Picture" in [b.label for b in finished_reply("sing", old, audio, None).buttons]
 
 
 def test_a_songs_reply_names_its_parts_and_the_language_it_was_sung_in() -> None:
@@ -236,7 +234,8 @@ async def test_lyrics_melody_and_what_plain_text_means_where(
     assert job.parameters["style"] == "lofi"
     tune = next(reply for _, reply in outbox.sent if reply.text.startswith("A new melody"))
     assert "A minor" in tune.text
-    assert [f.filename[-3:] for f in tune.files] == ["mid", "png"]
+    assert [f.filename[-3:] for f in tune.files] == ["mid"]  # its piano roll when asked
+    assert [b.label for b in tune.buttons] == ["Another melody", "Picture", "Share to album"]
     in_a_group = await commands.handle(message("hello there", place=GROUP, message_id="3"))
     assert in_a_group.job_id is None and "/sing" in in_a_group.text
 
