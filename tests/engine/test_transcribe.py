@@ -164,3 +164,38 @@ def test_a_held_note_masked_by_a_louder_clatter_stays_one_note() -> None:
     breath = np.random.default_rng(2).normal(0, 0.01, masked).astype(np.float32)
     apart = np.pad(np.concatenate([tone(57, held), breath, tone(57, held)]), int(0.3 * SR))
     assert [n.pitch for n in heard(apart)] == [57, 57]
+
+
+def la_la_la(dip_db: float = 15.0) -> np.ndarray:
+    """The loudness (dB, one value per sample) of "la la la" on one note: 0.4-s vowels
+    parted by a voiced consonant that dips `dip_db` for 60 ms."""
+    held, dip = int(0.4 * SR), int(0.02 * SR)
+    consonant = np.concatenate([np.linspace(0, -dip_db, dip), np.full(dip, -dip_db),
+                                np.linspace(-dip_db, 0, dip)])
+    vowel = np.zeros(held)
+    return np.concatenate([vowel, consonant, vowel, consonant, vowel])
+
+
+def test_repeated_notes_under_a_hiss_stay_apart() -> None:
+    """"la la la" under steady white noise 6 dB below the voice: the noise fills the
+    consonants' dips in the loudness, not in the voice's harmonics."""
+    la = la_la_la()
+    voice = sing(np.full(len(la), 60.0), la).astype(np.float64)
+    rms = float(np.sqrt(np.mean(voice[int(0.3 * SR):int(0.6 * SR)] ** 2)))
+    noisy = voice + np.random.default_rng(0).normal(0, rms * 10 ** (-6 / 20), len(voice))
+    assert [n.pitch for n in heard(noisy.astype(np.float32))] == [60, 60, 60]
+
+
+def test_a_new_syllable_after_a_fading_note_is_found_by_its_rise() -> None:
+    """Each syllable fades by 6 dB over 0.2 s, dips 3 dB more and comes back in 20 ms: the
+    dip is shallow against the faded end (as a room's tail fills it), the rise is sudden."""
+
+    def ramp(from_db: float, to_db: float, duration_s: float) -> np.ndarray:
+        return np.linspace(from_db, to_db, int(duration_s * SR))
+
+    syllable = np.concatenate([ramp(0, 0, 0.2), ramp(0, -6, 0.2), ramp(-6, -9, 0.03),
+                               ramp(-9, 0, 0.02)])
+    loudness = np.concatenate([syllable, syllable, ramp(0, 0, 0.4)])
+    notes = heard(sing(np.full(len(loudness), 57.0), loudness))
+    assert [n.pitch for n in notes] == [57, 57, 57]
+    assert np.abs(np.array([n.start_s for n in notes]) - [0.3, 0.75, 1.2]).max() < 0.05
