@@ -31,9 +31,10 @@ class CommandsBase:
         return file_of(self.blobs, track, part)
 
     async def track_part(self, track: Track, part: str) -> FileOut | None:
-        """One of a track's files (TRACK_PARTS), None when it has no such part. A song's
-        picture is drawn from its card the first time it is asked for (in a thread: it
-        takes 0.1-0.3 s of a core), then kept as the track's picture_blob."""
+        """One of a track's files (TRACK_PARTS), None when it has no such part. Its picture
+        is drawn from its card the first time it is asked for (in a thread: it takes
+        0.1-0.3 s of a core), then kept as the track's picture_blob. Two first asks at
+        once both draw it (the same bytes, kept once: blobs are named by their content)."""
         if part == "picture" and track.picture_blob is None and track.picture_card_blob:
             name, png = await asyncio.to_thread(self._draw, track.picture_card_blob)
             async with self.sessions() as session:
