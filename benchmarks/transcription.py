@@ -503,8 +503,8 @@ def on_synthetic_variants(cases: list[Case]) -> dict[str, Any]:
 PROVENANCE = {
     "tuned_on": "synthetic, synthetic_unsteady and synthetic_variants (SingSong's own "
                 "singing of known MIDI; its noise from another stretch of the recording, "
-                "also at 5 dB SNR, its reverb another room), quick_notes (seeded voice-like phrases of short "
-                "notes), and the unit tests' synthetic voices",
+                "also at 5 dB SNR, its reverb another room), quick_notes (seeded "
+                "voice-like phrases of short notes), and the unit tests' synthetic voices",
     "reported": "vocadito and its variants: not used to choose the constants (the design "
                 "was informed by looking at vocadito's piano roll)",
 }
