@@ -53,7 +53,7 @@ def test_a_sung_scale_comes_back_as_its_notes(tuning_cents: float) -> None:
 
 
 def test_vocadito_scores_above_the_floor(shared_data: Path) -> None:
-    """Measured F (onsets, 50 ms, 50 cents) 0.87 against A1 and 0.83 against A2
+    """Measured F (onsets, 50 ms, 50 cents) 0.906 against A1 and 0.836 against A2
     (benchmarks/transcription.py); the floor is issue 18's target, 0.80."""
     clip = shared_data / "singing" / "vocadito" / "vocadito_1.wav"
     result = piano(clip.read_bytes(), formats=("mid",))
