@@ -290,14 +290,14 @@ def _resampled_pieces(samples: np.ndarray, sample_rate: int, rate: int) -> Itera
     step = max(ENCODE_CHUNK // down, 1) * down
     context = -(-RESAMPLE_CONTEXT // down) * down
     for start in range(0, max(length, 1), step):
-        low = max(start - context, 0)
-        high = length if start + step >= length else min(start + step + context, length)
+        stop = min(start + step, length)
+        low, high = max(start - context, 0), min(stop + context, length)
         piece = np.clip(np.asarray(samples[low:high], np.float64), -1.0, 1.0)
         if up != down:
             piece = _resample(piece, up, down)
         first = (start - low) * up // down
-        count = (min(start + step, length) - start) * up // down if start + step < length \
-            else len(piece) - first
+        # The last piece keeps all its resampled tail (the output rounds up, as in one go).
+        count = len(piece) - first if stop == length else (stop - start) * up // down
         yield piece[first:first + count].astype(np.float32)
 
 
