@@ -420,10 +420,14 @@ def weighted_energy(samples: np.ndarray, sample_rate: int, hold: int | None = No
         stops = starts + block
     else:  # one block, padded with silence
         starts, stops = np.array([0]), np.array([length])
-    cuts = [starts, stops[stops < length], np.arange(0, length, LOUDNESS_CHUNK)]
-    if hold is not None:
-        cuts.append(np.arange(0, length, hold))
-    edges = np.unique(np.concatenate(cuts))
+    if hold is not None and length >= block and step % hold == block % hold == \
+            LOUDNESS_CHUNK % hold == 0:
+        edges = np.arange(0, length, hold)  # every other edge is on the runs' grid
+    else:
+        cuts = [starts, stops[stops < length], np.arange(0, length, LOUDNESS_CHUNK)]
+        if hold is not None:
+            cuts.append(np.arange(0, length, hold))
+        edges = np.unique(np.concatenate(cuts))
     energy = np.zeros(len(edges))
     sos = _k_weighting(sample_rate)
     state = np.zeros((len(sos), 2, *np.shape(samples)[1:]))
