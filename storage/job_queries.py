@@ -1,15 +1,17 @@
 """What the job engine asks of storage beyond storage.queries: how much a person (and the
-whole service) has asked for lately, a redelivered message's job, and a worker's claim on a
-queued job. Functions over an AsyncSession."""
+whole service) has asked for lately, a redelivered message's job, a worker's claim on a
+queued job, and the curation features it measures once the track is stored. Functions over
+an AsyncSession."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Job, JobStatus, now
+from storage.models import Job, JobStatus, Track, now
 
 
 async def jobs_asked_since(session: AsyncSession, user_id: int, since: datetime) -> int:
@@ -61,3 +63,18 @@ async def claim_job(session: AsyncSession, job_id: int) -> Job | None:
     job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one()
     await session.commit()
     return job
+
+
+async def store_features(session: AsyncSession, track_id: int, features: dict[str, Any],
+                         job_id: int, timings_s: dict[str, float]) -> bool:
+    """A stored track's curation features, measured after it was stored, and its job's
+    timings with the measuring's. Kept unless the track is gone (forgotten) or was measured
+    meanwhile (by the nightly curation); True when kept. Commits."""
+    kept = await session.execute(
+        update(Track).where(Track.id == track_id, Track.features.is_(None))
+        .values(features=features))
+    stored = bool(kept.rowcount == 1)  # type: ignore[attr-defined]
+    if stored:
+        await session.execute(update(Job).where(Job.id == job_id).values(timings_s=timings_s))
+    await session.commit()
+    return stored

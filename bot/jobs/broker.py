@@ -17,7 +17,7 @@ from bot import outages
 from bot.jobs import constants
 from bot.jobs.constants import QUEUE_NAME, TASK_NAME
 from bot.jobs.tasks import Runner, run_engine
-from bot.jobs.worker import execute_job
+from bot.jobs.worker import execute_job, finish_measuring, warm_worker
 
 log = logging.getLogger("singsong.jobs")
 
@@ -98,11 +98,24 @@ async def run_worker(redis_url: str, database_url: str, data_dir: str,
     broker.is_worker_process = True
     try:
         with ThreadPoolExecutor(max_workers=1) as executor:
+            if runner is run_engine:  # the first job after a start does not wait for it
+                await _warm(executor, database_url, data_dir)
             await Receiver(broker, executor, max_async_tasks=1,
                            run_startup=False).listen(finish)
+        await asyncio.to_thread(finish_measuring)  # the last song's features stored
         if finish.is_set():
             log.info("worker: stopped, the job under way finished")
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
         await broker.shutdown()
+
+
+async def _warm(executor: ThreadPoolExecutor, database_url: str, data_dir: str) -> None:
+    """warm_worker in the thread that runs the jobs (it keeps their database engine); a
+    warm-up that fails is said and the worker listens all the same (its first job tries)."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(executor, warm_worker, database_url,
+                                                         data_dir)
+    except Exception as error:
+        log.warning("worker: warming up failed (%s: %s)", type(error).__name__, error)

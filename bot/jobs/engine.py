@@ -39,8 +39,8 @@ from bot.jobs import constants
 from bot.jobs.broker import make_broker
 from bot.jobs.constants import QUEUE_NAME, TASK_NAME, WORKER_STOPPED, Outcome
 from bot.jobs.limits import DEFAULT_LIMITS, Limits, check_limits
-from bot.jobs.tasks import Runner, run_engine, warm_up
-from bot.jobs.worker import execute_job
+from bot.jobs.tasks import Runner, run_engine
+from bot.jobs.worker import execute_job, finish_measuring, warm_worker
 from bot.logs import job_context
 from bot.outages import is_outage, outlast
 from storage import job_queries, queries
@@ -106,10 +106,9 @@ class JobEngine:
             # Spawned, not forked: a fork would copy this process's event loop and database
             # threads mid-flight.
             self._executor = self._new_pool()
-            # Start every worker now, and load the model and soundfont there, so that the
-            # first people after a start do not wait for it.
-            for _ in range(self.workers):
-                self._executor.submit(warm_up)
+            # Start every worker now, and load the model and soundfont there and connect to
+            # the database, so that the first people after a start do not wait for it.
+            self._warm_workers()
         async with self.sessions() as session:
             over_redis = self._broker is not None
             await self._give_up_lost(session, lease_s=self.lease_s if over_redis else 0.0)
@@ -155,9 +154,11 @@ class JobEngine:
         return job, created
 
     async def wait(self) -> None:
-        """Until every job this engine started has finished (tests, shutdown)."""
+        """Until every job this engine started has finished (tests, shutdown), and the
+        curation features that workers in this process measure are stored."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+        await asyncio.to_thread(finish_measuring)
 
     def _spawn(self, job_id: int, person_id: int) -> None:
         with job_context(job_id, person_id):  # the task logs with the job's context
@@ -210,8 +211,12 @@ class JobEngine:
         self._executor = self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
         if self.runner is run_engine:
-            for _ in range(self.workers):
-                self._executor.submit(warm_up)
+            self._warm_workers()
+
+    def _warm_workers(self) -> None:
+        assert self._executor is not None
+        for _ in range(self.workers):
+            self._executor.submit(warm_worker, self.database_url, str(self.data_dir))
 
     async def _give_back(self, job_id: int) -> Outcome:
         """After its worker gave up: the job goes back in the queue (or fails, when that was

@@ -1,20 +1,30 @@
 """A worker's side of a job: claim it (queued becomes running), run the engine while
 renewing the job's lease, then store the track and mark it done, or end the attempt (queued
-again for a retry, or failed). Runs in a pool process, or in a `singsong worker`."""
+again for a retry, or failed). Runs in a pool process, or in a `singsong worker`.
+
+The song's curation features are measured after the track is stored, in a thread of the
+worker's process, while the reply is sent: a worker that dies in between leaves the track
+unmeasured, and the nightly curation measures it from its file."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.jobs import constants
 from bot.jobs.constants import INTERNAL_ERROR, Outcome
-from bot.jobs.tasks import Runner, run_engine
+from bot.jobs.tasks import Runner, run_engine, warm_up
 from bot.logs import job_context
 from bot.outages import is_outage
 from storage import job_queries, queries
@@ -36,12 +46,27 @@ def execute_job(job_id: int, database_url: str, data_dir: str,
     return worker.loop.run_until_complete(_execute(job_id, worker, runner))
 
 
+def warm_worker(database_url: str, data_dir: str) -> None:
+    """Ready this process for its first job: the engine warmed up (tasks.warm_up) and the
+    database engine its jobs use connected. The pool runs it once in each new worker."""
+    warm_up()
+    worker = _worker_state(database_url, data_dir)
+    worker.loop.run_until_complete(_connect(worker))
+
+
+async def _connect(worker: _Worker) -> None:
+    async with worker.database.connect():
+        pass
+
+
 @dataclass
 class _Worker:
     loop: asyncio.AbstractEventLoop
     database: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     blobs: BlobStore
+    database_url: str
+    data_dir: str
 
 
 _workers: dict[tuple[str, str, int], _Worker] = {}
@@ -53,13 +78,16 @@ def _worker_state(database_url: str, data_dir: str) -> _Worker:
         loop = asyncio.new_event_loop()
         database = create_engine(database_url)
         _workers[key] = _Worker(loop, database, session_factory(database),
-                                BlobStore(Path(data_dir) / "blobs"))
+                                BlobStore(Path(data_dir) / "blobs"), database_url, data_dir)
     return _workers[key]
 
 
 def close_worker_threads() -> None:
     """Close the event loops and database engines that worker threads of this process keep
-    (once their executor has shut down: tests, or a process that runs jobs in threads)."""
+    (once their executor has shut down: tests, or a process that runs jobs in threads),
+    after the features being measured are stored."""
+    finish_measuring()
+
     def close(worker: _Worker) -> None:
         worker.loop.run_until_complete(worker.database.dispose())
         worker.loop.close()
@@ -106,7 +134,7 @@ async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
         job.parameters = {**job.parameters, "sung": made.sung}
     async with worker.sessions() as session:
         try:
-            await save_track(
+            track = await save_track(
                 session, job, audio_blob=blobs.put(made.audio),
                 midi_blob=blobs.put(made.midi) if made.midi else None,
                 picture_blob=blobs.put(made.picture) if made.picture else None,
@@ -117,7 +145,66 @@ async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
             log.warning("job %d attempt %d finished after it was given up: not stored",
                         job_id, attempt)
             return Outcome.SKIPPED
+    if made.measure is not None:
+        _measure_later(worker, job_id, track.id, made.timings_s, made.measure)
     return Outcome.DONE
+
+
+# -- Curation features, measured once the track is stored ----------------------------------
+
+_measuring_lock = threading.Lock()
+_measuring: ThreadPoolExecutor | None = None  # one thread a process, started on first use
+_measures: set[Future[None]] = set()  # measures of this process not finished yet
+
+
+def _measure_later(worker: _Worker, job_id: int, track_id: int, timings_s: dict[str, float],
+                   measure: Callable[[], dict[str, Any]]) -> None:
+    """Measure the stored track's curation features in this process's measuring thread
+    (its log lines carry the job's context), and store them with the job's timings."""
+    global _measuring
+    with _measuring_lock:
+        if _measuring is None:
+            _measuring = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="singsong-measure")
+        future = _measuring.submit(contextvars.copy_context().run, _measure_and_store,
+                                   worker.database_url, worker.data_dir, job_id, track_id,
+                                   timings_s, measure)
+        _measures.add(future)
+    future.add_done_callback(_measured)
+
+
+def _measured(future: Future[None]) -> None:
+    with _measuring_lock:
+        _measures.discard(future)
+
+
+def _measure_and_store(database_url: str, data_dir: str, job_id: int, track_id: int,
+                       timings_s: dict[str, float],
+                       measure: Callable[[], dict[str, Any]]) -> None:
+    started = time.perf_counter()
+    features = measure()  # {"failed": why} when the song cannot be measured
+    timings_s = {**timings_s, "measure": round(time.perf_counter() - started, 4)}
+    worker = _worker_state(database_url, data_dir)  # the measuring thread's own
+    try:
+        worker.loop.run_until_complete(_store_features(worker, job_id, track_id, features,
+                                                       timings_s))
+    except Exception as error:  # unmeasured, the track waits for the nightly curation
+        log.warning("job %d: its curation features were not stored (%s: %s)", job_id,
+                    type(error).__name__, error)
+
+
+async def _store_features(worker: _Worker, job_id: int, track_id: int,
+                          features: dict[str, Any], timings_s: dict[str, float]) -> None:
+    async with worker.sessions() as session:
+        await job_queries.store_features(session, track_id, features, job_id, timings_s)
+
+
+def finish_measuring() -> None:
+    """Until the curation features this process is measuring are stored (tests; a worker
+    that stops: its process also waits for them on its way out)."""
+    with _measuring_lock:
+        pending = list(_measures)
+    wait_for_futures(pending)
 
 
 async def _end_attempt(worker: _Worker, job_id: int, attempt: int, status: JobStatus,

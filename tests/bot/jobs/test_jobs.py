@@ -1,6 +1,7 @@
 """The job engine on SQLite and PostgreSQL, in a real process pool and over the real Redis."""
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -8,6 +9,7 @@ import multiprocessing
 import os
 import secrets
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -16,10 +18,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
+from sqlalchemy.pool import QueuePool
 
 from bot import jobs
 from bot.errors import SlowDown
 from bot.jobs import JobEngine, JobResult, Limits, constants, execute_job, run_worker
+from bot.jobs import worker as worker_module
 from bot.logs import JsonFormatter, PlainFormatter, job_context
 from engine.errors import InvalidRequest
 from storage.models import Job, Track
@@ -233,6 +237,118 @@ async def test_the_real_engine_makes_a_melody(database: Database) -> None:
     assert database.blobs.get(track.audio_blob)[:4] == b"OggS"
     assert database.blobs.get(track.midi_blob or "")[:4] == b"MThd"
     assert track.duration_s > 5 and track.key
+    # Measured in the worker's process after the track was stored: the pool's shutdown waited.
+    assert track.features is not None and track.features["key"] == track.key
+
+
+class HeldMeasure:
+    """A job's curation measuring that waits until the test lets it go."""
+
+    def __init__(self, features: dict[str, Any]) -> None:
+        self.features, self.go = features, threading.Event()
+
+    def __call__(self) -> dict[str, Any]:
+        assert self.go.wait(30), "never let go"
+        return self.features
+
+
+async def test_the_reply_does_not_wait_for_the_curation_features(database: Database) -> None:
+    """The track is stored and on_finished called while the song is still being measured;
+    the features and the measuring's time come after, and wait() waits for them."""
+    held = HeldMeasure({"key": "C major"})
+    finished: list[tuple[int, str]] = []
+
+    async def on_finished(job_id: int, outcome: str) -> None:
+        finished.append((job_id, outcome))
+
+    def runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
+        return dataclasses.replace(quick_runner(kind, data, parameters), measure=held)
+
+    executor = ThreadPoolExecutor(1)
+    engine = engine_for(database, runner, executor=executor, on_finished=on_finished)
+    try:
+        await engine.start()
+        async with database.sessions() as session:
+            user = await user_for(session, "web", "measured")
+        job, _ = await engine.submit(key="web:measured:1", kind="melody", user=user)
+        async with asyncio.timeout(30):
+            while not finished:
+                await asyncio.sleep(0.01)
+        assert finished == [(job.id, "done")]
+        async with database.sessions() as session:
+            track = (await session.execute(select(Track))).scalar_one()
+            assert track.features is None
+        held.go.set()
+        await engine.wait()
+        await engine.stop()
+    finally:
+        held.go.set()
+        executor.shutdown()
+        await asyncio.to_thread(jobs.close_worker_threads)
+    async with database.sessions() as session:
+        track = (await session.execute(select(Track))).scalar_one()
+        stored = await session.get(Job, job.id)
+    assert track.features == {"key": "C major"}
+    assert stored is not None and set(stored.timings_s) == {"total", "measure"}
+
+
+async def test_features_measured_meanwhile_or_of_a_forgotten_song_are_left_alone(
+        database: Database) -> None:
+    """The nightly curation measured the track first: its features stay. The song was
+    forgotten (its track deleted): nothing is stored, and nothing fails."""
+    helds = [HeldMeasure({"key": "late"}), HeldMeasure({"key": "late"})]
+
+    def runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
+        return dataclasses.replace(quick_runner(kind, data, parameters),
+                                   measure=helds[parameters["n"]])
+
+    executor = ThreadPoolExecutor(1)
+    engine = engine_for(database, runner, executor=executor)
+    try:
+        await engine.start()
+        async with database.sessions() as session:
+            user = await user_for(session, "web", "curated")
+        made = [(await engine.submit(key=f"web:curated:{n}", kind="melody", user=user,
+                                     parameters={"n": n}))[0] for n in range(2)]
+        async with asyncio.timeout(30):
+            while (await counts(database)).get("tracks") != 2:
+                await asyncio.sleep(0.01)
+        async with database.sessions() as session:
+            curated, forgotten = [(await session.execute(
+                select(Track).where(Track.job_id == job.id))).scalar_one() for job in made]
+            curated.features = {"key": "nightly"}
+            await session.delete(forgotten)
+            await session.commit()
+        for held in helds:
+            held.go.set()
+        await engine.wait()
+        await engine.stop()
+    finally:
+        for held in helds:
+            held.go.set()
+        executor.shutdown()
+        await asyncio.to_thread(jobs.close_worker_threads)
+    async with database.sessions() as session:
+        tracks = list((await session.execute(select(Track))).scalars())
+        kept = await session.get(Job, made[0].id)
+    assert [track.features for track in tracks] == [{"key": "nightly"}]
+    assert kept is not None and "measure" not in kept.timings_s
+
+
+def test_a_warmed_worker_is_connected_to_the_database(database: Database) -> None:
+    """warm_worker (which the pool runs in each new worker) leaves the thread's database
+    engine made and a connection in its pool, for the first job's claim."""
+    def warm() -> tuple[int, int]:
+        jobs.warm_worker(database.url, str(database.data_dir))
+        state = worker_module._workers[(database.url, str(database.data_dir),
+                                        threading.get_ident())]
+        pool = state.database.pool
+        assert isinstance(pool, QueuePool)
+        return pool.checkedin(), pool.checkedout()
+
+    with ThreadPoolExecutor(1) as executor:
+        assert executor.submit(warm).result() == (1, 0)
+    jobs.close_worker_threads()
 
 
 def logging_runner(kind: str, data: bytes | None, parameters: dict[str, Any]) -> JobResult:
