@@ -5,6 +5,8 @@ the moment the update is queued on the server to the moment the bot's sendVoice 
 Prints JSON: p50/p95 per level, and the replies lost or doubled (both must be 0).
 
     .venv/bin/python -m benchmarks.e2e [--rounds-1 8] [--rounds-4 3] [--rounds-16 2]
+
+A level given 0 rounds is left out (`--rounds-4 0 --rounds-16 0`: one person only).
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ async def measure(rounds: dict[int, int]) -> dict[str, Any]:
                 levels = {}
                 next_user = 1
                 for people, count in rounds.items():
+                    if count <= 0:
+                        continue  # a level not asked for
                     users = list(range(next_user, next_user + people))
                     next_user += people
                     latencies: list[float] = []
@@ -108,7 +112,7 @@ async def measure(rounds: dict[int, int]) -> dict[str, Any]:
         "replies_doubled": sum(n - 1 for n in answers.values() if n > 1),
         "workers": service.jobs.workers,
         "get_updates_calls": len(asked),
-        "targets": {"p95_1_user_s": 2.0, "p95_16_users_s": 8.0},
+        "targets": {"p95_1_user_s": 1.5, "p95_16_users_s": 8.0},  # issue 20
     }
 
 
