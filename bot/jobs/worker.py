@@ -150,6 +150,33 @@ async def _attempt(job: Job, worker: _Worker, runner: Runner) -> Outcome:
     return Outcome.DONE
 
 
+async def _end_attempt(worker: _Worker, job_id: int, attempt: int, status: JobStatus,
+                       error: str) -> Outcome:
+    """An attempt that made nothing: the job fails or goes back in the queue (status:
+    failed, or retry), unless it was given up meanwhile (skipped)."""
+    async with worker.sessions() as session:
+        ended = await queries.end_attempt(session, job_id, attempt, status=status.value,
+                                          error=error[:1000])
+    if not ended:
+        return Outcome.SKIPPED
+    return Outcome.FAILED if status == JobStatus.FAILED else Outcome.RETRY
+
+
+async def _keep_lease(worker: _Worker, job_id: int, attempt: int) -> None:
+    """Renew the job's lease every HEARTBEAT_S while the engine works on it. A database that
+    is away misses beats (the lease is generous); a job given up meanwhile ends the beat."""
+    while True:
+        await asyncio.sleep(constants.HEARTBEAT_S)
+        try:
+            async with worker.sessions() as session:
+                if not await queries.renew_lease(session, job_id, attempt):
+                    return
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.debug("job %d: heartbeat missed (%s)", job_id, type(error).__name__)
+
+
 # -- Curation features, measured once the track is stored ----------------------------------
 
 _measuring_lock = threading.Lock()
@@ -184,8 +211,8 @@ def _measure_and_store(database_url: str, data_dir: str, job_id: int, track_id: 
     started = time.perf_counter()
     features = measure()  # {"failed": why} when the song cannot be measured
     timings_s = {**timings_s, "measure": round(time.perf_counter() - started, 4)}
-    worker = _worker_state(database_url, data_dir)  # the measuring thread's own
     try:
+        worker = _worker_state(database_url, data_dir)  # the measuring thread's own
         worker.loop.run_until_complete(_store_features(worker, job_id, track_id, features,
                                                        timings_s))
     except Exception as error:  # unmeasured, the track waits for the nightly curation
@@ -205,30 +232,3 @@ def finish_measuring() -> None:
     with _measuring_lock:
         pending = list(_measures)
     wait_for_futures(pending)
-
-
-async def _end_attempt(worker: _Worker, job_id: int, attempt: int, status: JobStatus,
-                       error: str) -> Outcome:
-    """An attempt that made nothing: the job fails or goes back in the queue (status:
-    failed, or retry), unless it was given up meanwhile (skipped)."""
-    async with worker.sessions() as session:
-        ended = await queries.end_attempt(session, job_id, attempt, status=status.value,
-                                          error=error[:1000])
-    if not ended:
-        return Outcome.SKIPPED
-    return Outcome.FAILED if status == JobStatus.FAILED else Outcome.RETRY
-
-
-async def _keep_lease(worker: _Worker, job_id: int, attempt: int) -> None:
-    """Renew the job's lease every HEARTBEAT_S while the engine works on it. A database that
-    is away misses beats (the lease is generous); a job given up meanwhile ends the beat."""
-    while True:
-        await asyncio.sleep(constants.HEARTBEAT_S)
-        try:
-            async with worker.sessions() as session:
-                if not await queries.renew_lease(session, job_id, attempt):
-                    return
-        except Exception as error:
-            if not is_outage(error):
-                raise
-            log.debug("job %d: heartbeat missed (%s)", job_id, type(error).__name__)
