@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
 import logging
 import threading
 import time
@@ -47,11 +48,29 @@ def execute_job(job_id: int, database_url: str, data_dir: str,
 
 
 def warm_worker(database_url: str, data_dir: str) -> None:
-    """Ready this process for its first job: the engine warmed up (tasks.warm_up) and the
-    database engine its jobs use connected. The pool runs it once in each new worker."""
+    """Ready this process for its first job: one malloc arena, the engine warmed up
+    (tasks.warm_up) and the database engine its jobs use connected. The pool runs it once in
+    each new worker."""
+    one_malloc_arena()
     warm_up()
     worker = _worker_state(database_url, data_dir)
     worker.loop.run_until_complete(_connect(worker))
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter: how many malloc arenas a process may have
+
+
+def one_malloc_arena() -> bool:
+    """Let this process's threads share glibc's one malloc arena: the band renders in a
+    thread beside the voice, and each thread's arena of its own kept freed song-sized buffers
+    apart. Measured over three songs in one process: peak RSS 448-463 MB against 487-491 MB,
+    CPU 6.56-6.71 against 6.72-6.94 s. Nothing happens where the C library is not glibc.
+    Returns whether the limit was set."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1))
+    except (OSError, AttributeError):
+        log.info("not glibc: malloc arenas left as they are")
+        return False
 
 
 async def _connect(worker: _Worker) -> None:

@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -392,3 +394,12 @@ def test_plain_lines_end_with_the_job_context_and_extras_win() -> None:
         assert json.loads(JsonFormatter().format(record))["job_id"] == 8
         assert json.loads(JsonFormatter().format(record))["person_id"] == 3
     assert formatter.format(record).endswith("made it")
+
+
+def test_a_worker_limits_itself_to_one_malloc_arena() -> None:
+    """glibc takes the limit (mallopt answers 1); in a process of its own, so this one keeps
+    its arenas."""
+    answer = subprocess.run(
+        [sys.executable, "-c", "from bot.jobs.worker import one_malloc_arena as one; "
+         "print(one())"], capture_output=True, text=True, check=True, timeout=60)
+    assert answer.stdout.strip() == "True"
