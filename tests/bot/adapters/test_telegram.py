@@ -105,9 +105,12 @@ async def test_a_voice_note_comes_back_as_a_song_and_its_buttons_work(
                 and call.files["document"].filename.endswith(".png")]
 
     assert pictures() == []
+    def pictures_sent(count: int) -> Callable[[ApiCall], bool]:
+        return lambda _: len(pictures()) == count
+
     for presses in (1, 2):
         await fake.press(ALICE, ALICE, song_id, button_actions(song)["Picture"])
-        await fake.wait_for(lambda _, n=presses: len(pictures()) == n, TIMEOUT_S)
+        await fake.wait_for(pictures_sent(presses), TIMEOUT_S)
     first, second = (call.files["document"] for call in pictures())
     assert first.data[:4] == b"\x89PNG" and first.data == second.data
 
