@@ -40,15 +40,17 @@ TICK_S = 60.0
 # --- Curation -------------------------------------------------------------------------------
 
 
-async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
-                       moment: datetime) -> dict[str, Any]:
-    """Measure what is not measured yet; then score this week's candidates. JSON report."""
+async def measure_unmeasured(sessions: async_sessionmaker[AsyncSession],
+                             blobs: BlobStore) -> tuple[int, int]:
+    """Measure every track that has no curation features yet: a worker measures each song
+    after its reply, so one it has not reached yet, or one whose worker died first, is
+    measured here. (How many were measured, how many of those failed.)"""
     measured = failed = 0
     while True:
         async with sessions() as session:
             batch = await queries.tracks_without_features(session, CURATE_BATCH)
             if not batch:
-                break
+                return measured, failed
             for track in batch:
                 # SingSong's songs and melodies start on a downbeat (piano versions, with no
                 # key, are never measured: tracks_without_features leaves them out).
@@ -59,6 +61,12 @@ async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobSt
                 failed += "failed" in found
                 measured += 1
             await session.commit()
+
+
+async def run_curation(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore,
+                       moment: datetime) -> dict[str, Any]:
+    """Measure what is not measured yet; then score this week's candidates. JSON report."""
+    measured, failed = await measure_unmeasured(sessions, blobs)
     week = week_of(moment)
     start, end = week_bounds(week)
     async with sessions() as session:
@@ -97,6 +105,10 @@ async def build_album(sessions: async_sessionmaker[AsyncSession], blobs: BlobSto
         existing = await queries.album_of_week(session, week)
         if existing is not None:
             return await _album_report(session, existing, created=False)
+    # A song shared moments ago may not be measured yet (its worker measures it after the
+    # reply): measured here, it is not left out.
+    await measure_unmeasured(sessions, blobs)
+    async with sessions() as session:
         found = await queries.album_candidates(session, start, end)
         voices = await queries.group_voice_names(session, [c.track.id for c in found])
     # A group song is credited to every voice in it.
