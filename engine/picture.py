@@ -53,14 +53,7 @@ def piano_roll_png(melody: Melody, title: str | None = None) -> bytes:
     bytes
         A PNG.
     """
-    return notes_png(
-        [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
-        duration_s=melody.duration_s,
-        title=title or "A new melody",
-        subtitle=f"{melody.key.name} · {melody.tempo_bpm:g} BPM",
-        chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
-        bar_s=melody.step_s * 16,
-    )
+    return notes_png(*_melody_roll(melody, title))
 
 
 def piano_roll_card(melody: Melody, title: str | None = None) -> bytes:
@@ -76,14 +69,16 @@ def piano_roll_card(melody: Melody, title: str | None = None) -> bytes:
     bytes
         notes_card's JSON; `draw` gives piano_roll_png's bytes.
     """
-    return notes_card(
-        [(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
-        duration_s=melody.duration_s,
-        title=title or "A new melody",
-        subtitle=f"{melody.key.name} · {melody.tempo_bpm:g} BPM",
-        chords=[(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
-        bar_s=melody.step_s * 16,
-    )
+    return notes_card(*_melody_roll(melody, title))
+
+
+def _melody_roll(melody: Melody, title: str | None) -> tuple[Any, ...]:
+    """notes_png's (and notes_card's) arguments for a melody's piano roll, in order."""
+    return ([(n.pitch, n.start_s, n.end_s, n.velocity) for n in melody.notes],
+            melody.duration_s, title or "A new melody",
+            f"{melody.key.name} · {melody.tempo_bpm:g} BPM",
+            [(chord_name(c.root, c.quality), c.start_s) for c in melody.chords],
+            melody.step_s * 16)
 
 
 def heard_notes_card(notes: Sequence[tuple[int, float, float, int]], duration_s: float,

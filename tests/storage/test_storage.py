@@ -41,22 +41,28 @@ async def test_migrations_up_and_down(empty_database) -> None:
     assert await table_names(empty_database) >= TABLES
 
 
-async def test_a_jobs_answer_moves_out_of_its_parameters_and_back(empty_database) -> None:
-    """Migration 0006: how a job is answered (reply_to, private) moves from its parameters
-    to columns of its own, and back on downgrade; the engine's parameters stay."""
-    asked = {"seed": 3, "voices": [{"name": "Ann", "reply_to": {"message_id": 7}}],
-             "reply_to": {"message_id": 9}, "private": False}
-    await migrate(empty_database, "0005")
-    async with empty_database.begin() as connection:
+async def insert_ann_and_her_job(database, kind: str, status: str, parameters: str) -> None:
+    """User 1 (Ann, on Telegram) and her job 1, written as SQL so that an older schema takes
+    them."""
+    async with database.begin() as connection:
         await connection.execute(text(
             "INSERT INTO users (id, platform, platform_user_id, display_name, album_consent,"
             " preferred_style, created_at) VALUES (1, 'telegram', '42', 'Ann', false, 'pop',"
             " CURRENT_TIMESTAMP)"))
         await connection.execute(text(
             "INSERT INTO jobs (id, kind, status, idempotency_key, user_id, parameters,"
-            " attempts, timings_s, replied, created_at) VALUES (1, 'group', 'queued', 'k', 1,"
+            " attempts, timings_s, replied, created_at) VALUES (1, :kind, :status, 'k', 1,"
             " :parameters, 0, '{}', false, CURRENT_TIMESTAMP)"),
-            {"parameters": json.dumps(asked)})
+            {"kind": kind, "status": status, "parameters": parameters})
+
+
+async def test_a_jobs_answer_moves_out_of_its_parameters_and_back(empty_database) -> None:
+    """Migration 0006: how a job is answered (reply_to, private) moves from its parameters
+    to columns of its own, and back on downgrade; the engine's parameters stay."""
+    asked = {"seed": 3, "voices": [{"name": "Ann", "reply_to": {"message_id": 7}}],
+             "reply_to": {"message_id": 9}, "private": False}
+    await migrate(empty_database, "0005")
+    await insert_ann_and_her_job(empty_database, "group", "queued", json.dumps(asked))
     await migrate(empty_database)
     async with empty_database.connect() as connection:
         row = (await connection.execute(select(Job.parameters, Job.reply_to, Job.private))).one()
@@ -74,15 +80,8 @@ async def test_a_track_keeps_its_picture_card_from_0007_and_loses_it_on_downgrad
     """Migration 0007: tracks get picture_card_blob (null for those before it, which keep
     their picture_blob); a downgrade drops the column and leaves the rest."""
     await migrate(empty_database, "0006")
+    await insert_ann_and_her_job(empty_database, "sing", "done", "{}")
     async with empty_database.begin() as connection:
-        await connection.execute(text(
-            "INSERT INTO users (id, platform, platform_user_id, display_name, album_consent,"
-            " preferred_style, created_at) VALUES (1, 'telegram', '42', 'Ann', false, 'pop',"
-            " CURRENT_TIMESTAMP)"))
-        await connection.execute(text(
-            "INSERT INTO jobs (id, kind, status, idempotency_key, user_id, parameters,"
-            " attempts, timings_s, replied, created_at) VALUES (1, 'sing', 'done', 'k', 1,"
-            " '{}', 1, '{}', true, CURRENT_TIMESTAMP)"))
         await connection.execute(text(
             "INSERT INTO tracks (id, job_id, user_id, audio_blob, picture_blob, duration_s,"
             " shared, created_at) VALUES (1, 1, 1, 'a', 'old-png', 9.5, false,"
