@@ -370,8 +370,11 @@ def retune(samples: np.ndarray, sample_rate: int, alignment: Alignment,
     clip_s = len(samples[first:last]) / sample_rate
     pad_s = max(0.0, (sung_s - PRAAT_MAX_STRETCH * clip_s) / (PRAAT_MAX_STRETCH - 1.0))
     pad = round((pad_s + PAD_MARGIN_S) * sample_rate) if pad_s > 0.0 else 0
-    manipulation, duration_s = (Analyses() if analyses is None else analyses).manipulation(
-        samples, sample_rate, (first, last, pad), pitch_floor_hz, pitch_ceiling_hz)
+    span = (first, last, pad)
+    manipulation, duration_s = (
+        _manipulation(samples, sample_rate, span, pitch_floor_hz, pitch_ceiling_hz)
+        if analyses is None else
+        analyses.manipulation(samples, sample_rate, span, pitch_floor_hz, pitch_ceiling_hz))
     contour_in, contour_hz = pitch_contour(alignment, contour)
     duration_in, factors = _duration_points(time_map)
     # The padding goes at its own speed (a tier holds its last value beyond its last point).
