@@ -120,35 +120,35 @@ def short_button(song: ApiCall) -> str:
                     if key["text"] == "Short version"))
 
 
-async def until_measured(database: Path, tracks: int) -> None:
-    """Wait until `tracks` songs have their curation features stored: a worker measures them
-    after the reply, in the background, and their CPU belongs to the song."""
+async def until_measured(database: Path) -> None:
+    """Wait until every stored song has its curation features: a worker measures them after
+    the reply, in the background, and their CPU belongs to the song."""
     deadline = time.monotonic() + REPLY_TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.closing(sqlite3.connect(database)) as db:
-            measured = db.execute("SELECT count(*) FROM tracks WHERE features IS NOT NULL "
-                                  "AND features != 'null'").fetchone()[0]
-        if measured >= tracks:
+            unmeasured = db.execute("SELECT count(*) FROM tracks WHERE features IS NULL "
+                                    "OR features = 'null'").fetchone()[0]
+        if unmeasured == 0:
             return
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"{tracks} songs' features were not stored in time")
+    raise RuntimeError("songs' features were not stored in time")
 
 
 async def one_note(fake: FakeTelegram, server: int, user: int, clip: bytes,
-                   database: Path, tracks_before: int) -> dict[str, float]:
+                   database: Path) -> dict[str, float]:
     """A voice note, then its Short version: the CPU each cost the service (s), the
     background measuring of each song's features included."""
     before = tree_cpu_s(server)
     asked = await fake.voice(user, user, clip, duration=15)
     song = await fake.wait_for(song_to(user, asked), REPLY_TIMEOUT_S)
-    await until_measured(database, tracks_before + 1)
+    await until_measured(database)
     full = tree_cpu_s(server)
     song_id = int(song.result["message_id"])
     await fake.press(user, user, song_id, short_button(song))
     await fake.wait_for(lambda call: call.method == "sendVoice" and call.ok
                         and call.params.get("reply_parameters", {}).get("message_id")
                         == song_id, REPLY_TIMEOUT_S)
-    await until_measured(database, tracks_before + 2)
+    await until_measured(database)
     return {"full": full - before, "short": tree_cpu_s(server) - full}
 
 
@@ -231,13 +231,12 @@ async def measure(rounds: int) -> dict[str, Any]:
             database = Path(folder) / "singsong.db"
             try:
                 await until_polling(fake, server)
-                await one_note(fake, server.pid, 1, clips[0].read_bytes(), database,
-                               0)  # warm up
+                await one_note(fake, server.pid, 1, clips[0].read_bytes(),
+                               database)  # warm up
                 for round_index in range(rounds):
                     for index, clip in enumerate(clips):
                         spent = await one_note(fake, server.pid, 10 + round_index * 10 + index,
-                                               clip.read_bytes(), database,
-                                               2 + 2 * (round_index * len(clips) + index))
+                                               clip.read_bytes(), database)
                         for form, seconds in spent.items():
                             costs[form].append(seconds)
                             per_15_s[form].append(seconds * PER_S / durations[clip])
