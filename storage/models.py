@@ -40,12 +40,8 @@ class JobKind(StrEnum):
     LYRICS = "lyrics"  # typed words sung by SingSong's own voice
     MELODY = "melody"  # a fresh melody with its band
     PIANO = "piano"  # a sung or hummed clip played on piano
-    GROUP = "group"  # a song from several people's voices
-
-    @classmethod
-    def requested(cls) -> tuple[JobKind, ...]:
-        """The kinds a person asks a job for, in the order menus list them."""
-        return (cls.SING, cls.LYRICS, cls.MELODY, cls.PIANO)
+    GROUP = "group"  # a song from several people's voices (the others are asked for by
+    # commands: bot.commands.REQUESTED_KINDS)
 
 
 class JobStatus(StrEnum):

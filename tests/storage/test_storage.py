@@ -248,4 +248,3 @@ async def test_job_kinds_and_statuses_are_stored_as_their_words(database: Databa
     assert sorted((kind, status) for kind, status in rows) == sorted(
         (kind.value, status.value) for kind in JobKind for status in JobStatus)
     assert {type(kind) for kind, _ in rows} == {str}
-    assert set(JobKind.requested()) == set(JobKind) - {JobKind.GROUP}
