@@ -61,11 +61,10 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter: how many malloc arenas a process 
 
 
 def one_malloc_arena() -> bool:
-    """Let this process's threads share glibc's one malloc arena: the band renders in a
-    thread beside the voice, and each thread's arena of its own kept freed song-sized buffers
-    apart. Measured over three songs in one process: peak RSS 448-463 MB against 487-491 MB,
-    CPU 6.56-6.71 against 6.72-6.94 s. Nothing happens where the C library is not glibc.
-    Returns whether the limit was set."""
+    """Let this process's threads (the band renders in one beside the voice) share glibc's
+    one malloc arena. Measured over three songs in one process, twice each way: peak RSS
+    448-463 MB against 487-491 MB, CPU 6.56-6.71 against 6.72-6.94 s. Nothing happens where
+    the C library is not glibc. Returns whether the limit was set."""
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1))
     except (OSError, AttributeError):
